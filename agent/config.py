@@ -1,0 +1,551 @@
+"""From properties files to a validated, built topology — with every problem reported at once.
+
+Phases (``agent --check`` prints one result per phase):
+
+1. **parse**: Java ``.properties`` files into keys with file and line (:mod:`agent.properties`); values trimmed,
+   empty values dropped, ``${env:X}`` / ``${sys:X}`` / ``${KEY}`` substituted, config filters applied.
+2. **components**: Flume's grammar (``<agent>.sources|channels|sinks|sinkgroups``), each component's ``type``
+   resolved through the registry and its properties checked against its spec, then the component built (no
+   side effects: building opens nothing).
+3. **graph**: sources' channels, sinks' channel, sink groups, batch sizes against transactionCapacity, unused
+   channels.
+
+Unlike Flume, a bad component is never silently dropped while the rest runs: every error is reported with
+``FILE:LINE: component: property: message`` and the agent refuses to start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent import registry
+from agent.core import Channel, ChannelProcessor, ChannelSelector, Interceptor, Sink, SinkProcessor, Source
+from agent.properties import Entry, PropertiesError, load_properties
+from agent.spec import ConfigError, Problem, Raw, Spec
+
+__all__ = ["ConfigFile", "AgentPlan", "Topology", "load", "plan", "build", "check"]
+
+_LISTS = ("sources", "channels", "sinks", "sinkgroups", "configfilters")
+_KIND = {"sources": "source", "channels": "channel", "sinks": "sink", "sinkgroups": "sinkgroup",
+         "configfilters": "configfilter"}
+
+
+@dataclass
+class ConfigFile:
+    """All keys of the loaded files (later files override earlier ones), with where each was set."""
+
+    keys: dict[str, Raw]
+    paths: list[str]
+    problems: list[Problem] = field(default_factory=list)
+
+    def agents(self) -> list[str]:
+        names: list[str] = []
+        for key in self.keys:
+            agent, dot, rest = key.partition(".")
+            if dot and rest in _LISTS and agent not in names:
+                names.append(agent)
+        return names
+
+
+_SUBST = re.compile(r"\$(\$?)\{([^}]*)\}")
+_FILTER_REF = re.compile(r"\$\{(\w+)\[(?:'([-\w]+)'|\"([-\w]+)\"|([-\w]+))\]\}")
+
+
+def load(paths: Iterable[str | os.PathLike], sysprops: Mapping[str, str] | None = None,
+         environ: Mapping[str, str] | None = None) -> ConfigFile:
+    """Phase 1: read and merge the files, trim values, drop empty ones, substitute ``${...}``."""
+    sysprops = dict(sysprops or {})
+    environ = os.environ if environ is None else environ
+    problems: list[Problem] = []
+    keys: dict[str, Raw] = {}
+    path_list = [str(p) for p in paths]
+    for path in path_list:
+        try:
+            entries: list[Entry] = load_properties(path)
+        except FileNotFoundError:
+            problems.append(Problem(path, 0, "", None, "configuration file not found"))
+            continue
+        except IsADirectoryError:
+            problems.append(Problem(path, 0, "", None, "is a directory, not a configuration file"))
+            continue
+        except PropertiesError as exc:
+            problems.append(Problem(path, getattr(exc, "line", 0), "", None, str(exc)))
+            continue
+        except OSError as exc:
+            problems.append(Problem(path, 0, "", None, f"cannot read: {exc.strerror or exc}"))
+            continue
+        for e in entries:
+            key = e.key.strip()
+            value = e.value.strip()
+            if not key:
+                continue
+            if not value:
+                # Flume drops keys with empty values (PROPERTY_VALUE_NULL): `replaceString =` acts as if absent.
+                keys.pop(key, None)
+                continue
+            keys[key] = Raw(value, e.line, e.path)
+    legacy_env = sysprops.get("propertiesImplementation", "").endswith("EnvVarResolverProperties")
+    top = {k: r.value for k, r in keys.items()}
+
+    def substitute(raw: Raw) -> Raw:
+        if "${" not in raw.value:
+            return raw
+
+        def repl(m: re.Match[str]) -> str:
+            if m.group(1):  # $${x} is the literal ${x}
+                return "${" + m.group(2) + "}"
+            expr = m.group(2)
+            name, _, default = expr.partition(":-")
+            if name.startswith("env:"):
+                v = environ.get(name[4:])
+            elif name.startswith("sys:"):
+                v = sysprops.get(name[4:])
+            elif re.fullmatch(r"\w+\[.*\]", name):
+                return m.group(0)  # a config filter reference, resolved later
+            else:
+                v = top.get(name)
+                if v is None and legacy_env:
+                    v = environ.get(name)
+            if v is None:
+                if _ == ":-":
+                    return default
+                problems.append(Problem(raw.path, raw.line, "", None,
+                                        f"'${{{expr}}}' is not set; it stays as written (use ${{env:{name}}} for an "
+                                        f"environment variable or ${{sys:{name}}} for a -D property)", "warning"))
+                return m.group(0)
+            return v
+
+        return Raw(_SUBST.sub(repl, raw.value), raw.line, raw.path)
+
+    keys = {k: substitute(r) for k, r in keys.items()}
+    return ConfigFile(keys, path_list, problems)
+
+
+@dataclass
+class ComponentPlan:
+    """One declared component: its kind, name, type and raw properties (before building)."""
+
+    kind: str  # source, channel, sink, sinkgroup
+    name: str
+    agent: str
+    decl: Raw  # where it was declared (the list line), or its first key
+    props: dict[str, Raw]
+
+    @property
+    def label(self) -> str:
+        t = self.props.get("type")
+        suffix = f" ({t.value})" if t else ""
+        return f"{self.agent}.{self.kind}s.{self.name}{suffix}"
+
+
+@dataclass
+class AgentPlan:
+    name: str
+    sources: dict[str, ComponentPlan]
+    channels: dict[str, ComponentPlan]
+    sinks: dict[str, ComponentPlan]
+    sinkgroups: dict[str, ComponentPlan]
+    sysprops: dict[str, str]
+    problems: list[Problem]
+
+
+def plan(cf: ConfigFile, agent: str, sysprops: Mapping[str, str] | None = None) -> AgentPlan:
+    """Phase 2a: Flume's grammar for one agent; unknown keys are warned about, never silently lost."""
+    problems = list(cf.problems)
+    path0 = cf.paths[0] if cf.paths else ""
+    defined = cf.agents()
+    if agent not in defined:
+        listed = ", ".join(defined) if defined else "none (no '<agent>.sources', '.channels' or '.sinks' keys)"
+        problems.append(Problem(path0, 0, "", None, f"agent '{agent}' is not defined in this file; "
+                                                    f"agents defined: {listed}"))
+    lists: dict[str, list[str]] = {}
+    decls: dict[tuple[str, str], Raw] = {}
+    for lst in _LISTS:
+        raw = cf.keys.get(f"{agent}.{lst}")
+        names = raw.value.split() if raw else []
+        seen: list[str] = []
+        for n in names:
+            if "." in n:
+                problems.append(Problem(raw.path, raw.line, f"{agent}.{lst}", None,  # type: ignore[union-attr]
+                                        f"component name '{n}' contains a dot; Flume component names cannot"))
+            if n not in seen:
+                seen.append(n)
+                decls[(lst, n)] = raw  # type: ignore[assignment]
+        lists[lst] = seen
+    comps: dict[str, dict[str, ComponentPlan]] = {lst: {} for lst in _LISTS}
+    for lst in _LISTS:
+        for n in lists[lst]:
+            comps[lst][n] = ComponentPlan(_KIND[lst], n, agent, decls[(lst, n)], {})
+    prefix = agent + "."
+    for key, raw in cf.keys.items():
+        if "." not in key:
+            problems.append(Problem(raw.path, raw.line, "", None,
+                                    f"key '{key}' has no agent prefix (expected <agent>.<...>); ignored", "warning"))
+            continue
+        if not key.startswith(prefix):
+            continue
+        rest = key[len(prefix):]
+        if rest in _LISTS:
+            continue
+        lst, dot, tail = rest.partition(".")
+        cname, dot2, prop = tail.partition(".")
+        if lst not in _LISTS or not dot or not dot2 or not prop:
+            near = f"; expected {agent}.<sources|channels|sinks|sinkgroups>.<name>.<property>"
+            problems.append(Problem(raw.path, raw.line, "", None, f"invalid property '{key}'{near}; ignored",
+                                    "warning"))
+            continue
+        comp = comps[lst].get(cname)
+        if comp is None:
+            listed = " ".join(lists[lst]) or "(empty)"
+            problems.append(Problem(raw.path, raw.line, f"{agent}.{lst}.{cname}", None,
+                                    f"'{cname}' is not listed in {agent}.{lst} = {listed}; its properties are "
+                                    f"ignored", "warning"))
+            continue
+        comp.props[prop] = raw
+    if agent in defined and not lists["channels"]:
+        problems.append(Problem(path0, 0, agent, None, f"no channels: '{agent}.channels' must list at least one"))
+    if agent in defined and not lists["sources"] and not lists["sinks"]:
+        problems.append(Problem(path0, 0, agent, None, f"no sources and no sinks: '{agent}.sources' or "
+                                                        f"'{agent}.sinks' must list at least one"))
+    for lst in ("sources", "channels", "sinks", "sinkgroups"):
+        for comp in comps[lst].values():
+            # Problems about the component as a whole point at its 'type' line (where its block starts).
+            comp.decl = comp.props.get("type") or comp.props.get("sinks") or comp.decl
+            if not comp.props:
+                problems.append(Problem(comp.decl.path, comp.decl.line, comp.label, None,
+                                        "is listed but has no properties (at least 'type' is needed)"))
+    ap = AgentPlan(agent, comps["sources"], comps["channels"], comps["sinks"], comps["sinkgroups"],
+                   dict(sysprops or {}), problems)
+    _apply_config_filters(ap, comps["configfilters"], problems)
+    return ap
+
+
+def _apply_config_filters(ap: AgentPlan, filters: dict[str, ComponentPlan], problems: list[Problem]) -> None:
+    """Flume's config filters: ``${f1['key']}`` in a component value, resolved by filter ``f1``."""
+    resolvers: dict[str, Any] = {}
+    for name, fp in filters.items():
+        t = fp.props.get("type")
+        kind = t.value.lower() if t else ""
+        if kind == "env":
+            resolvers[name] = lambda key: os.environ.get(key)
+        elif kind == "external":
+            cmd = fp.props.get("command")
+            if cmd is None:
+                problems.append(Problem(fp.decl.path, fp.decl.line, fp.label, "command",
+                                        "required property is missing"))
+                continue
+            charset = fp.props.get("charset")
+            argv = cmd.value.split()
+            enc = charset.value if charset else "utf-8"
+
+            def run(key: str, argv: list[str] = argv, enc: str = enc) -> str | None:
+                try:
+                    out = subprocess.run(argv + [key], capture_output=True, timeout=30, check=False)
+                except (OSError, subprocess.TimeoutExpired):
+                    return None
+                if out.returncode != 0:
+                    return None
+                text = out.stdout.decode(enc, "replace").splitlines()
+                return text[0] if text else ""
+
+            resolvers[name] = run
+        else:
+            where = t or fp.decl
+            problems.append(Problem(where.path, where.line, fp.label, "type",
+                                    f"config filter type '{t.value if t else ''}' is not supported; expected env or "
+                                    f"external (hadoop credential stores are not supported yet)"))
+    if not resolvers:
+        return
+    for group in (ap.sources, ap.channels, ap.sinks, ap.sinkgroups):
+        for comp in group.values():
+            for k, raw in list(comp.props.items()):
+                if "${" not in raw.value:
+                    continue
+
+                def repl(m: re.Match[str]) -> str:
+                    fn = resolvers.get(m.group(1))
+                    if fn is None:
+                        return m.group(0)
+                    v = fn(m.group(2) or m.group(3) or m.group(4))
+                    return m.group(0) if v is None else v
+
+                comp.props[k] = Raw(_FILTER_REF.sub(repl, raw.value), raw.line, raw.path)
+
+
+@dataclass
+class Topology:
+    """The built agent: components wired together, nothing started."""
+
+    name: str
+    channels: dict[str, Channel]
+    sources: dict[str, Source]
+    sinks: dict[str, Sink]
+    groups: dict[str, SinkProcessor]  # every sink runs under exactly one processor (solo sinks get a default one)
+    unused_channels: list[str]
+    sysprops: dict[str, str]
+
+    def components(self) -> list[Any]:
+        return [*self.channels.values(), *self.sources.values(), *self.sinks.values()]
+
+
+_SOURCE_COMMON = ("type", "channels")
+_SOURCE_COMMON_PREFIX = ("selector.", "interceptors.")
+_SINK_COMMON = ("type", "channel")
+
+
+def _type_of(comp: ComponentPlan, family: str, problems: list[Problem]) -> type | None:
+    t = comp.props.get("type")
+    if t is None:
+        if comp.props:
+            problems.append(Problem(comp.decl.path, comp.decl.line, comp.label, "type", "required property is missing"))
+        return None
+    try:
+        return registry.resolve(family, t.value)
+    except ConfigError as exc:
+        problems.append(Problem(t.path, t.line, comp.label, "type", exc.message))
+        return None
+
+
+def _instantiate(cls: type, name: str, label: str, props: dict[str, Raw], decl: Raw, problems: list[Problem],
+                 ignore: Iterable[str] = (), ignore_prefixes: Iterable[str] = ()) -> Any | None:
+    spec: Spec = cls.spec
+    conf = spec.bind(props, problems=problems, component=label, decl=decl, ignore=ignore,
+                     ignore_prefixes=ignore_prefixes)
+    try:
+        obj = cls(name, conf)
+    except ConfigError as exc:
+        conf.error(exc.message, exc.prop)
+        return None
+    except Exception as exc:  # a component's own bug: report it like a config problem, never a traceback
+        conf.error(f"could not be built: {type(exc).__name__}: {exc}")
+        return None
+    return obj
+
+
+def build(ap: AgentPlan) -> tuple[Topology | None, list[Problem]]:
+    """Phase 2b and 3: build each component and wire the graph. Returns (topology or None, problems)."""
+    problems = ap.problems
+    channels: dict[str, Channel] = {}
+    for name, cp in ap.channels.items():
+        cls = _type_of(cp, "channel", problems)
+        if cls is not None:
+            ch = _instantiate(cls, name, cp.label, cp.props, cp.decl, problems, ignore=("type",))
+            if ch is not None:
+                channels[name] = ch
+    used: set[str] = set()
+    sources: dict[str, Source] = {}
+    for name, cp in ap.sources.items():
+        cls = _type_of(cp, "source", problems)
+        chan_raw = cp.props.get("channels")
+        src_channels: list[Channel] = []
+        if chan_raw is None:
+            if cp.props and "channel" in cp.props:
+                r = cp.props["channel"]
+                problems.append(Problem(r.path, r.line, cp.label, "channel",
+                                        "sources use 'channels' (plural, space-separated), not 'channel'"))
+            elif cp.props:
+                problems.append(Problem(cp.decl.path, cp.decl.line, cp.label, "channels",
+                                        "required property is missing (the channels this source puts events into)"))
+        else:
+            for cname in chan_raw.value.split():
+                if cname in channels:
+                    if channels[cname] not in src_channels:
+                        src_channels.append(channels[cname])
+                    used.add(cname)
+                elif cname in ap.channels:
+                    used.add(cname)  # the channel itself failed to build; its own error says why
+                else:
+                    problems.append(Problem(chan_raw.path, chan_raw.line, cp.label, "channels",
+                                            f"channel '{cname}' is not defined; {ap.name}.channels lists "
+                                            f"{' '.join(ap.channels) or 'none'}"))
+        if cls is None:
+            continue
+        src = _instantiate(cls, name, cp.label, cp.props, cp.decl, problems, ignore=_SOURCE_COMMON,
+                           ignore_prefixes=_SOURCE_COMMON_PREFIX + ("interceptors",))
+        if src is None:
+            continue
+        selector = _build_selector(cp, src_channels, problems)
+        interceptors = _build_interceptors(cp, problems)
+        if selector is not None and interceptors is not None:
+            src.channel_processor = ChannelProcessor(selector, interceptors)
+        _check_batch(cp, src, src_channels, problems)
+        sources[name] = src
+    sinks: dict[str, Sink] = {}
+    for name, cp in ap.sinks.items():
+        cls = _type_of(cp, "sink", problems)
+        chan_raw = cp.props.get("channel")
+        channel = None
+        if chan_raw is None:
+            if "channels" in cp.props:
+                r = cp.props["channels"]
+                problems.append(Problem(r.path, r.line, cp.label, "channels",
+                                        "sinks use 'channel' (singular), not 'channels'"))
+            elif cp.props:
+                problems.append(Problem(cp.decl.path, cp.decl.line, cp.label, "channel",
+                                        "required property is missing (the channel this sink takes events from)"))
+        elif chan_raw.value in channels:
+            channel = channels[chan_raw.value]
+            used.add(chan_raw.value)
+        elif chan_raw.value in ap.channels:
+            used.add(chan_raw.value)
+        else:
+            problems.append(Problem(chan_raw.path, chan_raw.line, cp.label, "channel",
+                                    f"channel '{chan_raw.value}' is not defined; {ap.name}.channels lists "
+                                    f"{' '.join(ap.channels) or 'none'}"))
+        if cls is None:
+            continue
+        sink = _instantiate(cls, name, cp.label, cp.props, cp.decl, problems, ignore=_SINK_COMMON)
+        if sink is None:
+            continue
+        sink.channel = channel
+        if channel is not None:
+            _check_batch(cp, sink, [channel], problems)
+        sinks[name] = sink
+    groups: dict[str, SinkProcessor] = {}
+    owner: dict[str, str] = {}
+    for gname, gp in ap.sinkgroups.items():
+        sraw = gp.props.get("sinks")
+        if sraw is None:
+            if gp.props:
+                problems.append(Problem(gp.decl.path, gp.decl.line, gp.label, "sinks",
+                                        "required property is missing (the sinks of this group)"))
+            continue
+        members: list[Sink] = []
+        for sname in sraw.value.split():
+            if sname in owner:
+                problems.append(Problem(sraw.path, sraw.line, gp.label, "sinks",
+                                        f"sink '{sname}' is already in sink group '{owner[sname]}'; a sink may "
+                                        f"belong to one group only"))
+                continue
+            if sname not in ap.sinks:
+                problems.append(Problem(sraw.path, sraw.line, gp.label, "sinks",
+                                        f"sink '{sname}' is not defined; {ap.name}.sinks lists "
+                                        f"{' '.join(ap.sinks) or 'none'}"))
+                continue
+            owner[sname] = gname
+            if sname in sinks:
+                members.append(sinks[sname])
+        ptype = gp.props.get("processor.type")
+        if ptype is None:
+            problems.append(Problem(gp.decl.path, gp.decl.line, gp.label, "processor.type",
+                                    "required property is missing; expected default, failover or load_balance "
+                                    "(Flume 1.11 refuses to run a group without it)"))
+            continue
+        try:
+            pcls = registry.resolve("processor", ptype.value)
+        except ConfigError as exc:
+            problems.append(Problem(ptype.path, ptype.line, gp.label, "processor.type", exc.message))
+            continue
+        pprops = {k[len("processor."):]: r for k, r in gp.props.items() if k.startswith("processor.")}
+        other = {k: r for k, r in gp.props.items() if not k.startswith("processor.") and k != "sinks"}
+        for k, r in other.items():
+            problems.append(Problem(r.path, r.line, gp.label, None, f"unknown property '{k}'; sink groups take "
+                                                                   f"'sinks' and 'processor.*'", "warning"))
+        label = f"{ap.name}.sinkgroups.{gname} ({ptype.value})"
+        proc = _instantiate(pcls, gname, label, pprops, gp.decl, problems, ignore=("type",))
+        if proc is not None:
+            proc.set_sinks(members)
+            groups[gname] = proc
+    from sinks.processors import DefaultSinkProcessor  # the processor every ungrouped sink runs under
+
+    for sname, sink in sinks.items():
+        if sname not in owner:
+            proc = DefaultSinkProcessor(sname, DefaultSinkProcessor.spec.bind({}, problems=problems, component=sname))
+            proc.set_sinks([sink])
+            groups[sname] = proc
+    unused = [c for c in ap.channels if c not in used]
+    for c in unused:
+        cp = ap.channels[c]
+        problems.append(Problem(cp.decl.path, cp.decl.line, cp.label, None,
+                                "no source or sink uses this channel; it will not be started", "warning"))
+    topo = Topology(ap.name, {k: v for k, v in channels.items() if k not in unused}, sources, sinks, groups,
+                    unused, ap.sysprops)
+    if any(p.severity == "error" for p in problems):
+        return None, problems
+    return topo, problems
+
+
+def _build_selector(cp: ComponentPlan, channels: list[Channel], problems: list[Problem]) -> ChannelSelector | None:
+    sel_props = {k[len("selector."):]: r for k, r in cp.props.items() if k.startswith("selector.")}
+    traw = sel_props.get("type")
+    try:
+        cls = registry.resolve("selector", traw.value if traw else "replicating")
+    except ConfigError as exc:
+        problems.append(Problem(traw.path, traw.line, cp.label, "selector.type", exc.message))  # type: ignore[union-attr]
+        return None
+    label = cp.label
+    conf = cls.spec.bind(sel_props, problems=problems, component=label, decl=cp.decl, ignore=("type",),
+                         key_prefix="selector.")
+    try:
+        sel = cls(cp.name, conf)
+        sel.configure_channels(channels)
+    except ConfigError as exc:
+        conf.error(exc.message, exc.prop)
+        return None
+    return sel
+
+
+def _build_interceptors(cp: ComponentPlan, problems: list[Problem]) -> list[Interceptor] | None:
+    lst = cp.props.get("interceptors")
+    if lst is None:
+        return []
+    out: list[Interceptor] = []
+    ok = True
+    for iname in lst.value.split():
+        pre = f"interceptors.{iname}."
+        props = {k[len(pre):]: r for k, r in cp.props.items() if k.startswith(pre)}
+        traw = props.get("type")
+        if traw is None:
+            problems.append(Problem(lst.path, lst.line, cp.label, pre + "type",
+                                    f"interceptor '{iname}' has no type; expected one of "
+                                    f"{', '.join(registry.aliases('interceptor'))} or a class name"))
+            ok = False
+            continue
+        try:
+            cls = registry.resolve("interceptor", traw.value)
+        except ConfigError as exc:
+            problems.append(Problem(traw.path, traw.line, cp.label, pre + "type", exc.message))
+            ok = False
+            continue
+        conf = cls.spec.bind(props, problems=problems, component=cp.label, decl=traw, ignore=("type",),
+                             key_prefix=pre)
+        try:
+            out.append(cls(iname, conf))
+        except ConfigError as exc:
+            conf.error(exc.message, exc.prop)
+            ok = False
+    listed = set(lst.value.split())
+    for k, r in cp.props.items():
+        if k.startswith("interceptors.") and k.split(".")[1] not in listed:
+            problems.append(Problem(r.path, r.line, cp.label, k, f"interceptor '{k.split('.')[1]}' is not in "
+                                                                  f"'interceptors = {lst.value}'; ignored", "warning"))
+    return out if ok else None
+
+
+def _check_batch(cp: ComponentPlan, comp: Source | Sink, channels: list[Channel], problems: list[Problem]) -> None:
+    size = comp.batch_size()
+    prop = comp.batch_size_prop
+    if not size or not prop:
+        return
+    for ch in channels:
+        cap = ch.transaction_capacity
+        if cap and size > cap:
+            r = cp.props.get(prop) or cp.decl
+            problems.append(Problem(r.path, r.line, cp.label, prop,
+                                    f"{size} is larger than the transactionCapacity ({cap}) of channel "
+                                    f"'{ch.name}'; lower {prop} or raise the channel's transactionCapacity"))
+
+
+def check(paths: list[str], agent: str,
+          sysprops: Mapping[str, str] | None = None) -> tuple[Topology | None, list[Problem]]:
+    """Run all phases; the topology is returned only when there is no error."""
+    cf = load(paths, sysprops)
+    ap = plan(cf, agent, sysprops)
+    if any(p.severity == "error" for p in ap.problems) and agent not in cf.agents():
+        return None, ap.problems
+    return build(ap)

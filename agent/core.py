@@ -1,0 +1,549 @@
+"""The model every component shares: events, channel transactions, sources, sinks, interceptors, selectors.
+
+Flume's model is kept as is. A source turns input into batches of events and hands each batch to its
+:class:`ChannelProcessor`, which runs the interceptors, asks the selector which channels get each event and puts
+the batch into each required channel in one transaction per channel. A sink takes a batch from its channel in a
+transaction, delivers it, and commits, or rolls back so the events return to the head of the channel.
+
+Everything on the hot path works on lists of events: one lock acquisition, one counter update and one write per
+batch, never per event.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+from agent.metrics import ChannelCounter, SinkCounter, SourceCounter
+from agent.spec import Conf, Prop, Spec
+
+__all__ = [
+    "Event",
+    "Status",
+    "ChannelException",
+    "ChannelFullException",
+    "EventDeliveryException",
+    "Component",
+    "Transaction",
+    "Channel",
+    "ChannelSelector",
+    "ChannelProcessor",
+    "Interceptor",
+    "Source",
+    "EventDrivenSource",
+    "PollableSource",
+    "Sink",
+    "BatchSink",
+    "SinkProcessor",
+]
+
+log = logging.getLogger("pyflume")
+
+
+class Event:
+    """One event: ``headers`` (str → str) and ``body`` (bytes). Cheap to create: two slots, no copying."""
+
+    __slots__ = ("headers", "body")
+
+    def __init__(self, body: bytes = b"", headers: dict[str, str] | None = None):
+        self.body = body
+        self.headers = {} if headers is None else headers
+
+    def __repr__(self) -> str:
+        return f"Event(headers={self.headers!r}, body={self.body[:64]!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Event) and other.body == self.body and other.headers == self.headers
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Status(enum.Enum):
+    """What a sink's or pollable source's ``process()`` reports to its runner."""
+
+    READY = "READY"  # did work; call again at once
+    BACKOFF = "BACKOFF"  # nothing to do (or the peer is unavailable); the runner sleeps before calling again
+
+
+class ChannelException(Exception):
+    """A channel could not complete a put, take or commit. The transaction must be rolled back."""
+
+
+class ChannelFullException(ChannelException):
+    """The channel has no room for the batch (capacity or byte capacity), even after waiting keep-alive."""
+
+
+class EventDeliveryException(Exception):
+    """A sink could not deliver its batch. The runner rolls back, logs once and backs off."""
+
+
+class Component:
+    """Base of every configurable component.
+
+    Contract: ``__init__(name, conf)`` only reads configuration and checks it (it may call ``conf.error`` for
+    problems a spec cannot express, or raise ConfigError). It must not open files, sockets or threads, so that
+    ``agent --check`` can build the whole topology without side effects. ``start()`` acquires resources and
+    ``stop()`` releases them; both are called from the supervisor thread, ``stop()`` at most once after a
+    successful ``start()``.
+    """
+
+    spec: ClassVar[Spec] = Spec()
+    kind: ClassVar[str] = "component"
+    #: The component's type alias (``netcat``) and Flume class name, for docs and the registry.
+    alias: ClassVar[str | None] = None
+    flume_class: ClassVar[str | None] = None
+
+    def __init__(self, name: str, conf: Conf):
+        self.name = name
+        self.conf = conf
+        self.log = logging.getLogger(f"pyflume.{self.kind}.{name}")
+
+    def start(self) -> None:
+        """Acquire resources (files, sockets, threads)."""
+
+    def stop(self) -> None:
+        """Release resources. Must be safe to call after a failed or partial start."""
+
+    def metrics(self) -> dict[str, str] | None:
+        """Flume's MBean attributes for ``/metrics``, or None when Flume shows no MBean for this component."""
+        counter = getattr(self, "counter", None)
+        return counter.attributes() if counter is not None else None
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.name} ({self.alias or type(self).__name__})"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Channels
+
+
+class Transaction:
+    """One channel transaction: begin → put/take … → commit or rollback → close.
+
+    The base class owns the state machine and the counters; a channel fills in ``_put``, ``_take``, ``_commit``
+    and ``_rollback``. A transaction belongs to the thread that made it. Rolling back returns taken events to the
+    head of the channel in their original order; puts are discarded.
+
+    Use it as a context manager: leaving the block without ``commit()`` rolls back.
+    """
+
+    __slots__ = ("channel", "_state", "_nputs", "_ntakes", "_attempts")
+
+    NEW, OPEN, COMMITTED, ROLLED_BACK, CLOSED = range(5)
+
+    def __init__(self, channel: "Channel"):
+        self.channel = channel
+        self._state = Transaction.NEW
+        self._nputs = 0
+        self._ntakes = 0
+        self._attempts = 0
+
+    def begin(self) -> "Transaction":
+        if self._state != Transaction.NEW:
+            raise ChannelException(f"channel {self.channel.name}: begin() on a transaction that already began")
+        self._state = Transaction.OPEN
+        return self
+
+    def __enter__(self) -> "Transaction":
+        if self._state == Transaction.NEW:
+            self.begin()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._state == Transaction.OPEN:
+            self.rollback()
+        self.close()
+
+    def _check_open(self, what: str) -> None:
+        if self._state != Transaction.OPEN:
+            raise ChannelException(f"channel {self.channel.name}: {what}() outside an open transaction")
+
+    def put(self, event: Event) -> None:
+        self.put_batch([event])
+
+    def put_batch(self, events: Sequence[Event]) -> None:
+        self._check_open("put")
+        n = len(events)
+        cap = self.channel.transaction_capacity
+        counter = self.channel.counter
+        with counter.lock:
+            counter.put_attempt += n
+        if cap and self._nputs + n > cap:
+            raise ChannelException(
+                f"Put queue for channel {self.channel.name} is full: a transaction may hold at most "
+                f"{cap} events (transactionCapacity); the batch would make it {self._nputs + n}"
+            )
+        self._put(events)
+        self._nputs += n
+
+    def take(self) -> Event | None:
+        batch = self.take_batch(1)
+        return batch[0] if batch else None
+
+    def take_batch(self, max_events: int) -> list[Event]:
+        """Take up to ``max_events``; may wait a little when the channel is empty (channel-specific)."""
+        self._check_open("take")
+        cap = self.channel.transaction_capacity
+        if cap and self._ntakes + max_events > cap:
+            raise ChannelException(
+                f"Take list for channel {self.channel.name} is full: a transaction may take at most "
+                f"{cap} events (transactionCapacity)"
+            )
+        events = self._take(max_events)
+        n = len(events)
+        self._ntakes += n
+        counter = self.channel.counter
+        with counter.lock:
+            counter.take_attempt += n + (1 if n < max_events else 0)
+        return events
+
+    def commit(self) -> None:
+        self._check_open("commit")
+        self._commit()
+        self._state = Transaction.COMMITTED
+        counter = self.channel.counter
+        with counter.lock:
+            counter.put_success += self._nputs
+            counter.take_success += self._ntakes
+
+    def rollback(self) -> None:
+        if self._state != Transaction.OPEN:
+            raise ChannelException(f"channel {self.channel.name}: rollback() outside an open transaction")
+        self._rollback()
+        self._state = Transaction.ROLLED_BACK
+
+    def close(self) -> None:
+        if self._state == Transaction.OPEN:
+            raise ChannelException(
+                f"channel {self.channel.name}: close() without commit() or rollback() first"
+            )
+        self._state = Transaction.CLOSED
+
+    # Hooks --------------------------------------------------------------------------------------------------
+    def _put(self, events: Sequence[Event]) -> None:
+        raise NotImplementedError
+
+    def _take(self, max_events: int) -> list[Event]:
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
+
+
+class Channel(Component):
+    """A buffer between sources and sinks with transactional put and take.
+
+    Contract: ``transaction()`` returns a new :class:`Transaction` for the calling thread; any number of threads
+    may hold transactions at once. ``size()`` is the number of committed events not yet taken-and-committed.
+    ``transaction_capacity`` (0 = unbounded) is what Flume checks source and sink batch sizes against.
+    """
+
+    kind = "channel"
+    transaction_capacity: int = 0
+    capacity: int = 0
+
+    def __init__(self, name: str, conf: Conf):
+        super().__init__(name, conf)
+        self.counter = ChannelCounter()
+
+    def transaction(self) -> Transaction:
+        raise NotImplementedError
+
+    def size(self) -> int:
+        raise NotImplementedError
+
+    def metrics(self) -> dict[str, str] | None:
+        self.counter.size = self.size()
+        self.counter.capacity = self.capacity
+        return self.counter.attributes()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Interceptors and selectors
+
+
+class Interceptor(Component):
+    """Transforms or drops events between a source and its channels.
+
+    Contract: ``intercept(events)`` is called by the source's thread with a list it may modify in place; it
+    returns the list of events to keep (possibly the same list). It must not block.
+    """
+
+    kind = "interceptor"
+
+    def intercept(self, events: list[Event]) -> list[Event]:
+        raise NotImplementedError
+
+
+class ChannelSelector(Component):
+    """Decides which channels get each event.
+
+    Contract: ``route(events)`` returns ``(required, optional)``, each a list of ``(channel, events)`` pairs with
+    events in their original order. ``channels`` is the source's channel list, set before ``configure_channels``.
+    """
+
+    kind = "selector"
+
+    def __init__(self, name: str, conf: Conf):
+        super().__init__(name, conf)
+        self.channels: list[Channel] = []
+
+    def configure_channels(self, channels: list[Channel]) -> None:
+        self.channels = channels
+
+    def route(self, events: list[Event]) -> tuple[list[tuple[Channel, list[Event]]], list[tuple[Channel, list[Event]]]]:
+        raise NotImplementedError
+
+
+class ChannelProcessor:
+    """Runs a source's interceptors and puts each batch into the selected channels.
+
+    Each required channel gets its own transaction (one after the other); a failure rolls back that channel and
+    raises :class:`ChannelException` to the source, which retries the batch (channels that already committed keep
+    their copy: at-least-once, as in Flume). Optional channels are tried afterwards; their failures are logged.
+    """
+
+    __slots__ = ("selector", "interceptors", "max_batch")
+
+    def __init__(self, selector: ChannelSelector, interceptors: Iterable[Interceptor] = ()):
+        self.selector = selector
+        self.interceptors = list(interceptors)
+        caps = [c.transaction_capacity for c in selector.channels if c.transaction_capacity]
+        #: The largest batch every channel accepts in one transaction (0 = no limit). Sources that build batches
+        #: of their own size (netcat, HTTP, Avro) slice by it so a retry repeats only the batch that failed.
+        self.max_batch = min(caps) if caps else 0
+
+    def process_event(self, event: Event) -> None:
+        self.process_batch([event])
+
+    def process_batch(self, events: list[Event]) -> None:
+        limit = self.max_batch
+        if limit and len(events) > limit:
+            for i in range(0, len(events), limit):
+                self._process(events[i:i + limit])
+            return
+        self._process(events)
+
+    def _process(self, events: list[Event]) -> None:
+        for interceptor in self.interceptors:
+            events = interceptor.intercept(events)
+            if not events:
+                return
+        required, optional = self.selector.route(events)
+        for channel, batch in required:
+            tx = channel.transaction()
+            tx.begin()
+            try:
+                tx.put_batch(batch)
+                tx.commit()
+            except ChannelException:
+                tx.rollback()
+                raise
+            except Exception as exc:
+                tx.rollback()
+                raise ChannelException(f"Unable to put batch on required channel {channel.name}: {exc}") from exc
+            finally:
+                tx.close()
+        for channel, batch in optional:
+            tx = channel.transaction()
+            tx.begin()
+            try:
+                tx.put_batch(batch)
+                tx.commit()
+            except Exception as exc:
+                tx.rollback()
+                _rate_limited(log, f"Unable to put batch on optional channel {channel.name}: {exc}")
+            finally:
+                tx.close()
+
+    def start(self) -> None:
+        for i in self.interceptors:
+            i.start()
+
+    def stop(self) -> None:
+        for i in self.interceptors:
+            i.stop()
+
+
+_last_log: dict[str, float] = {}
+
+
+def _rate_limited(logger: logging.Logger, message: str, every: float = 10.0) -> None:
+    """Log a repeated failure at most once per ``every`` seconds per message head (never once per event)."""
+    head = message[:60]
+    now = time.monotonic()
+    if now - _last_log.get(head, -every) >= every:
+        _last_log[head] = now
+        logger.warning(message)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Sources
+
+
+class Source(Component):
+    """Turns input into events and hands them to ``self.channel_processor``.
+
+    Contract: acknowledge input (reply OK, advance a file position, commit an offset) only after
+    ``channel_processor.process_batch`` returned; it raises ChannelException when the channels refused the
+    batch, and the source then retries, slows down or answers with a failure, never drops silently.
+    """
+
+    kind = "source"
+    #: The batch size Flume checks against the channel's transactionCapacity, or None when not applicable.
+    batch_size_prop: ClassVar[str | None] = None
+
+    def __init__(self, name: str, conf: Conf):
+        super().__init__(name, conf)
+        self.channel_processor: ChannelProcessor | None = None
+        self.counter = SourceCounter()
+
+    def batch_size(self) -> int | None:
+        return self.conf.get(self.batch_size_prop) if self.batch_size_prop else None
+
+
+class EventDrivenSource(Source):
+    """A source that runs its own I/O threads between ``start()`` and ``stop()``.
+
+    ``failed()`` returns a reason when its threads died unexpectedly; the supervisor then restarts it.
+    """
+
+    def failed(self) -> str | None:
+        return None
+
+
+POLL_BACKOFF = Spec(
+    Prop("backoffSleepIncrement", "int", 1000, "Added to the sleep after each poll that found nothing (ms).", min=0),
+    Prop("maxBackoffSleep", "int", 5000, "The longest sleep between polls that find nothing (ms).", min=0),
+)
+
+
+class PollableSource(Source):
+    """A source whose ``process()`` the runner calls in a loop, sleeping with Flume's backoff on BACKOFF."""
+
+    def process(self) -> Status:
+        raise NotImplementedError
+
+    def backoff_increment_ms(self) -> int:
+        return self.conf.get("backoffSleepIncrement", 1000)
+
+    def max_backoff_ms(self) -> int:
+        return self.conf.get("maxBackoffSleep", 5000)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Sinks
+
+
+class Sink(Component):
+    """Takes events from ``self.channel`` and delivers them.
+
+    Contract: ``process()`` is called by one runner thread in a loop. It takes a batch inside one transaction,
+    delivers it, and commits only once the destination has the data; on failure it rolls back (events return to
+    the channel) and raises EventDeliveryException, or returns BACKOFF when it had nothing to do.
+    """
+
+    kind = "sink"
+    batch_size_prop: ClassVar[str | None] = None
+
+    def __init__(self, name: str, conf: Conf):
+        super().__init__(name, conf)
+        self.channel: Channel | None = None
+        self.counter = SinkCounter()
+
+    def process(self) -> Status:
+        raise NotImplementedError
+
+    def batch_size(self) -> int | None:
+        return self.conf.get(self.batch_size_prop) if self.batch_size_prop else None
+
+
+class BatchSink(Sink):
+    """A sink that delivers one batch per transaction through ``deliver(events)``.
+
+    The base takes up to ``batch_size()`` events, calls ``deliver``, commits, and keeps Flume's counters
+    (BatchEmpty/Underflow/Complete, EventDrainAttempt/Success, EventWriteFail, ChannelReadFail).
+    ``deliver`` must return only when the destination has the batch; any exception rolls the batch back.
+    """
+
+    def deliver(self, events: list[Event]) -> None:
+        raise NotImplementedError
+
+    def idle(self) -> None:
+        """Called when a take found nothing (roll timers, flushes)."""
+
+    def process(self) -> Status:
+        channel = self.channel
+        assert channel is not None
+        counter = self.counter
+        size = self.batch_size() or 100
+        tx = channel.transaction()
+        tx.begin()
+        try:
+            try:
+                events = tx.take_batch(size)
+            except ChannelException:
+                counter.channel_read_fail += 1
+                raise
+            n = len(events)
+            if n == 0:
+                counter.batch_empty += 1
+                tx.commit()
+                self.idle()
+                return Status.BACKOFF
+            counter.batch_underflow += n < size
+            counter.batch_complete += n == size
+            counter.drain_attempt += n
+            try:
+                self.deliver(events)
+            except Exception:
+                counter.write_fail += 1
+                raise
+            tx.commit()
+            counter.drain_success += n
+            return Status.READY
+        except BaseException as exc:
+            tx.rollback()
+            if isinstance(exc, (EventDeliveryException, ChannelException)) or not isinstance(exc, Exception):
+                raise
+            raise EventDeliveryException(f"Failed to deliver batch from sink {self.name}: {exc}") from exc
+        finally:
+            tx.close()
+
+
+class SinkProcessor(Component):
+    """Drives one or more sinks for one runner thread (default, failover, load_balance).
+
+    Contract: ``process()`` is called in a loop by the group's runner; it returns READY or BACKOFF, or raises
+    EventDeliveryException when no sink could take the batch.
+    """
+
+    kind = "processor"
+
+    def __init__(self, name: str, conf: Conf):
+        super().__init__(name, conf)
+        self.sinks: list[Sink] = []
+
+    def set_sinks(self, sinks: list[Sink]) -> None:
+        self.sinks = list(sinks)
+
+    def process(self) -> Status:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        for s in self.sinks:
+            s.start()
+
+    def stop(self) -> None:
+        for s in self.sinks:
+            try:
+                s.stop()
+            except Exception:  # one sink's failure to stop must not keep the others open
+                log.exception("sink %s failed to stop", s.name)
+

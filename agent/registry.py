@@ -1,0 +1,181 @@
+"""Component types: Flume's aliases, Flume's Java class names, and dotted Python paths to a user's own classes.
+
+``resolve(family, text)`` turns the ``type`` a user wrote into a Python class. Aliases match case-insensitively,
+as in Flume. A Flume class name of a built-in resolves to pyflume's implementation. Any other dotted name is
+imported as ``package.module.Class`` so custom components work without touching pyflume. A Java class name that
+is not one of Flume's built-ins gets an error that says Java plugins cannot run here and how to write the Python
+equivalent.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+
+from agent.spec import ConfigError
+
+__all__ = ["Entry", "ENTRIES", "resolve", "entries", "FAMILIES"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    family: str
+    alias: str | None
+    flume_class: str | None
+    target: str  # "module:Class"
+
+
+def _e(family: str, alias: str | None, flume_class: str | None, target: str) -> Entry:
+    return Entry(family, alias, flume_class, target)
+
+
+ENTRIES: list[Entry] = [
+    # Channels
+    _e("channel", "memory", "org.apache.flume.channel.MemoryChannel", "channels.memory:MemoryChannel"),
+    # Sources
+    _e("source", "netcat", "org.apache.flume.source.NetcatSource", "sources.netcat:NetcatSource"),
+    _e("source", "netcatudp", "org.apache.flume.source.NetcatUdpSource", "sources.netcat:NetcatUdpSource"),
+    _e("source", "seq", "org.apache.flume.source.SequenceGeneratorSource", "sources.seq:SequenceGeneratorSource"),
+    # Sinks
+    _e("sink", "logger", "org.apache.flume.sink.LoggerSink", "sinks.logger:LoggerSink"),
+    _e("sink", "null", "org.apache.flume.sink.NullSink", "sinks.null:NullSink"),
+    _e("sink", "file_roll", "org.apache.flume.sink.RollingFileSink", "sinks.file_roll:RollingFileSink"),
+    # Channel selectors
+    _e("selector", "replicating", "org.apache.flume.channel.ReplicatingChannelSelector",
+       "channels.selectors:ReplicatingChannelSelector"),
+    _e("selector", "multiplexing", "org.apache.flume.channel.MultiplexingChannelSelector",
+       "channels.selectors:MultiplexingChannelSelector"),
+    # Sink processors
+    _e("processor", "default", "org.apache.flume.sink.DefaultSinkProcessor", "sinks.processors:DefaultSinkProcessor"),
+    _e("processor", "failover", "org.apache.flume.sink.FailoverSinkProcessor",
+       "sinks.processors:FailoverSinkProcessor"),
+    _e("processor", "load_balance", "org.apache.flume.sink.LoadBalancingSinkProcessor",
+       "sinks.processors:LoadBalancingSinkProcessor"),
+    # Interceptors
+    _e("interceptor", "timestamp", "org.apache.flume.interceptor.TimestampInterceptor$Builder",
+       "interceptors.headers:TimestampInterceptor"),
+    _e("interceptor", "host", "org.apache.flume.interceptor.HostInterceptor$Builder",
+       "interceptors.headers:HostInterceptor"),
+    _e("interceptor", "static", "org.apache.flume.interceptor.StaticInterceptor$Builder",
+       "interceptors.headers:StaticInterceptor"),
+    _e("interceptor", "remove_header", "org.apache.flume.interceptor.RemoveHeaderInterceptor$Builder",
+       "interceptors.headers:RemoveHeaderInterceptor"),
+    _e("interceptor", None, "org.apache.flume.sink.solr.morphline.UUIDInterceptor$Builder",
+       "interceptors.headers:UUIDInterceptor"),
+    _e("interceptor", "search_replace", "org.apache.flume.interceptor.SearchAndReplaceInterceptor$Builder",
+       "interceptors.regex:SearchAndReplaceInterceptor"),
+    _e("interceptor", "regex_filter", "org.apache.flume.interceptor.RegexFilteringInterceptor$Builder",
+       "interceptors.regex:RegexFilteringInterceptor"),
+    _e("interceptor", "regex_extractor", "org.apache.flume.interceptor.RegexExtractorInterceptor$Builder",
+       "interceptors.regex:RegexExtractorInterceptor"),
+    # Serializers (hdfs serializer, file_roll sink.serializer)
+    _e("serializer", "text", "org.apache.flume.serialization.BodyTextEventSerializer$Builder",
+       "sinks.serializers:BodyTextEventSerializer"),
+    _e("serializer", "header_and_text", "org.apache.flume.serialization.HeaderAndBodyTextEventSerializer$Builder",
+       "sinks.serializers:HeaderAndBodyTextEventSerializer"),
+    _e("serializer", "avro_event", "org.apache.flume.serialization.FlumeEventAvroEventSerializer$Builder",
+       "sinks.serializers:FlumeEventAvroEventSerializer"),
+]
+
+FAMILIES = {
+    "source": ("agent.core", "Source"),
+    "channel": ("agent.core", "Channel"),
+    "sink": ("agent.core", "Sink"),
+    "selector": ("agent.core", "ChannelSelector"),
+    "processor": ("agent.core", "SinkProcessor"),
+    "interceptor": ("agent.core", "Interceptor"),
+    "serializer": ("sinks.serializers", "EventSerializer"),
+}
+
+# Flume components that exist in Flume 1.11 but that pyflume does not provide (yet): a precise message beats
+# "unknown type".
+_NOT_YET = {
+    "source": {"exec", "spooldir", "taildir", "http", "avro", "thrift", "syslogtcp", "multiport_syslogtcp",
+               "syslogudp", "jms", "kafka"},
+    "channel": {"file", "jdbc", "spillablememory"},
+    "sink": {"hdfs", "avro", "thrift", "hbase", "asynchbase", "hbase2", "morphline_solr", "hive", "http", "irc",
+             "kafka", "elasticsearch"},
+    "selector": {"load_balancing"},
+    "serializer": set(),
+}
+
+_JAVA_NAME = re.compile(r"^(org|com|net|io|de|fr|uk|edu|gov)\.[\w.$]+$|.*\$[A-Z]\w*$")
+
+
+def entries(family: str) -> list[Entry]:
+    return [e for e in ENTRIES if e.family == family]
+
+
+def _index() -> dict[tuple[str, str], Entry]:
+    idx: dict[tuple[str, str], Entry] = {}
+    for e in ENTRIES:
+        if e.alias:
+            idx[(e.family, e.alias.lower())] = e
+        if e.flume_class:
+            idx[(e.family, e.flume_class)] = e
+    return idx
+
+
+_INDEX = _index()
+
+
+def register(entry: Entry) -> None:
+    """Add a component type (used by later modules and by tests)."""
+    ENTRIES.append(entry)
+    if entry.alias:
+        _INDEX[(entry.family, entry.alias.lower())] = entry
+    if entry.flume_class:
+        _INDEX[(entry.family, entry.flume_class)] = entry
+
+
+def load_target(target: str) -> type:
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def base_class(family: str) -> type:
+    module, cls = FAMILIES[family]
+    return getattr(importlib.import_module(module), cls)
+
+
+def aliases(family: str) -> list[str]:
+    return [e.alias for e in ENTRIES if e.family == family and e.alias]
+
+
+def resolve(family: str, text: str) -> type:
+    """The class for ``type = text`` in a component of ``family``; ConfigError with a useful message if none."""
+    name = text.strip()
+    entry = _INDEX.get((family, name.lower())) or _INDEX.get((family, name))
+    if entry is not None:
+        try:
+            return load_target(entry.target)
+        except (ImportError, AttributeError) as exc:  # a missing optional dependency, say
+            raise ConfigError(f"the {family} type '{name}' could not be loaded: {exc}") from None
+    if name.lower() in _NOT_YET.get(family, ()):
+        raise ConfigError(
+            f"'{name}' is a Flume {family} type that pyflume does not provide yet; available: "
+            f"{', '.join(aliases(family))}"
+        )
+    if "." not in name:
+        raise ConfigError(
+            f"unknown {family} type '{name}'; expected one of {', '.join(aliases(family))}, a Flume class name, "
+            f"or a dotted Python path to your own class (package.module.Class)"
+        )
+    module_name, _, cls_name = name.replace("$Builder", "").rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+        cls = getattr(module, cls_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        if _JAVA_NAME.match(name):
+            base = FAMILIES[family][1]
+            raise ConfigError(
+                f"'{name}' looks like a Java class; Java plugins cannot run in pyflume. Write the equivalent as a "
+                f"Python class that subclasses {FAMILIES[family][0]}.{base}, put it on PYTHONPATH and name it "
+                f"here as package.module.Class (see docs/custom-components.md)"
+            ) from None
+        raise ConfigError(f"cannot load {family} class '{name}': {exc}") from None
+    expected = base_class(family)
+    if not (isinstance(cls, type) and issubclass(cls, expected)):
+        raise ConfigError(f"'{name}' is not a {family}: it must subclass {FAMILIES[family][0]}.{expected.__name__}")
+    return cls

@@ -1,0 +1,278 @@
+"""Running a built topology: runner threads with Flume's backoff, a supervisor that restarts what crashed, and an
+orderly start and stop.
+
+Start order is channels → sinks → sources, so nothing is produced before it can be consumed. Stop is the
+reverse: sources stop first, sinks get a short time to drain what is queued and finish their current batch, then
+sinks close their files and connections, then channels stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from agent.config import Topology
+from agent.core import EventDrivenSource, PollableSource, SinkProcessor, Source, Status, _rate_limited
+from agent.metrics import MetricsServer, counters_of
+
+__all__ = ["Agent", "SinkRunner", "PollingRunner"]
+
+log = logging.getLogger("pyflume.agent")
+
+_SINK_BACKOFF_STEP = 1.0
+_SINK_BACKOFF_MAX = 5.0
+_SINK_ERROR_SLEEP = 5.0
+_IDLE_POLL = 0.05  # while backing off on an empty channel, look this often for new events
+
+
+class _Runner:
+    """A thread that calls ``step()`` until stopped; sleeps are cut short by ``stop()``."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.state = "IDLE"
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self.state = "START"
+        self._thread.start()
+
+    def signal_stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float) -> bool:
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        alive = self._thread.is_alive()
+        if not alive:
+            self.state = "STOP"
+        return not alive
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class SinkRunner(_Runner):
+    """Calls the group's processor in a loop. BACKOFF sleeps min(k s, 5 s) (k = consecutive backoffs) but wakes
+    early when the channel has events again; an exception sleeps 5 s, as in Flume."""
+
+    def __init__(self, processor: SinkProcessor):
+        super().__init__(f"SinkRunner-{processor.name}")
+        self.processor = processor
+        self.channels = [s.channel for s in processor.sinks if s.channel is not None]
+
+    def _has_events(self) -> bool:
+        return any(c.size() > 0 for c in self.channels)
+
+    def _sleep(self, seconds: float, wake_on_events: bool) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if wake_on_events and self._has_events():
+                return
+            self._stop.wait(min(left, _IDLE_POLL))
+
+    def _run(self) -> None:
+        backoffs = 0
+        proc = self.processor
+        while not self._stop.is_set():
+            try:
+                status = proc.process()
+            except Exception as exc:
+                _rate_limited(log, f"Unable to deliver event from sink group {proc.name}: {exc}")
+                self._sleep(_SINK_ERROR_SLEEP, wake_on_events=False)
+                continue
+            if status is Status.BACKOFF:
+                backoffs += 1
+                self._sleep(min(backoffs * _SINK_BACKOFF_STEP, _SINK_BACKOFF_MAX), wake_on_events=True)
+            else:
+                backoffs = 0
+
+
+class PollingRunner(_Runner):
+    """Calls a pollable source's ``process()`` in a loop with its backoffSleepIncrement / maxBackoffSleep."""
+
+    def __init__(self, source: PollableSource):
+        super().__init__(f"PollableSourceRunner-{source.name}")
+        self.source = source
+
+    def _run(self) -> None:
+        src = self.source
+        backoffs = 0
+        step = src.backoff_increment_ms() / 1000.0
+        cap = src.max_backoff_ms() / 1000.0
+        while not self._stop.is_set():
+            try:
+                status = src.process()
+            except Exception as exc:
+                _rate_limited(log, f"Source {src.name} failed to process: {exc}")
+                status = Status.BACKOFF
+            if status is Status.BACKOFF:
+                backoffs += 1
+                self._stop.wait(min(backoffs * step, cap))
+            else:
+                backoffs = 0
+
+
+class Agent:
+    """A running agent: starts a topology, supervises it, stops it in order."""
+
+    def __init__(self, topo: Topology, *, drain_seconds: float = 5.0):
+        self.topo = topo
+        self.drain_seconds = drain_seconds
+        self.sink_runners: dict[str, SinkRunner] = {}
+        self.source_runners: dict[str, PollingRunner] = {}
+        self.states: dict[str, str] = {}
+        self._started: list[Any] = []
+        self._pending: dict[str, tuple[Callable[[], None], float, float]] = {}  # name -> (start fn, retry at, delay)
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self.metrics_server: MetricsServer | None = None
+
+    # Lifecycle ----------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        topo = self.topo
+        for ch in topo.channels.values():
+            self._start_component(f"channel {ch.name}", ch.start, ch)
+        for gname, proc in topo.groups.items():
+            runner = SinkRunner(proc)
+            self.sink_runners[gname] = runner
+
+            def start_group(proc: SinkProcessor = proc, runner: SinkRunner = runner) -> None:
+                proc.start()
+                for s in proc.sinks:
+                    s.counter.started()
+                runner.start()
+
+            self._start_component(f"sink group {gname}", start_group, proc)
+        for src in topo.sources.values():
+            self._start_component(f"source {src.name}", lambda src=src: self._start_source(src), src)
+        mon = topo.sysprops.get("flume.monitoring.type", "").lower()
+        if mon in ("http", "prometheus"):
+            port = int(topo.sysprops.get("flume.monitoring.port", "41414"))
+            host = topo.sysprops.get("flume.monitoring.bind", "0.0.0.0")
+            self.metrics_server = MetricsServer(self.snapshot, self.health, host, port)
+            self.metrics_server.start()
+        elif mon:
+            log.warning("flume.monitoring.type=%s is not supported; use http or prometheus", mon)
+        self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
+        self._supervisor.start()
+        log.info("Agent %s started: %d sources, %d channels, %d sinks", topo.name, len(topo.sources),
+                 len(topo.channels), len(topo.sinks))
+
+    def _start_source(self, src: Source) -> None:
+        src.start()
+        src.counter.started()
+        if isinstance(src, PollableSource):
+            runner = PollingRunner(src)
+            self.source_runners[src.name] = runner
+            runner.start()
+
+    def _start_component(self, label: str, fn: Callable[[], None], comp: Any) -> None:
+        try:
+            fn()
+        except Exception as exc:
+            log.error("Could not start %s: %s; retrying in 1 s", label, exc)
+            self.states[label] = "ERROR"
+            self._pending[label] = (fn, time.monotonic() + 1.0, 1.0)
+            return
+        self.states[label] = "START"
+        log.debug("Started %s", label)
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(0.5):
+            now = time.monotonic()
+            for label, (fn, at, delay) in list(self._pending.items()):
+                if at > now or self._stopping.is_set():
+                    continue
+                try:
+                    fn()
+                except Exception as exc:
+                    delay = min(delay * 2, 30.0)
+                    log.error("Could not start %s: %s; retrying in %.0f s", label, exc, delay)
+                    self._pending[label] = (fn, now + delay, delay)
+                    continue
+                del self._pending[label]
+                self.states[label] = "START"
+                log.info("Started %s after retrying", label)
+            for src in self.topo.sources.values():
+                label = f"source {src.name}"
+                supervised = isinstance(src, EventDrivenSource) and label not in self._pending
+                if supervised and self.states.get(label) == "START":
+                    reason = src.failed()
+                    if reason:
+                        log.error("Source %s failed (%s); restarting it", src.name, reason)
+                        try:
+                            src.stop()
+                        except Exception:
+                            log.exception("Source %s failed to stop cleanly", src.name)
+                        self.states[label] = "ERROR"
+                        self._pending[label] = (lambda src=src: self._start_source(src), now + 1.0, 1.0)
+
+    def stop(self) -> None:
+        """Stop sources, let sinks drain briefly and finish their batch, close sinks, stop channels."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        topo = self.topo
+        log.info("Stopping agent %s", topo.name)
+        for runner in self.source_runners.values():
+            runner.signal_stop()
+        for src in topo.sources.values():
+            if self.states.get(f"source {src.name}") == "START":
+                try:
+                    src.stop()
+                except Exception:
+                    log.exception("Source %s failed to stop cleanly", src.name)
+                src.counter.stopped()
+            self.states[f"source {src.name}"] = "STOP"
+        for runner in self.source_runners.values():
+            runner.join(2.0)
+        deadline = time.monotonic() + self.drain_seconds
+        while time.monotonic() < deadline and any(c.size() > 0 for c in topo.channels.values()) and any(
+            r.alive() for r in self.sink_runners.values()
+        ):
+            time.sleep(0.05)
+        for runner in self.sink_runners.values():
+            runner.signal_stop()
+        for gname, runner in self.sink_runners.items():
+            if not runner.join(3.0):
+                log.warning("Sink group %s did not finish its batch within 3 s", gname)
+        for gname, proc in topo.groups.items():
+            if self.states.get(f"sink group {gname}") == "START":
+                proc.stop()
+                for s in proc.sinks:
+                    s.counter.stopped()
+            self.states[f"sink group {gname}"] = "STOP"
+        for ch in topo.channels.values():
+            try:
+                ch.stop()
+            except Exception:
+                log.exception("Channel %s failed to stop cleanly", ch.name)
+            self.states[f"channel {ch.name}"] = "STOP"
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+        log.info("Agent %s stopped", topo.name)
+
+    # Observability ------------------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, dict[str, str]]:
+        return counters_of(self.topo.components())
+
+    def health(self) -> dict:
+        comps = dict(sorted(self.states.items()))
+        status = "UP" if all(v == "START" for v in comps.values()) else "DEGRADED"
+        if self._stopping.is_set():
+            status = "STOPPING"
+        return {"status": status, "agent": self.topo.name, "components": comps}

@@ -1,0 +1,180 @@
+"""The memory channel: a bounded in-process queue with real transactions.
+
+Fast, and honest about what it costs: events in a memory channel are lost if the process dies (SIGKILL, a crash,
+the machine going down). Use the file channel when that is not acceptable.
+
+Semantics kept from Flume: capacity is claimed at commit, where a put commit waits up to ``keep-alive`` seconds
+for room and then fails with ChannelFullException; a take waits up to ``keep-alive`` seconds for the first event
+when the channel is empty; rollback returns taken events to the head in their original order. Events taken but not
+yet committed still hold their place in the capacity (so a rollback always fits).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+
+from agent.core import Channel, ChannelException, ChannelFullException, Event, Transaction
+from agent.spec import Conf, Prop, Spec
+
+__all__ = ["MemoryChannel"]
+
+
+class MemoryChannel(Channel):
+    """Events are held in memory; fast, lost on a crash."""
+
+    alias = "memory"
+    flume_class = "org.apache.flume.channel.MemoryChannel"
+    spec = Spec(
+        Prop("capacity", "int", 100, "The most events the channel holds.", min=1),
+        Prop("transactionCapacity", "int", 100,
+             "The most events one transaction may put or take (a source's or sink's batch size must fit).", min=1),
+        Prop("keep-alive", "int", 3, "Seconds a put commit waits for room, and a take waits for an event.", min=0),
+        Prop("byteCapacity", "int", None,
+             "Limit on the sum of event body sizes, in bytes, counted in 100-byte slots as Flume does. Flume's "
+             "default is 80% of the JVM heap; pyflume has no heap limit, so unset means no byte limit. "
+             "0 also means no limit.", min=0),
+        Prop("byteCapacityBufferPercentage", "int", 20,
+             "Share of byteCapacity kept free for the event headers (the body limit is byteCapacity less this).",
+             min=0, max=100),
+    )
+
+    def __init__(self, name: str, conf: Conf):
+        super().__init__(name, conf)
+        self.capacity = conf["capacity"]
+        self.transaction_capacity = conf["transactionCapacity"]
+        if self.transaction_capacity > self.capacity:
+            conf.error(
+                f"transactionCapacity ({self.transaction_capacity}) must not exceed capacity ({self.capacity})",
+                "transactionCapacity",
+            )
+        self.keep_alive = float(conf["keep-alive"])
+        byte_capacity = conf.get("byteCapacity") or 0
+        pct = conf["byteCapacityBufferPercentage"]
+        # Flume counts bodies in 100-byte slots; the limit is the byte capacity less the header buffer.
+        self._slot_limit = int(byte_capacity * (1 - pct / 100.0) / 100) if byte_capacity else 0
+        self._slots_used = 0
+        self._queue: deque[Event] = deque()
+        self._claimed = 0  # events in the queue plus events taken by open transactions
+        self._cond = threading.Condition(threading.Lock())
+        self._waiting_takers = 0
+        self._stopped = False
+
+    def transaction(self) -> Transaction:
+        return _MemoryTransaction(self)
+
+    def size(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        self._stopped = False
+        self.counter.started()
+        self.log.info("Channel %s started (capacity %d)", self.name, self.capacity)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        self.counter.stopped()
+        self.log.info("Channel %s stopped with %d events queued", self.name, len(self._queue))
+
+    def resize(self, capacity: int, transaction_capacity: int) -> None:
+        """Apply a new capacity on reload, keeping the queued events (as Flume does)."""
+        with self._cond:
+            self.capacity = capacity
+            self.transaction_capacity = transaction_capacity
+            self._cond.notify_all()
+
+    # Called by transactions ---------------------------------------------------------------------------------
+    def _take(self, max_events: int) -> list[Event]:
+        cond = self._cond
+        with cond:
+            q = self._queue
+            if not q:
+                if self.keep_alive <= 0 or self._stopped:
+                    return []
+                self._waiting_takers += 1
+                try:
+                    cond.wait(self.keep_alive)
+                finally:
+                    self._waiting_takers -= 1
+                if not q:
+                    return []
+            if max_events >= len(q):
+                events = list(q)
+                q.clear()
+            else:
+                popleft = q.popleft
+                events = [popleft() for _ in range(max_events)]
+            return events
+
+    def _commit(self, puts: list[Event], takes: list[Event]) -> None:
+        net = len(puts) - len(takes)
+        slots = _slots(puts) - _slots(takes) if self._slot_limit else 0
+        cond = self._cond
+        with cond:
+            if net > 0 and self._claimed + net > self.capacity:
+                deadline = time.monotonic() + self.keep_alive
+                while self._claimed + net > self.capacity:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self._stopped:
+                        raise ChannelFullException(
+                            f"Space for commit to queue couldn't be acquired. Sinks are likely not keeping up "
+                            f"with sources, or the buffer size is too tight (channel {self.name}, capacity "
+                            f"{self.capacity}, {self._claimed} in use, {net} more requested)"
+                        )
+                    cond.wait(remaining)
+            if self._slot_limit and slots > 0 and self._slots_used + slots > self._slot_limit:
+                raise ChannelException(
+                    f"Cannot commit transaction. Byte capacity allocated to store event body "
+                    f"{self._slot_limit * 100} reached. Please increase heap space/byte capacity allocated "
+                    f"or add more sinks (channel {self.name})"
+                )
+            self._claimed += net
+            self._slots_used += slots
+            if puts:
+                self._queue.extend(puts)
+                if self._waiting_takers:
+                    cond.notify(self._waiting_takers)
+            if net < 0:
+                cond.notify_all()
+
+    def _return(self, takes: list[Event]) -> None:
+        with self._cond:
+            self._queue.extendleft(reversed(takes))
+            if self._waiting_takers:
+                self._cond.notify(self._waiting_takers)
+
+
+def _slots(events: Sequence[Event]) -> int:
+    return sum((len(e.body) + 99) // 100 or 1 for e in events)
+
+
+class _MemoryTransaction(Transaction):
+    __slots__ = ("_puts", "_takes")
+
+    def __init__(self, channel: MemoryChannel):
+        super().__init__(channel)
+        self._puts: list[Event] = []
+        self._takes: list[Event] = []
+
+    def _put(self, events: Sequence[Event]) -> None:
+        self._puts.extend(events)
+
+    def _take(self, max_events: int) -> list[Event]:
+        events = self.channel._take(max_events)  # type: ignore[attr-defined]
+        self._takes.extend(events)
+        return events
+
+    def _commit(self) -> None:
+        self.channel._commit(self._puts, self._takes)  # type: ignore[attr-defined]
+        self._puts = []
+        self._takes = []
+
+    def _rollback(self) -> None:
+        if self._takes:
+            self.channel._return(self._takes)  # type: ignore[attr-defined]
+        self._puts = []
+        self._takes = []

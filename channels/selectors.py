@@ -1,0 +1,123 @@
+"""Channel selectors: which of a source's channels get each event (``<agent>.sources.<s>.selector.*``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from agent.core import Channel, ChannelSelector, Event, _rate_limited
+from agent.spec import Conf, Prop, Spec
+
+__all__ = ["ReplicatingChannelSelector", "MultiplexingChannelSelector"]
+
+log = logging.getLogger("pyflume.selector")
+
+Route = list[tuple[Channel, list[Event]]]
+
+
+def _lookup(names: Iterable[str], by_name: dict[str, Channel], conf: Conf, prop: str) -> list[Channel]:
+    out: list[Channel] = []
+    for n in names:
+        ch = by_name.get(n)
+        if ch is None:
+            conf.error(
+                f"channel '{n}' is not one of this source's channels ({', '.join(by_name) or 'none'})", prop
+            )
+        elif ch not in out:
+            out.append(ch)
+    return out
+
+
+class ReplicatingChannelSelector(ChannelSelector):
+    """Every event goes to every channel of the source; channels listed in ``optional`` may fail quietly."""
+
+    alias = "replicating"
+    flume_class = "org.apache.flume.channel.ReplicatingChannelSelector"
+    spec = Spec(
+        Prop("optional", "list", [], "Channels whose failures are logged and ignored instead of failing the batch."),
+    )
+
+    def configure_channels(self, channels: list[Channel]) -> None:
+        super().configure_channels(channels)
+        by_name = {c.name: c for c in channels}
+        optional = _lookup(self.conf["optional"], by_name, self.conf, "optional")
+        self.required = [c for c in channels if c not in optional]
+        self.optional = optional
+
+    def route(self, events: list[Event]) -> tuple[Route, Route]:
+        return [(c, events) for c in self.required], [(c, events) for c in self.optional]
+
+
+class MultiplexingChannelSelector(ChannelSelector):
+    """Routes each event by the value of one header: ``mapping.<value>`` lists its channels, ``default`` the rest."""
+
+    alias = "multiplexing"
+    flume_class = "org.apache.flume.channel.MultiplexingChannelSelector"
+    spec = Spec(
+        Prop("header", "str", "flume.selector.header", "The header whose value picks the channels."),
+        Prop("default", "list", [], "Channels for events whose header is missing, blank or unmapped. Without a "
+             "default such events are dropped (counted and logged)."),
+        Prop("mapping.", prefix=True, doc="mapping.<value> = channels required for events with that header value."),
+        Prop("optional.", prefix=True, doc="optional.<value> = channels tried, failures ignored, for that value."),
+    )
+
+    def configure_channels(self, channels: list[Channel]) -> None:
+        super().configure_channels(channels)
+        conf = self.conf
+        by_name = {c.name: c for c in channels}
+        self.header = conf["header"]
+        self.default = _lookup(conf["default"], by_name, conf, "default")
+        self.mapping: dict[str, list[Channel]] = {}
+        for value, raw in conf.sub("mapping.").items():
+            self.mapping[value] = _lookup(raw.value.split(), by_name, conf, "mapping." + value)
+        self.optional: dict[str, list[Channel]] = {}
+        for value, raw in conf.sub("optional.").items():
+            self.optional[value] = _lookup(raw.value.split(), by_name, conf, "optional." + value)
+        if not self.mapping and not self.default:
+            conf.warn("no mapping.<value> and no default: every event would be dropped", None)
+        self.dropped = 0
+        self._plans: dict[str | None, tuple[tuple[Channel, ...], tuple[Channel, ...]]] = {}
+
+    def _plan(self, value: str | None) -> tuple[tuple[Channel, ...], tuple[Channel, ...]]:
+        key = value.strip() if value is not None else None
+        required = self.mapping.get(key) if key else None
+        if required is None:
+            required = self.default
+            exclude = self.default
+        else:
+            exclude = required
+        optional = [c for c in self.optional.get(key, []) if c not in exclude] if key else []
+        plan = (tuple(required), tuple(optional))
+        if len(self._plans) < 10_000:  # header values are usually few; do not let odd traffic grow this forever
+            self._plans[value] = plan
+        return plan
+
+    def route(self, events: list[Event]) -> tuple[Route, Route]:
+        header = self.header
+        plans = self._plans
+        req: dict[Channel, list[Event]] = {}
+        opt: dict[Channel, list[Event]] = {}
+        dropped = 0
+        for e in events:
+            value = e.headers.get(header)
+            plan = plans.get(value) or self._plan(value)
+            required, optional = plan
+            if not required:
+                dropped += 1
+            for c in required:
+                lst = req.get(c)
+                if lst is None:
+                    req[c] = [e]
+                else:
+                    lst.append(e)
+            for c in optional:
+                lst = opt.get(c)
+                if lst is None:
+                    opt[c] = [e]
+                else:
+                    lst.append(e)
+        if dropped:
+            self.dropped += dropped
+            _rate_limited(log, f"selector of source {self.name}: {self.dropped} events so far matched no mapping and "
+                               f"there is no selector.default; they were dropped")
+        return list(req.items()), list(opt.items())

@@ -1,0 +1,109 @@
+"""Shared fixtures: free loopback ports and running the ``agent`` command as a user would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def agent_command() -> list[str]:
+    """The installed console script when there is one (as a user runs it), else ``python -m agent``."""
+    beside = Path(sys.executable).parent / "agent"  # the venv's script, activated or not
+    exe = str(beside) if beside.exists() else shutil.which("agent")
+    if exe and os.environ.get("PYFLUME_USE_MODULE") != "1":
+        return [exe]
+    return [sys.executable, "-m", "agent"]
+
+
+class AgentProcess:
+    """An ``agent`` process started from a properties text, with its log captured to a file."""
+
+    def __init__(self, conf_text: str, tmp: Path, name: str = "a1", args: list[str] | None = None):
+        self.conf = tmp / "agent.conf"
+        self.conf.write_text(conf_text)
+        self.log_path = tmp / "agent.log"
+        self.name = name
+        self.args = args or []
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "AgentProcess":
+        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            agent_command() + ["--conf-file", str(self.conf), "--name", self.name, *self.args],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=str(self.conf.parent), env=env,
+            start_new_session=True,
+        )
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"agent exited with {self.proc.returncode} before logging {text!r}:\n{self.log()}")
+            time.sleep(0.05)
+        raise AssertionError(f"agent did not log {text!r} within {timeout} s:\n{self.log()}")
+
+    def wait_for_port(self, port: int, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"agent exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"port {port} not open within {timeout} s:\n{self.log()}")
+
+    def terminate(self, timeout: float = 15.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def run_agent(tmp_path: Path) -> Iterator:
+    started: list[AgentProcess] = []
+
+    def start(conf_text: str, name: str = "a1", args: list[str] | None = None) -> AgentProcess:
+        a = AgentProcess(conf_text, tmp_path, name, args).start()
+        started.append(a)
+        return a
+
+    yield start
+    for a in started:
+        a.kill()
