@@ -43,12 +43,12 @@ def test_version_and_help():
 def test_agent_flags_and_sysprops(tmp_path, flags):
     conf = tmp_path / "x.conf"
     port = free_port()
-    conf.write_text(f"""a1.sources = r1
+    conf.write_text("""a1.sources = r1
 a1.channels = c1
 a1.sinks = k1
 a1.sources.r1.type = netcat
 a1.sources.r1.bind = 127.0.0.1
-a1.sources.r1.port = ${{sys:nc.port}}
+a1.sources.r1.port = ${sys:nc.port}
 a1.sources.r1.channels = c1
 a1.channels.c1.type = memory
 a1.sinks.k1.type = logger
