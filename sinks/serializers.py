@@ -1,99 +1,165 @@
-"""Event serializers: how a file-writing sink turns a batch of events into bytes (``serializer`` / ``sink.serializer``).
+"""Event serializers: how a file-writing sink turns batches of events into bytes.
 
-A serializer writes to a binary file object. The text serializers build one buffer per batch; ``avro_event`` writes
-an Avro container file (header once per file, then blocks).
+A sink names its serializer with ``serializer`` (hdfs) or ``sink.serializer`` (file_roll): an alias (``text``,
+``header_and_text``, ``avro_event``, matched case-insensitively as Flume does), a Flume builder class name, or a
+dotted Python path to an :class:`EventSerializer` subclass. Options under ``<prefix>serializer.*`` are validated
+against the serializer's own ``spec``.
+
+Everything here works on whole batches: the text serializers build one buffer per batch with one ``b"".join`` and
+hand it to the file in one ``write``; ``avro_event`` encodes into memory and writes its header, and each block,
+with one ``write`` each.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import BinaryIO, ClassVar
+import io
+from collections.abc import Sequence
+from typing import Any, BinaryIO, ClassVar
 
-from agent.core import Event
-from agent.spec import Conf, Prop, Spec
+from agent.core import Component, Event
+from agent.spec import Conf, ConfigError, Prop, Spec
 
-__all__ = ["EventSerializer", "BodyTextEventSerializer", "HeaderAndBodyTextEventSerializer",
-           "FlumeEventAvroEventSerializer"]
+__all__ = [
+    "EventSerializer",
+    "BodyTextEventSerializer",
+    "HeaderAndBodyTextEventSerializer",
+    "FlumeEventAvroEventSerializer",
+    "java_map_string",
+]
 
-log = logging.getLogger("pyflume.serializer")
 
+class EventSerializer(Component):
+    """Turns batches of events into the bytes of one file at a time.
 
-class EventSerializer:
-    """Writes batches of events to one open file.
+    Contract: ``Cls(name, conf)`` only reads and checks the serializer's options (``conf`` is bound to ``spec``,
+    ``name`` is the sink's name); it opens nothing. The owning sink calls, from its runner thread only:
 
-    Contract: ``open(f)`` when a file is opened (writes any file header), ``write(events)`` per batch, ``flush()``
-    before the sink commits, ``close()`` before the file is closed (writes any trailer). Not thread-safe: one
-    serializer per open file, used by the sink's runner thread.
+    - ``open(out)`` once a new file is opened: ``out`` is a binary file object with ``write`` and ``flush``; the
+      serializer writes any file header (the Avro container header).
+    - ``reopen(out)`` instead of ``open`` when appending to an existing file; only when ``supports_reopen``.
+    - ``write(events)`` once per batch, in order. Text serializers write the whole batch with one ``out.write``.
+    - ``flush()`` before the sink commits the batch: every byte of the batches written so far must have been
+      handed to ``out`` when it returns (Avro writes its pending block). Flushing ``out`` itself is the sink's job.
+    - ``close()`` before the sink closes the file: writes any trailer; ``out`` is not closed.
+
+    One instance serves one open file at a time; after ``close()`` the same instance may ``open`` the next file.
+    Not thread-safe. An exception from any method means the file may hold a partial batch; the sink rolls the
+    batch back (at-least-once) and should start a new file.
     """
 
-    spec: ClassVar[Spec] = Spec()
-    kind: ClassVar[str] = "serializer"
-    alias: ClassVar[str | None] = None
-    flume_class: ClassVar[str | None] = None
+    kind = "serializer"
+    #: True when the serializer can continue an existing file (nothing to write at its start).
+    supports_reopen: ClassVar[bool] = True
 
     def __init__(self, name: str, conf: Conf):
-        self.name = name
-        self.conf = conf
+        super().__init__(name, conf)
         self.out: BinaryIO | None = None
 
     def open(self, out: BinaryIO) -> None:
+        """A new, empty file: write any header."""
         self.out = out
 
-    def write(self, events: list[Event]) -> None:
+    def reopen(self, out: BinaryIO) -> None:
+        """Continue an existing file (no header)."""
+        if not self.supports_reopen:
+            raise NotImplementedError(f"the {self.alias or type(self).__name__} serializer cannot append to an "
+                                      f"existing file")
+        self.out = out
+
+    def encode(self, events: Sequence[Event]) -> bytes:
+        """The bytes of one batch (stateless serializers only)."""
         raise NotImplementedError
 
+    def write(self, events: Sequence[Event]) -> None:
+        """Write one batch; the default writes ``encode(events)`` with one call."""
+        out = self.out
+        if out is None:
+            raise ValueError(f"serializer of {self.name}: write() before open()")
+        data = self.encode(events)
+        if data:
+            out.write(data)
+
     def flush(self) -> None:
-        if self.out is not None:
-            self.out.flush()
+        """Hand every byte the serializer still holds to ``out`` (the sink then flushes ``out``)."""
 
     def close(self) -> None:
+        """The file is about to be closed: write what is pending and any trailer."""
         self.flush()
         self.out = None
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Text
+
+
+_NEWLINE_DOC = "Write a newline after each event's body."
+
+
 class BodyTextEventSerializer(EventSerializer):
-    """The body of each event, followed by a newline."""
+    """Each event's body as is, followed by a newline (``appendNewline``); headers are dropped."""
 
     alias = "text"
     flume_class = "org.apache.flume.serialization.BodyTextEventSerializer$Builder"
-    spec = Spec(Prop("appendNewline", "bool", True, "Write a newline after each event."))
+    spec = Spec(Prop("appendNewline", "bool", True, _NEWLINE_DOC))
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.newline = conf["appendNewline"]
+        self.append_newline: bool = conf["appendNewline"]
 
-    def write(self, events: list[Event]) -> None:
-        assert self.out is not None
+    def encode(self, events: Sequence[Event]) -> bytes:
+        # The hot path of file_roll: one list comprehension and one join per batch, written with one call.
         bodies = [e.body for e in events]
-        if self.newline:
-            bodies.append(b"")
-            self.out.write(b"\n".join(bodies))
-        else:
-            self.out.write(b"".join(bodies))
+        if self.append_newline:
+            bodies.append(b"")  # the last body gets its newline too, without copying the joined buffer again
+            return b"\n".join(bodies)
+        return b"".join(bodies)
+
+
+def java_map_string(headers: dict[str, str]) -> str:
+    """Java's ``Map.toString()``: ``{k1=v1, k2=v2}``, or ``{}``.
+
+    Flume's headers are a ``java.util.HashMap``, whose order follows the keys' hash codes; pyflume prints them in
+    insertion order, so a line with two or more headers may list them in a different order than Flume does.
+    """
+    if not headers:
+        return "{}"
+    return "{" + ", ".join([f"{k}={v}" for k, v in headers.items()]) + "}"
 
 
 class HeaderAndBodyTextEventSerializer(EventSerializer):
-    """``{k1=v1, k2=v2} body`` per event (Java's Map.toString, in header insertion order), then a newline."""
+    """``{k1=v1, k2=v2} body`` per event (Java's Map.toString of the headers, a space, the body), then a newline.
+
+    Headers are listed in insertion order; Flume lists them in Java HashMap order (see :func:`java_map_string`).
+    """
 
     alias = "header_and_text"
     flume_class = "org.apache.flume.serialization.HeaderAndBodyTextEventSerializer$Builder"
-    spec = Spec(Prop("appendNewline", "bool", True, "Write a newline after each event."))
+    spec = Spec(Prop("appendNewline", "bool", True, _NEWLINE_DOC))
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.newline = b"\n" if conf["appendNewline"] else b""
+        self.append_newline: bool = conf["appendNewline"]
 
-    def write(self, events: list[Event]) -> None:
-        assert self.out is not None
-        nl = self.newline
-        parts = [
-            ("{" + ", ".join(f"{k}={v}" for k, v in e.headers.items()) + "} ").encode() + e.body + nl
-            for e in events
-        ]
-        self.out.write(b"".join(parts))
+    def encode(self, events: Sequence[Event]) -> bytes:
+        parts: list[bytes] = []
+        add = parts.append
+        newline = self.append_newline
+        for e in events:
+            h = e.headers
+            # Java's String.getBytes() would turn an unencodable char into '?'; "replace" does the same.
+            add(b"{} " if not h else (java_map_string(h) + " ").encode("utf-8", "replace"))
+            add(e.body)
+            if newline:
+                add(b"\n")
+        return b"".join(parts)
 
 
-_EVENT_SCHEMA = {
+# --------------------------------------------------------------------------------------------------------------
+# Avro container
+
+
+#: Flume's FlumeEventAvroEventSerializer schema: record ``Event`` with no namespace (unlike the RPC's AvroFlumeEvent).
+EVENT_SCHEMA: dict[str, Any] = {
     "type": "record",
     "name": "Event",
     "fields": [
@@ -102,48 +168,110 @@ _EVENT_SCHEMA = {
     ],
 }
 
+#: Avro Java's CodecFactory names (matched exactly, as ``CodecFactory.fromString`` does), with the Python package
+#: fastavro needs for each (None: built in).
+_AVRO_CODECS: dict[str, str | None] = {
+    "null": None,
+    "deflate": None,
+    "snappy": "cramjam",
+    "bzip2": None,
+    "xz": None,
+    "zstandard": "backports.zstd",
+}
+
 
 class FlumeEventAvroEventSerializer(EventSerializer):
-    """An Avro container file of records ``Event {headers: map<string>, body: bytes}`` (Flume's avro_event)."""
+    """An Avro container file of ``Event {headers: map<string>, body: bytes}`` records (Flume's ``avro_event``).
+
+    The container header (schema, codec, sync marker) is written when the file is opened. Records collect in a
+    block that is written when it reaches ``syncIntervalBytes`` and at every ``flush()``, so each committed batch
+    ends a block and the file is readable up to the last commit, as with Flume (whose sinks flush per batch).
+    A file cannot be appended to (``supports_reopen`` is false), as in Flume.
+    """
 
     alias = "avro_event"
     flume_class = "org.apache.flume.serialization.FlumeEventAvroEventSerializer$Builder"
+    supports_reopen = False
     spec = Spec(
-        Prop("syncIntervalBytes", "int", 2048000, "Approximate bytes per Avro block.", min=32),
-        Prop("compressionCodec", "str", "null", "Avro codec of the blocks: null, deflate, snappy, zstandard, ..."),
+        Prop("syncIntervalBytes", "int", 2048000,
+             "Uncompressed size at which a block is written (more are written at each flush).",
+             min=32, max=1 << 30),
+        Prop("compressionCodec", "str", "null",
+             "Block compression, by Avro's codec name: null (none), deflate, snappy (needs the cramjam package), "
+             "bzip2, xz, zstandard (needs backports.zstd). Any other name is warned about and means null, as in "
+             "Flume."),
     )
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        import fastavro
+        from fastavro import parse_schema
 
-        self._schema = fastavro.parse_schema(_EVENT_SCHEMA)
-        codec = conf["compressionCodec"]
-        if codec not in fastavro.write.BLOCK_WRITERS:
-            log.warning("serializer %s: unknown Avro codec %r; writing uncompressed (as Flume does)", name, codec)
+        self.sync_interval: int = conf["syncIntervalBytes"]
+        codec: str = conf["compressionCodec"]
+        if codec not in _AVRO_CODECS:
+            message = (f"Unable to instantiate avro codec with name ({codec}): not one of "
+                       f"{', '.join(_AVRO_CODECS)}. Compression disabled (as in Flume)")
+            if not any(p.message == message for p in conf.problems):  # one warning per sink, not per file
+                conf.warn(message, "compressionCodec")
             codec = "null"
+        elif _AVRO_CODECS[codec] and not _codec_works(codec):
+            raise ConfigError(
+                f"the Avro codec '{codec}' needs the Python package {_AVRO_CODECS[codec]}; install it "
+                f"(pip install {_AVRO_CODECS[codec]}) or choose null, deflate, bzip2 or xz",
+                "compressionCodec",
+            )
         self.codec = codec
-        self.sync_interval = conf["syncIntervalBytes"]
-        self._writer = None
+        self._schema = parse_schema(EVENT_SCHEMA)
+        self._buffer: io.BytesIO | None = None
+        self._writer: Any = None
 
     def open(self, out: BinaryIO) -> None:
         from fastavro.write import Writer
 
         super().open(out)
-        self._writer = Writer(out, self._schema, codec=self.codec, sync_interval=self.sync_interval)
+        self._buffer = io.BytesIO()
+        # fastavro encodes into memory; we move its output to the file in whole pieces (header, blocks).
+        self._writer = Writer(self._buffer, self._schema, codec=self.codec, sync_interval=self.sync_interval)
+        self._drain()
 
-    def write(self, events: list[Event]) -> None:
-        assert self._writer is not None
-        w = self._writer.write
+    def write(self, events: Sequence[Event]) -> None:
+        writer = self._writer
+        if writer is None:
+            raise ValueError(f"serializer of {self.name}: write() before open()")
+        append = writer.write
         for e in events:
-            w({"headers": e.headers, "body": e.body})
+            append({"headers": e.headers, "body": e.body})
+        self._drain()  # blocks completed by the sync interval go to the file now, keeping memory bounded
 
     def flush(self) -> None:
         if self._writer is not None:
-            self._writer.flush()
-        super().flush()
+            self._writer.flush()  # ends the pending block, if any
+            self._drain()
 
     def close(self) -> None:
         self.flush()
         self._writer = None
+        self._buffer = None
         self.out = None
+
+    def _drain(self) -> None:
+        buf = self._buffer
+        if buf is None or not buf.tell():
+            return
+        assert self.out is not None
+        self.out.write(buf.getvalue())
+        buf.seek(0)
+        buf.truncate()
+
+
+def _codec_works(codec: str) -> bool:
+    """Whether fastavro can compress with ``codec`` here (its optional library is installed)."""
+    from fastavro.write import Writer
+
+    try:
+        w = Writer(io.BytesIO(), EVENT_SCHEMA, codec=codec)
+        w.write({"headers": {}, "body": b"x"})
+        w.flush()
+    except (ValueError, ImportError):
+        return False
+    return True
