@@ -10,6 +10,7 @@ equivalent.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 from dataclasses import dataclass
 
@@ -33,14 +34,29 @@ def _e(family: str, alias: str | None, flume_class: str | None, target: str) -> 
 ENTRIES: list[Entry] = [
     # Channels
     _e("channel", "memory", "org.apache.flume.channel.MemoryChannel", "channels.memory:MemoryChannel"),
+    _e("channel", "file", "org.apache.flume.channel.file.FileChannel", "channels.file:FileChannel"),
+    _e("channel", None, "org.apache.flume.channel.kafka.KafkaChannel", "channels.kafka:KafkaChannel"),
     # Sources
     _e("source", "netcat", "org.apache.flume.source.NetcatSource", "sources.netcat:NetcatSource"),
     _e("source", "netcatudp", "org.apache.flume.source.NetcatUdpSource", "sources.netcat:NetcatUdpSource"),
     _e("source", "seq", "org.apache.flume.source.SequenceGeneratorSource", "sources.seq:SequenceGeneratorSource"),
+    _e("source", "exec", "org.apache.flume.source.ExecSource", "sources.exec:ExecSource"),
+    _e("source", "spooldir", "org.apache.flume.source.SpoolDirectorySource", "sources.spooldir:SpoolDirectorySource"),
+    _e("source", "TAILDIR", "org.apache.flume.source.taildir.TaildirSource", "sources.taildir:TaildirSource"),
+    _e("source", "http", "org.apache.flume.source.http.HTTPSource", "sources.http:HTTPSource"),
+    _e("source", "avro", "org.apache.flume.source.AvroSource", "sources.avro:AvroSource"),
+    _e("source", "syslogtcp", "org.apache.flume.source.SyslogTcpSource", "sources.syslog:SyslogTcpSource"),
+    _e("source", "multiport_syslogtcp", "org.apache.flume.source.MultiportSyslogTCPSource",
+       "sources.syslog:MultiportSyslogTCPSource"),
+    _e("source", "syslogudp", "org.apache.flume.source.SyslogUDPSource", "sources.syslog:SyslogUDPSource"),
+    _e("source", None, "org.apache.flume.source.kafka.KafkaSource", "sources.kafka:KafkaSource"),
     # Sinks
     _e("sink", "logger", "org.apache.flume.sink.LoggerSink", "sinks.logger:LoggerSink"),
     _e("sink", "null", "org.apache.flume.sink.NullSink", "sinks.null:NullSink"),
     _e("sink", "file_roll", "org.apache.flume.sink.RollingFileSink", "sinks.file_roll:RollingFileSink"),
+    _e("sink", "hdfs", "org.apache.flume.sink.hdfs.HDFSEventSink", "sinks.hdfs:HDFSEventSink"),
+    _e("sink", "avro", "org.apache.flume.sink.AvroSink", "sinks.avro:AvroSink"),
+    _e("sink", None, "org.apache.flume.sink.kafka.KafkaSink", "sinks.kafka:KafkaSink"),
     # Channel selectors
     _e("selector", "replicating", "org.apache.flume.channel.ReplicatingChannelSelector",
        "channels.selectors:ReplicatingChannelSelector"),
@@ -103,8 +119,17 @@ _NOT_YET = {
 _JAVA_NAME = re.compile(r"^(org|com|net|io|de|fr|uk|edu|gov)\.[\w.$]+$|.*\$[A-Z]\w*$")
 
 
+def available(entry: Entry) -> bool:
+    """True when the module that implements ``entry`` exists (components land one by one)."""
+    module = entry.target.partition(":")[0]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def entries(family: str) -> list[Entry]:
-    return [e for e in ENTRIES if e.family == family]
+    return [e for e in ENTRIES if e.family == family and available(e)]
 
 
 def _index() -> dict[tuple[str, str], Entry]:
@@ -140,13 +165,18 @@ def base_class(family: str) -> type:
 
 
 def aliases(family: str) -> list[str]:
-    return [e.alias for e in ENTRIES if e.family == family and e.alias]
+    return [e.alias for e in ENTRIES if e.family == family and e.alias and available(e)]
 
 
 def resolve(family: str, text: str) -> type:
     """The class for ``type = text`` in a component of ``family``; ConfigError with a useful message if none."""
     name = text.strip()
     entry = _INDEX.get((family, name.lower())) or _INDEX.get((family, name))
+    if entry is not None and not available(entry):
+        raise ConfigError(
+            f"'{name}' is a Flume {family} type that pyflume does not provide yet; available: "
+            f"{', '.join(aliases(family))}"
+        )
     if entry is not None:
         try:
             return load_target(entry.target)
