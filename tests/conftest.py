@@ -15,8 +15,30 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _p in (ROOT, ROOT / "tests"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from peers import maven  # noqa: E402
+
+
+def require_java_peers() -> None:
+    """Skip a test that needs real Java peers when java/mvn are missing; fail instead under PYFLUME_REQUIRE_PEERS=1."""
+    reason = maven.missing_java_reason()
+    if reason is None:
+        return
+    if os.environ.get("PYFLUME_REQUIRE_PEERS") == "1":
+        pytest.fail(f"PYFLUME_REQUIRE_PEERS=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def flume_classpath() -> str:
+    """Apache Flume 1.11's jars (resolved from Maven Central once, cached); skips without java/mvn."""
+    require_java_peers()
+    from peers import flume
+
+    return flume.classpath()
 
 
 def free_port() -> int:
