@@ -1,0 +1,235 @@
+"""``python -m bench``: run every case on pyflume and on Apache Flume 1.11, alternating, and publish the medians.
+
+Each case runs at two sizes — a short burst and a sustained run — because the JVM needs time to warm up and
+neither side should be flattered. Every run counts events at the destination and checks the exact set (nothing
+lost, nothing duplicated) before its figures count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.cases import CASES, Case, Ctx, free_port
+from bench.procstat import cpu_seconds, peak_rss_mb
+from bench.systems import Running, versions
+
+HERE = Path(__file__).resolve().parent
+SYSTEMS = ("pyflume", "flume")
+
+
+def cache_dir() -> Path:
+    path = Path(os.environ.get("PYFLUME_BENCH_CACHE", Path.home() / ".cache" / "pyflume-bench"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run_once(system: str, case: Case, n: int) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix=f"bench-{case.name}-{system}-"))
+    ctx = Ctx(tmp, n, free_port(), free_port())
+    try:
+        case.prepare(ctx, cache_dir())
+        conf = tmp / "agent.conf"
+        conf.write_text(case.render(ctx))
+        run = Running(system, conf, sysprops={"flume.monitoring.type": "http", "flume.monitoring.port": str(ctx.mport)})
+        try:
+            case.ready(ctx, run.alive)
+            poll = 0.02 if case.self_generating else 0.005
+            feeder = threading.Thread(target=case.feed, args=(ctx,), daemon=True)
+            cpu0 = cpu_seconds(run.pid)
+            t0 = time.monotonic()
+            base = 0
+            feeder.start()
+            seen_first = not case.self_generating
+            deadline = t0 + max(180.0, n / 10_000)
+            while True:
+                got = case.delivered(ctx)
+                now = time.monotonic()
+                if not seen_first and got > 0:
+                    if got >= n:
+                        raise RuntimeError(f"{system} {case.name}: all {n} events were done before the first "
+                                           f"count; too few events to measure, raise --burst")
+                    seen_first, t0, base, cpu0 = True, now, got, cpu_seconds(run.pid)
+                if got >= n:
+                    break
+                if now > deadline or not run.alive():
+                    raise RuntimeError(f"{system} {case.name}: {got} of {n} events after {now - t0:.0f} s\n"
+                                       f"{run.log()[-3000:]}")
+                time.sleep(poll)
+            elapsed = max(now - t0, 1e-6)
+            cpu = cpu_seconds(run.pid) - cpu0
+            rss = peak_rss_mb(run.pid)
+            feeder.join(10)
+            case.verify(ctx)
+        finally:
+            run.stop()
+        counted = n - base
+        return {"system": system, "case": case.name, "n": n, "seconds": elapsed, "eps": counted / elapsed,
+                "mbps": counted * case.line_size / elapsed / 1e6, "cpu": cpu, "rss": rss}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def latency_once(system: str, case: Case, rate: int, seconds: float) -> dict | None:
+    tmp = Path(tempfile.mkdtemp(prefix=f"bench-lat-{case.name}-{system}-"))
+    ctx = Ctx(tmp, 0, free_port(), free_port())
+    try:
+        ctx.out.mkdir(parents=True)
+        conf = tmp / "agent.conf"
+        conf.write_text(case.render(ctx))
+        run = Running(system, conf)
+        try:
+            case.ready(ctx, run.alive)
+            samples = case.latency(ctx, run.alive, rate, seconds)
+        finally:
+            run.stop()
+        if samples is None:
+            return None
+        samples.sort()
+        return {"system": system, "case": case.name, "rate": rate, "p50": samples[len(samples) // 2],
+                "p99": samples[int(len(samples) * 0.99)]}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ratio_of(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def med(rows: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in rows) if rows else float("nan")
+
+
+def fmt_int(x: float) -> str:
+    return f"{x:,.0f}" if x == x else "–"
+
+
+def table(results: list[dict], latencies: list[dict], systems: tuple[str, ...]) -> str:
+    lines = [
+        "| Case | Events | pyflume events/s | Flume events/s | ratio | pyflume MB/s | Flume MB/s "
+        "| pyflume CPU s | Flume CPU s | pyflume peak RSS MB | Flume peak RSS MB | RSS ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    keys = []
+    for r in results:
+        if (r["case"], r["n"]) not in keys:
+            keys.append((r["case"], r["n"]))
+    for case, n in keys:
+        mine = [r for r in results if r["case"] == case and r["n"] == n and r["system"] == "pyflume"]
+        theirs = [r for r in results if r["case"] == case and r["n"] == n and r["system"] == "flume"]
+        ratio = ratio_of(med(mine, "eps"), med(theirs, "eps"))
+        rss_ratio = ratio_of(med(mine, "rss"), med(theirs, "rss"))
+        lines.append(
+            f"| {CASES[case].title} | {n:,} | {fmt_int(med(mine, 'eps'))} | {fmt_int(med(theirs, 'eps'))} "
+            f"| {ratio:.2f}× | {med(mine, 'mbps'):.1f} | {med(theirs, 'mbps'):.1f} | {med(mine, 'cpu'):.2f} "
+            f"| {med(theirs, 'cpu'):.2f} | {med(mine, 'rss'):.0f} | {med(theirs, 'rss'):.0f} | {rss_ratio:.2f} |"
+        )
+    if latencies:
+        lines += ["", "| Case | paced rate (events/s) | pyflume p50 ms | pyflume p99 ms | Flume p50 ms "
+                  "| Flume p99 ms |", "|---|---:|---:|---:|---:|---:|"]
+        for case in dict.fromkeys(r["case"] for r in latencies):
+            mine = [r for r in latencies if r["case"] == case and r["system"] == "pyflume"]
+            theirs = [r for r in latencies if r["case"] == case and r["system"] == "flume"]
+            rate = latencies[0]["rate"]
+            lines.append(f"| {CASES[case].title} | {rate:,} | {med(mine, 'p50'):.1f} | {med(mine, 'p99'):.1f} "
+                         f"| {med(theirs, 'p50'):.1f} | {med(theirs, 'p99'):.1f} |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    model = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem = next(int(x.split()[1]) for x in open("/proc/meminfo") if x.startswith("MemTotal"))
+    except OSError:
+        mem = 0
+    return f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({model}), {mem / 1024 / 1024:.0f} GiB"
+
+
+def write_results(path: Path, args: argparse.Namespace, results: list[dict], latencies: list[dict]) -> None:
+    v = versions()
+    raw = ["| system | case | events | seconds | events/s | CPU s | peak RSS MB |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        raw.append(f"| {r['system']} | {r['case']} | {r['n']:,} | {r['seconds']:.2f} | {r['eps']:,.0f} "
+                   f"| {r['cpu']:.2f} | {r['rss']:.0f} |")
+    text = f"""# Benchmark results: pyflume against Apache Flume 1.11
+
+Measured {datetime.date.today().isoformat()} by `python -m bench{' --quick' if args.quick else ''}` on {machine()}.
+Versions: pyflume {v['pyflume']} on Python {v['python']}; {v['flume']} on {v['java']}.
+
+Method: each case runs the same properties file on both systems (only the agent binary differs) with the same
+generated input, alternating pyflume and Flume, {args.runs} runs each after one warm-up run per system; figures
+are medians. Events are counted at the destination and the exact set is checked after every run (nothing lost,
+nothing duplicated). Events/s is measured from the first byte sent (from the first event counted, for the
+self-generating seq source) to the last event counted at the destination; CPU seconds cover the same window;
+peak RSS is the process's VmHWM. Input lines are 100 bytes. Latency is measured with paced input stamped at send
+time and the output tailed every millisecond.
+
+{table(results, latencies, SYSTEMS)}
+
+## Every run
+
+{chr(10).join(raw)}
+"""
+    path.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 runs, burst and 1M sustained, under 5 minutes")
+    parser.add_argument("--runs", type=int, default=None, help="measured runs per system (default 5; quick 3)")
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated case names")
+    parser.add_argument("--systems", default="pyflume,flume", help="pyflume, flume or both")
+    parser.add_argument("--burst", type=int, default=200_000)
+    parser.add_argument("--sustained", type=int, default=None,
+                        help="events in the sustained run (default 2M; quick 1M)")
+    parser.add_argument("--latency-rate", type=int, default=20_000)
+    parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--no-write", action="store_true", help="print the table only")
+    args = parser.parse_args(argv)
+    args.runs = args.runs or (3 if args.quick else 5)
+    sustained = args.sustained or (1_000_000 if args.quick else 2_000_000)
+    systems = tuple(s for s in args.systems.split(",") if s)
+    cases = [CASES[c] for c in args.cases.split(",") if c]
+    results: list[dict] = []
+    latencies: list[dict] = []
+    for case in cases:
+        for system in systems:
+            print(f"warm-up {case.name} on {system}", file=sys.stderr)
+            run_once(system, case, min(args.burst, 100_000) * case.scale)
+        for n in (args.burst * case.scale, sustained * case.scale):
+            for i in range(args.runs):
+                for system in systems:
+                    r = run_once(system, case, n)
+                    results.append(r)
+                    print(f"{case.name} n={n:,} run {i + 1} {system}: {r['eps']:,.0f} events/s, "
+                          f"CPU {r['cpu']:.2f} s, peak RSS {r['rss']:.0f} MB", file=sys.stderr)
+        for _ in range((1 if args.quick else 3) if case.has_latency else 0):
+            for system in systems:
+                lat = latency_once(system, case, args.latency_rate, 3.0)
+                if lat is not None:
+                    latencies.append(lat)
+                    print(f"{case.name} latency {system}: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms",
+                          file=sys.stderr)
+    print(table(results, latencies, systems))
+    if not args.no_write:
+        write_results(args.output, args, results, latencies)
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""The benchmark harness itself works: a small pyflume run of each case is counted and checked exactly."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.__main__ import latency_once, run_once
+from bench.cases import CASES
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_each_case_runs_and_checks_its_output(name: str) -> None:
+    case = CASES[name]
+    r = run_once("pyflume", case, 200_000 if case.self_generating else 20_000)
+    assert r["eps"] > 0 and r["rss"] > 0
+
+
+def test_latency_probe_sees_every_line() -> None:
+    lat = latency_once("pyflume", CASES["netcat-memory-file_roll"], 2000, 1.0)
+    assert lat is not None and 0 < lat["p50"] <= lat["p99"]
