@@ -186,8 +186,26 @@ def _check(files: list[str], name: str, sysprops: dict[str, str], strict: bool) 
     return 0 if ok else 1
 
 
+def file_channel_main(argv: Sequence[str], prog: str = "agent file-channel") -> int:
+    """Inspect a stopped (or running) file channel's directories: queue depth, segments, age, checksums."""
+    from channels.file import inspect
+
+    p = argparse.ArgumentParser(prog=prog, description="Inspect a pyflume file channel: queue depth, log segments, "
+                                "oldest event age, and every record's checksum. Exit status 1 if damage is found.")
+    p.add_argument("--checkpointDir", required=True, help="the channel's checkpointDir")
+    p.add_argument("--dataDirs", required=True, help="the channel's dataDirs, comma-separated")
+    args = p.parse_args(list(argv))
+    dirs = [Path(d.strip()).expanduser() for d in args.dataDirs.split(",") if d.strip()]
+    return inspect(Path(args.checkpointDir).expanduser(), dirs)
+
+
+SUBCOMMANDS = {"file-channel": file_channel_main}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:], f"agent {argv[0]}")
     return run(argv, "agent")
 
 
@@ -197,6 +215,7 @@ commands:
   help                      display this help text
   agent                     run a Flume agent
   version                   show Flume version info
+  file-channel              inspect a file channel's directories (pyflume)
 
 agent options:
   --name,-n <name>          the name of this agent (required)
@@ -215,6 +234,8 @@ def flume_ng_main(argv: Sequence[str] | None = None) -> int:
     cmd, rest = argv[0], argv[1:]
     if cmd in ("agent", "node"):
         return run(rest, "flume-ng agent")
+    if cmd in SUBCOMMANDS:
+        return SUBCOMMANDS[cmd](rest, f"flume-ng {cmd}")
     if cmd == "version":
         print(f"Flume 1.11.0 (pyflume {__version__}, Python {sys.version.split()[0]})")
         return 0

@@ -19,11 +19,12 @@ import threading
 import time
 from pathlib import Path
 
-from bench.cases import CASES, Case, Ctx, free_port
+from bench.cases import CASES, EXTRA_CASES, Case, Ctx, free_port
 from bench.procstat import cpu_seconds, peak_rss_mb
 from bench.systems import Running, versions
 
 HERE = Path(__file__).resolve().parent
+ALL = {**CASES, **EXTRA_CASES}
 SYSTEMS = ("pyflume", "flume")
 
 
@@ -129,7 +130,7 @@ def table(results: list[dict], latencies: list[dict], systems: tuple[str, ...]) 
         ratio = ratio_of(med(mine, "eps"), med(theirs, "eps"))
         rss_ratio = ratio_of(med(mine, "rss"), med(theirs, "rss"))
         lines.append(
-            f"| {CASES[case].title} | {n:,} | {fmt_int(med(mine, 'eps'))} | {fmt_int(med(theirs, 'eps'))} "
+            f"| {ALL[case].title} | {n:,} | {fmt_int(med(mine, 'eps'))} | {fmt_int(med(theirs, 'eps'))} "
             f"| {ratio:.2f}× | {med(mine, 'mbps'):.1f} | {med(theirs, 'mbps'):.1f} | {med(mine, 'cpu'):.2f} "
             f"| {med(theirs, 'cpu'):.2f} | {med(mine, 'rss'):.0f} | {med(theirs, 'rss'):.0f} | {rss_ratio:.2f} |"
         )
@@ -140,7 +141,7 @@ def table(results: list[dict], latencies: list[dict], systems: tuple[str, ...]) 
             mine = [r for r in latencies if r["case"] == case and r["system"] == "pyflume"]
             theirs = [r for r in latencies if r["case"] == case and r["system"] == "flume"]
             rate = latencies[0]["rate"]
-            lines.append(f"| {CASES[case].title} | {rate:,} | {med(mine, 'p50'):.1f} | {med(mine, 'p99'):.1f} "
+            lines.append(f"| {ALL[case].title} | {rate:,} | {med(mine, 'p50'):.1f} | {med(mine, 'p99'):.1f} "
                          f"| {med(theirs, 'p50'):.1f} | {med(theirs, 'p99'):.1f} |")
     return "\n".join(lines)
 
@@ -203,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     args.runs = args.runs or (3 if args.quick else 5)
     sustained = args.sustained or (1_000_000 if args.quick else 2_000_000)
     systems = tuple(s for s in args.systems.split(",") if s)
-    cases = [CASES[c] for c in args.cases.split(",") if c]
+    known = {**CASES, **EXTRA_CASES}
+    cases = [known[c] for c in args.cases.split(",") if c]
     results: list[dict] = []
     latencies: list[dict] = []
     for case in cases:

@@ -69,8 +69,8 @@ def test_minimal_agent_builds(tmp_path):
                      "F:9: a1.sources.r1 (org.apache.flume.source.jms.JMSSource): type: "
                      "'org.apache.flume.source.jms.JMSSource' looks like a Java class; Java plugins cannot run in "
                      "pyflume", id="java-class"),
-        pytest.param("a1.channels.c1.type = file\n",
-                     "F:9: a1.channels.c1 (file): type: 'file' is a Flume channel type that pyflume does not provide "
+        pytest.param("a1.channels.c1.type = jdbc\n",
+                     "F:9: a1.channels.c1 (jdbc): type: 'jdbc' is a Flume channel type that pyflume does not provide "
                      "yet", id="not-yet"),
         pytest.param("a1.sources.r1.selector.type = multiplexing\na1.sources.r1.selector.mapping.x = c5\n",
                      "F:10: a1.sources.r1 (seq): selector.mapping.x: channel 'c5' is not one of this source's "
