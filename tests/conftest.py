@@ -129,3 +129,14 @@ def run_agent(tmp_path: Path) -> Iterator:
     yield start
     for a in started:
         a.kill()
+
+
+@pytest.fixture(scope="session")
+def minidfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """One Hadoop MiniDFSCluster (WebHDFS on) for the whole session; skips without java/mvn."""
+    require_java_peers()
+    from peers.hdfs import MiniDFS
+
+    cluster = MiniDFS(tmp_path_factory.mktemp("minidfs"), free_port(), free_port()).start()
+    yield cluster
+    cluster.stop()

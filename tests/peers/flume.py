@@ -30,12 +30,15 @@ _LOG4J2 = """<?xml version="1.0" encoding="UTF-8"?>
 
 def classpath() -> str:
     """The classpath of Flume 1.11 (downloaded on first use)."""
-    home = maven.resolve(f"flume-{FLUME_VERSION}", ARTIFACTS)
-    return str(home / "lib" / "*")
+    return str(_home() / "lib" / "*")
+
+
+def _home() -> Path:
+    return maven.resolve(f"flume-{FLUME_VERSION}", ARTIFACTS)
 
 
 def _log4j_config() -> Path:
-    path = maven.cache_root() / f"flume-{FLUME_VERSION}" / "log4j2.xml"
+    path = _home() / "log4j2.xml"
     if not path.exists() or path.read_text() != _LOG4J2:
         path.write_text(_LOG4J2)
     return path

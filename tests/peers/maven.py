@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
 import subprocess
@@ -51,7 +52,8 @@ def resolve(name: str, artifacts: list[str], timeout: float = 900) -> Path:
     reason = missing_java_reason()
     if reason:
         raise RuntimeError(reason)
-    target = cache_root() / name
+    digest = hashlib.sha1("\n".join(artifacts).encode()).hexdigest()[:8]
+    target = cache_root() / f"{name}-{digest}"
     marker = target / ".complete"
     if marker.exists():
         return target

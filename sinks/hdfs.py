@@ -1,0 +1,446 @@
+"""The hdfs sink: events into files on HDFS (through WebHDFS) or a local file system, bucketed by path escapes.
+
+Each batch is grouped by its resolved path (``hdfs.path`` + ``hdfs.filePrefix`` after escapes); each group is
+appended to that bucket's open file with one call, and the transaction commits only after every touched file
+has the batch durably (a WebHDFS APPEND completed, or a local write fdatasynced). Files are written under their
+in-use name (``inUsePrefix + name + inUseSuffix``) and renamed when they roll: on ``rollInterval``, ``rollSize``
+(body bytes), ``rollCount``, ``idleTimeout``, when more than ``maxOpenFiles`` are open, and at stop. In-use files
+that a crash left behind are renamed the first time the sink writes in their directory again
+(``hdfs.recoverInUseFiles``), so no ``.tmp`` is stranded.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections import OrderedDict
+
+from agent import registry
+from agent.core import BatchSink, Event, EventDeliveryException
+from agent.spec import Conf, ConfigError, Prop, Spec
+from sinks.escapes import EscapeError, PathTemplate
+from sinks.hdfs_io import Codec, FileSystem, SequenceFileFormat, codec_for, file_system_for
+from sinks.serializers import EventSerializer
+
+__all__ = ["HDFSEventSink"]
+
+_FILE_TYPES = {
+    "SequenceFile": "Hadoop SequenceFile of (LongWritable timestamp, BytesWritable or Text body) records.",
+    "DataStream": "The serializer's output as is (text lines by default).",
+    "CompressedStream": "The serializer's output compressed with hdfs.codeC, one compressed member per batch.",
+}
+
+
+class HDFSEventSink(BatchSink):
+    """Writes events to files in HDFS (WebHDFS) or a local file system, rolled by time, size, count or idleness."""
+
+    alias = "hdfs"
+    flume_class = "org.apache.flume.sink.hdfs.HDFSEventSink"
+    batch_size_prop = "hdfs.batchSize"
+    spec = Spec(
+        Prop("hdfs.path", "str", required=True,
+             doc="Directory to write to, with escapes: hdfs://namenode/path, webhdfs://host:port/path, "
+                 "file:///path or a local path."),
+        Prop("hdfs.filePrefix", "str", "FlumeData", "Start of each file name (escapes allowed)."),
+        Prop("hdfs.fileSuffix", "str", "", "End of each file name (no dot is added); replaces the codec's."),
+        Prop("hdfs.inUsePrefix", "str", "", "Prefix of a file's name while it is written."),
+        Prop("hdfs.inUseSuffix", "str", ".tmp", "Suffix of a file's name while it is written."),
+        Prop("hdfs.emptyInUseSuffix", "bool", False, "Use no in-use suffix (hdfs.inUseSuffix is then ignored)."),
+        Prop("hdfs.rollInterval", "int", 30, "Seconds before a file is rolled (0: never by time).", min=0),
+        Prop("hdfs.rollSize", "int", 1024, "Body bytes that trigger a roll (0: never by size).", min=0),
+        Prop("hdfs.rollCount", "int", 10, "Events that trigger a roll (0: never by count).", min=0),
+        Prop("hdfs.idleTimeout", "int", 0, "Seconds without writes after which a file is closed (0: never).", min=0),
+        Prop("hdfs.batchSize", "int", 100, "Events per transaction; every touched file is flushed at commit.", min=1),
+        Prop("hdfs.codeC", "str", None,
+             "Compression codec: gzip, bzip2, snappy, lz4, zstandard, default (or Hadoop class names)."),
+        Prop("hdfs.fileType", "enum", "SequenceFile", "File format.", choices=_FILE_TYPES),
+        Prop("hdfs.maxOpenFiles", "int", 5000, "Most files open at once; the least recently used is closed.", min=1),
+        Prop("hdfs.minBlockReplicas", "int", None, "Accepted; WebHDFS does not report the replication of a block "
+             "being written, so under-replication does not trigger a roll.", min=1),
+        Prop("hdfs.writeFormat", "enum", "Writable", "SequenceFile value type.",
+             choices={"Writable": "BytesWritable", "Text": "Text"}),
+        Prop("hdfs.callTimeout", "int", 30000, "Milliseconds an HDFS call may take.", min=1),
+        Prop("hdfs.threadsPoolSize", "int", 10, "Accepted for compatibility (calls are made per batch).", min=1),
+        Prop("hdfs.rollTimerPoolSize", "int", 1, "Accepted for compatibility (one timer thread).", min=1),
+        Prop("hdfs.kerberosPrincipal", "str", None, "Kerberos is not supported yet."),
+        Prop("hdfs.kerberosKeytab", "str", None, "Kerberos is not supported yet."),
+        Prop("hdfs.proxyUser", "str", None, "User name for WebHDFS (default: HADOOP_USER_NAME, else the OS user)."),
+        Prop("hdfs.round", "bool", False, "Round the event timestamp down before the time escapes."),
+        Prop("hdfs.roundValue", "int", 1, "Round down to a multiple of this many roundUnits.", min=1),
+        Prop("hdfs.roundUnit", "enum", "second", "Unit of rounding.",
+             choices={"second": "", "minute": "", "hour": ""}),
+        Prop("hdfs.timeZone", "str", None, "Time zone of the escapes (IANA name; default: the machine's)."),
+        Prop("hdfs.useLocalTimeStamp", "bool", False, "Use the agent's clock instead of the timestamp header."),
+        Prop("hdfs.closeTries", "int", 0, "Rename attempts for a file that fails to close (0: until it works).",
+             min=0),
+        Prop("hdfs.retryInterval", "int", 180, "Seconds between close attempts.", min=0),
+        Prop("hdfs.useRawLocalFileSystem", "bool", False, "Accepted for compatibility."),
+        Prop("hdfs.webhdfs.address", "list", [],
+             "pyflume: namenode HTTP address(es) host:port for hdfs:// paths, several for HA (default: from "
+             "HADOOP_CONF_DIR, else the path's host on port 9870).", sep=","),
+        Prop("hdfs.recoverInUseFiles", "bool", True,
+             "pyflume: rename in-use files with this sink's prefix left by a crash, when the sink next writes in "
+             "their directory. Turn off if several agents share a directory and a file prefix."),
+        Prop("serializer", "class", "TEXT", "Serializer for DataStream and CompressedStream: text, "
+             "header_and_text, avro_event, or a class."),
+        Prop("serializer.", prefix=True, doc="Options of the serializer."),
+    )
+
+    def __init__(self, name: str, conf: Conf):
+        super().__init__(name, conf)
+        self.path_text: str = conf["hdfs.path"] or ""
+        self.prefix_text: str = conf["hdfs.filePrefix"]
+        self.suffix: str = conf["hdfs.fileSuffix"]
+        self.in_use_prefix: str = conf["hdfs.inUsePrefix"]
+        self.in_use_suffix: str = "" if conf["hdfs.emptyInUseSuffix"] else conf["hdfs.inUseSuffix"]
+        if conf["hdfs.emptyInUseSuffix"] and conf.is_set("hdfs.inUseSuffix"):
+            conf.warn("hdfs.inUseSuffix is ignored because hdfs.emptyInUseSuffix is true", "hdfs.inUseSuffix")
+        self.roll_interval = conf["hdfs.rollInterval"]
+        self.roll_size = conf["hdfs.rollSize"]
+        self.roll_count = conf["hdfs.rollCount"]
+        self.idle_timeout = conf["hdfs.idleTimeout"]
+        self.max_open = conf["hdfs.maxOpenFiles"]
+        self.file_type = conf["hdfs.fileType"]
+        self.write_format = conf["hdfs.writeFormat"]
+        self.close_tries = conf["hdfs.closeTries"]
+        self.retry_interval = conf["hdfs.retryInterval"]
+        self.recover = conf["hdfs.recoverInUseFiles"]
+        self.codec: Codec | None = None
+        if conf.get("hdfs.codeC"):
+            try:
+                self.codec = codec_for(conf["hdfs.codeC"])
+            except ValueError as exc:
+                conf.error(str(exc), "hdfs.codeC")
+        if self.file_type == "DataStream" and self.codec is not None:
+            conf.error("hdfs.codeC cannot be used with fileType DataStream; use CompressedStream", "hdfs.codeC")
+        if self.file_type == "CompressedStream" and self.codec is None and not conf.get("hdfs.codeC"):
+            conf.error("fileType CompressedStream needs hdfs.codeC (gzip, bzip2, snappy, lz4, zstandard, default)",
+                       "hdfs.fileType")
+        if self.file_type == "SequenceFile" and self.codec is not None:
+            conf.error("SequenceFile record/block compression is not supported yet; use CompressedStream with "
+                       "this codec, or an uncompressed SequenceFile", "hdfs.codeC")
+        for prop in ("hdfs.kerberosPrincipal", "hdfs.kerberosKeytab"):
+            if conf.get(prop):
+                conf.error("Kerberos is not supported yet (pyflume talks to HDFS through WebHDFS without "
+                           "SPNEGO); use an unsecured cluster or an HttpFS gateway", prop)
+        tz = conf.get("hdfs.timeZone")
+        round_unit = conf["hdfs.roundUnit"] if conf["hdfs.round"] else None
+        round_value = conf["hdfs.roundValue"]
+        limit = 24 if conf["hdfs.roundUnit"] == "hour" else 60
+        if conf["hdfs.round"] and round_value > limit:
+            conf.error(f"hdfs.roundValue must be at most {limit} for roundUnit {conf['hdfs.roundUnit']}",
+                       "hdfs.roundValue")
+        try:
+            kw = dict(tz=tz, round_unit=round_unit, round_value=round_value,
+                      use_local_timestamp=conf["hdfs.useLocalTimeStamp"])
+            self.fs, path_in_fs = file_system_for(self.path_text, webhdfs=conf["hdfs.webhdfs.address"],
+                                                  user=conf.get("hdfs.proxyUser"),
+                                                  timeout=conf["hdfs.callTimeout"] / 1000)
+            self.path_template = PathTemplate(path_in_fs.rstrip("/") or "/", **kw)
+            self.prefix_template = PathTemplate(self.prefix_text, **kw)
+        except (ValueError, EscapeError) as exc:
+            conf.error(str(exc), "hdfs.path" if "timeZone" not in str(exc) else "hdfs.timeZone")
+            self.fs = None  # type: ignore[assignment]
+        self.serializer_cls: type[EventSerializer] | None = None
+        if self.file_type != "SequenceFile":
+            try:
+                self.serializer_cls = registry.resolve("serializer", conf["serializer"])
+                self.serializer_conf = conf.nested("serializer.", self.serializer_cls.spec)
+                self.serializer_cls(name, self.serializer_conf)  # checks its options now
+            except ConfigError as exc:
+                conf.error(exc.message, "serializer")
+        self._writers: OrderedDict[tuple[str, str], _BucketWriter] = OrderedDict()
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        self._recovered_dirs: set[str] = set()
+        self._counters: dict[tuple[str, str], int] = {}
+        self._pending_renames: list[tuple[str, str, int, float]] = []  # src, dst, tries, next attempt
+
+    # Lifecycle ----------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        self.counter.started()
+        self._timer = threading.Thread(target=self._timer_loop, name=f"{self.name}-roll-timer", daemon=True)
+        self._timer.start()
+        self.log.info("HDFS sink %s started: %s on %s, fileType %s", self.name, self.path_text, self.fs.describe(),
+                      self.file_type)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join(5)
+        with self._lock:
+            for key in list(self._writers):
+                self._close_writer(key)
+            self._retry_renames(force=True)
+        self.counter.stopped()
+        self.log.info("HDFS sink %s stopped", self.name)
+
+    # Batches ------------------------------------------------------------------------------------------------
+    def deliver(self, events: list[Event]) -> None:
+        now_ms = int(time.time() * 1000)
+        groups: dict[tuple[str, str], list[Event]] = {}
+        path_t, prefix_t = self.path_template, self.prefix_template
+        static = path_t.static and prefix_t.static
+        try:
+            if static:
+                groups[(path_t.resolve({}), prefix_t.resolve({}))] = events
+            else:
+                for e in events:
+                    key = (path_t.resolve(e.headers, now_ms), prefix_t.resolve(e.headers, now_ms))
+                    group = groups.get(key)
+                    if group is None:
+                        groups[key] = [e]
+                    else:
+                        group.append(e)
+        except EscapeError as exc:
+            raise EventDeliveryException(f"HDFS sink {self.name}: {exc}") from None
+        with self._lock:
+            touched: list[_BucketWriter] = []
+            try:
+                for key, group in groups.items():
+                    touched.extend(self._write(key, group))
+                for w in touched:
+                    w.flush()
+            except Exception as exc:
+                # The batch goes back to the channel; files touched by it are closed so the retry starts clean.
+                for w in touched:
+                    self._abandon(w)
+                raise EventDeliveryException(f"HDFS sink {self.name}: writing {len(events)} events failed: "
+                                             f"{exc}") from exc
+            self._retry_renames()
+
+    def _write(self, key: tuple[str, str], events: list[Event]) -> list[_BucketWriter]:
+        """Append ``events`` to the bucket, rolling as the count and size limits say; returns touched writers."""
+        touched = []
+        start = 0
+        n = len(events)
+        while start < n:
+            w = self._writer(key)
+            end = n
+            if self.roll_count:
+                end = min(end, start + max(self.roll_count - w.events, 0))
+            if self.roll_size:
+                size = w.body_bytes
+                i = start
+                while i < end and size < self.roll_size:
+                    size += len(events[i].body)
+                    i += 1
+                end = i
+            if end == start:  # the open file is full: roll it first
+                w.flush()
+                self._close_writer(key)
+                continue
+            w.append(events[start:end])
+            touched.append(w)
+            start = end
+            if (self.roll_count and w.events >= self.roll_count) or (self.roll_size and w.body_bytes >= self.roll_size):
+                w.flush()
+                self._close_writer(key)
+        return touched
+
+    def _writer(self, key: tuple[str, str]) -> _BucketWriter:
+        w = self._writers.get(key)
+        if w is not None:
+            self._writers.move_to_end(key)
+            return w
+        while len(self._writers) >= self.max_open:
+            oldest = next(iter(self._writers))
+            self.log.info("HDFS sink %s: more than maxOpenFiles (%d) open: closing %s", self.name, self.max_open,
+                          self._writers[oldest].path)
+            self._close_writer(oldest)
+        directory, prefix = key
+        if self.recover and directory not in self._recovered_dirs:
+            self._recover(directory, prefix)
+            self._recovered_dirs.add(directory)
+        w = _BucketWriter(self, directory, prefix)
+        # Flume numbers a bucket's files from the time its writer was made, +1 per file; keep them increasing.
+        w.counter = max(w.counter, self._counters.get(key, 0))
+        w.open()
+        self._counters[key] = w.counter
+        if len(self._counters) > 4 * self.max_open:
+            self._counters = {k: v for k, v in self._counters.items() if k in self._writers}
+        self.counter.connection_created += 1
+        self._writers[key] = w
+        return w
+
+    def _close_writer(self, key: tuple[str, str]) -> None:
+        w = self._writers.pop(key, None)
+        if w is None:
+            return
+        try:
+            w.close()
+        except Exception as exc:  # the data is durable; only the rename is missing: retry it later
+            self.log.warning("HDFS sink %s: closing %s failed (%s); will retry every %d s", self.name, w.path, exc,
+                             self.retry_interval)
+            self._pending_renames.append((w.in_use_path, w.path, 1, time.monotonic() + self.retry_interval))
+        self.counter.connection_closed += 1
+
+    def _abandon(self, w: _BucketWriter) -> None:
+        for key, cur in list(self._writers.items()):
+            if cur is w:
+                del self._writers[key]
+        try:
+            self.fs.close(w.in_use_path)
+        except Exception:  # noqa: BLE001 - best effort; the rename below decides
+            pass
+        self._pending_renames.append((w.in_use_path, w.path, 0, time.monotonic()))
+        self.counter.connection_failed += 1
+
+    def _retry_renames(self, force: bool = False) -> None:
+        now = time.monotonic()
+        keep = []
+        for src, dst, tries, due in self._pending_renames:
+            if due > now and not force:
+                keep.append((src, dst, tries, due))
+                continue
+            try:
+                if self.fs.exists(src):
+                    self.fs.rename(src, dst)
+                    self.log.info("HDFS sink %s: renamed %s to %s", self.name, src, dst)
+            except Exception as exc:  # noqa: BLE001
+                if self.close_tries and tries + 1 >= self.close_tries:
+                    self.log.error("HDFS sink %s: giving up renaming %s after %d tries: %s", self.name, src,
+                                   tries + 1, exc)
+                else:
+                    keep.append((src, dst, tries + 1, now + self.retry_interval))
+        self._pending_renames = keep
+
+    def _recover(self, directory: str, prefix: str) -> None:
+        head, tail = self.in_use_prefix + prefix + ".", self.in_use_suffix
+        if not head and not tail:
+            return
+        open_paths = {w.in_use_path for w in self._writers.values()}
+        try:
+            names = self.fs.list(directory)
+        except Exception as exc:  # noqa: BLE001
+            self.log.warning("HDFS sink %s: cannot list %s to recover in-use files: %s", self.name, directory, exc)
+            return
+        for name in names:
+            if not (name.startswith(head) and name.endswith(tail)) or (tail == "" and not self.in_use_prefix):
+                continue
+            src = f"{directory}/{name}"
+            if src in open_paths:
+                continue
+            final = name[len(self.in_use_prefix):len(name) - len(tail) if tail else None]
+            dst = f"{directory}/{final}"
+            try:
+                self.fs.rename(src, dst)
+                self.log.warning("HDFS sink %s: recovered %s left in use by an earlier run: renamed to %s",
+                                 self.name, src, dst)
+            except Exception as exc:  # noqa: BLE001
+                self.log.warning("HDFS sink %s: could not recover %s: %s", self.name, src, exc)
+
+    def idle(self) -> None:
+        self._check_timers()
+
+    def _timer_loop(self) -> None:
+        while not self._stop.wait(0.25):
+            try:
+                self._check_timers()
+            except Exception:  # noqa: BLE001
+                self.log.exception("HDFS sink %s: roll timer failed", self.name)
+
+    def _check_timers(self) -> None:
+        if not (self.roll_interval or self.idle_timeout or self._pending_renames):
+            return
+        now = time.monotonic()
+        with self._lock:
+            for key, w in list(self._writers.items()):
+                if (self.roll_interval and now - w.opened >= self.roll_interval) or (
+                        self.idle_timeout and now - w.last_write >= self.idle_timeout):
+                    self._close_writer(key)
+            if self._pending_renames:
+                self._retry_renames()
+
+    def new_serializer(self) -> EventSerializer | None:
+        if self.serializer_cls is None:
+            return None
+        return self.serializer_cls(self.name, self.serializer_conf)
+
+
+class _BucketWriter:
+    """One open file of one bucket: its name, counters and the bytes waiting for the next flush."""
+
+    def __init__(self, sink: HDFSEventSink, directory: str, prefix: str):
+        self.sink = sink
+        self.fs: FileSystem = sink.fs
+        self.directory = directory
+        self.prefix = prefix
+        self.counter = int(time.time() * 1000)
+        self.events = 0
+        self.body_bytes = 0
+        self.opened = time.monotonic()
+        self.last_write = self.opened
+        self.path = self.in_use_path = ""
+        self._pending: list[bytes] = []
+        self._buf = io.BytesIO()
+        self._serializer: EventSerializer | None = None
+        self._seq: SequenceFileFormat | None = None
+
+    def open(self) -> None:
+        sink = self.sink
+        ext = sink.suffix or (sink.codec.extension if sink.codec and sink.file_type == "CompressedStream" else "")
+        self.counter += 1
+        name = f"{self.prefix}.{self.counter}{ext}"
+        self.path = f"{self.directory}/{name}"
+        self.in_use_path = f"{self.directory}/{sink.in_use_prefix}{name}{sink.in_use_suffix}"
+        header = b""
+        if sink.file_type == "SequenceFile":
+            self._seq = SequenceFileFormat(sink.write_format)
+            header = self._seq.header()
+        else:
+            self._serializer = sink.new_serializer()
+            assert self._serializer is not None
+            self._buf = io.BytesIO()
+            self._serializer.open(self._buf)
+            header = self._take_buf()
+            if sink.file_type == "CompressedStream" and header:
+                self._pending.append(header)  # compressed together with the first batch
+                header = b""
+        self.fs.mkdirs(self.directory)
+        self.fs.create(self.in_use_path, header)
+        self.opened = self.last_write = time.monotonic()
+        sink.log.info("HDFS sink %s: creating %s", sink.name, self.in_use_path)
+
+    def _take_buf(self) -> bytes:
+        data = self._buf.getvalue()
+        self._buf.seek(0)
+        self._buf.truncate()
+        return data
+
+    def append(self, events: list[Event]) -> None:
+        if self._seq is not None:
+            self._pending.append(self._seq.encode(events))
+        else:
+            assert self._serializer is not None
+            self._serializer.write(events)
+            self._serializer.flush()
+            self._pending.append(self._take_buf())
+        self.events += len(events)
+        self.body_bytes += sum(len(e.body) for e in events)
+        self.last_write = time.monotonic()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        if self.sink.file_type == "CompressedStream" and self.sink.codec is not None:
+            data = self.sink.codec.compress(data)
+        self.fs.append(self.in_use_path, data)
+        self._pending = []
+
+    def close(self) -> None:
+        if self._serializer is not None:
+            self._serializer.close()
+            tail = self._take_buf()
+            if tail:
+                self._pending.append(tail)
+        self.flush()
+        self.fs.close(self.in_use_path)
+        if self.in_use_path != self.path:
+            self.fs.rename(self.in_use_path, self.path)
+        self.sink.log.info("HDFS sink %s: closed %s (%d events)", self.sink.name, self.path, self.events)
+

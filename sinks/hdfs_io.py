@@ -1,0 +1,377 @@
+"""What the hdfs sink writes and where: file systems (local, WebHDFS) and file formats (DataStream,
+CompressedStream, SequenceFile), each producing exactly the bytes Hadoop's own readers expect.
+
+A file system's ``append`` returns only when the bytes are durable: the local one fdatasyncs, WebHDFS completes an
+APPEND call (the datanode pipeline has the data before the call returns).
+"""
+
+from __future__ import annotations
+
+import bz2
+import getpass
+import os
+import struct
+import time
+import xml.etree.ElementTree as ET
+import zlib
+from pathlib import Path
+from urllib.parse import urlparse
+
+__all__ = ["FileSystem", "LocalFileSystem", "WebHdfsFileSystem", "file_system_for", "Codec", "CODECS",
+           "codec_for", "SequenceFileFormat"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# File systems
+
+
+class FileSystem:
+    """The operations the sink needs. Paths are absolute strings within the file system."""
+
+    def create(self, path: str, data: bytes = b"") -> None:
+        raise NotImplementedError
+
+    def append(self, path: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self, path: str) -> None:
+        """The sink is done appending to ``path`` (release any handle)."""
+
+    def rename(self, src: str, dst: str) -> None:
+        raise NotImplementedError
+
+    def exists(self, path: str) -> bool:
+        raise NotImplementedError
+
+    def list(self, directory: str) -> list[str]:
+        """Names in ``directory``; [] when it does not exist."""
+        raise NotImplementedError
+
+    def mkdirs(self, directory: str) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+class LocalFileSystem(FileSystem):
+    """``file://`` paths (and plain paths): appends are written and fdatasynced before they return."""
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+
+    def create(self, path: str, data: bytes = b"") -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        self._fds[path] = fd
+        if data:
+            self.append(path, data)
+        _fsync_dir(os.path.dirname(path))
+
+    def append(self, path: str, data: bytes) -> None:
+        fd = self._fds.get(path)
+        if fd is None:
+            fd = self._fds[path] = os.open(path, os.O_WRONLY | os.O_APPEND)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fdatasync(fd)
+
+    def close(self, path: str) -> None:
+        fd = self._fds.pop(path, None)
+        if fd is not None:
+            os.close(fd)
+
+    def rename(self, src: str, dst: str) -> None:
+        self.close(src)
+        if os.path.exists(dst):
+            raise FileExistsError(f"{dst} already exists")
+        os.rename(src, dst)
+        _fsync_dir(os.path.dirname(dst))
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def list(self, directory: str) -> list[str]:
+        try:
+            return os.listdir(directory)
+        except FileNotFoundError:
+            return []
+
+    def mkdirs(self, directory: str) -> None:
+        os.makedirs(directory, exist_ok=True)
+
+    def describe(self) -> str:
+        return "local file system"
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class WebHdfsFileSystem(FileSystem):
+    """HDFS through the namenode's WebHDFS REST API (the ``hdfs`` package); HA: several namenode addresses."""
+
+    def __init__(self, urls: list[str], user: str | None, timeout: float):
+        from hdfs import InsecureClient
+
+        self.urls = urls
+        self.client = InsecureClient(";".join(urls), user=user or _hadoop_user(), timeout=timeout)
+
+    def create(self, path: str, data: bytes = b"") -> None:
+        self.client.write(path, data=data, overwrite=False)
+
+    def append(self, path: str, data: bytes) -> None:
+        self.client.write(path, data=data, append=True)
+
+    def rename(self, src: str, dst: str) -> None:
+        if self.exists(dst):
+            raise FileExistsError(f"{dst} already exists")
+        self.client.rename(src, dst)
+
+    def exists(self, path: str) -> bool:
+        return self.client.status(path, strict=False) is not None
+
+    def list(self, directory: str) -> list[str]:
+        if self.client.status(directory, strict=False) is None:
+            return []
+        return self.client.list(directory)
+
+    def mkdirs(self, directory: str) -> None:
+        self.client.makedirs(directory)
+
+    def describe(self) -> str:
+        return f"HDFS via WebHDFS at {', '.join(self.urls)}"
+
+
+def _hadoop_user() -> str:
+    return os.environ.get("HADOOP_USER_NAME") or getpass.getuser()
+
+
+def _hadoop_conf() -> dict[str, str]:
+    """Properties from $HADOOP_CONF_DIR/core-site.xml and hdfs-site.xml (later files win)."""
+    props: dict[str, str] = {}
+    conf_dir = os.environ.get("HADOOP_CONF_DIR")
+    if not conf_dir:
+        return props
+    for name in ("core-site.xml", "hdfs-site.xml"):
+        path = Path(conf_dir) / name
+        if not path.exists():
+            continue
+        for prop in ET.parse(path).getroot().iter("property"):
+            key, value = prop.findtext("name"), prop.findtext("value")
+            if key and value is not None:
+                props[key.strip()] = value.strip()
+    return props
+
+
+def namenode_http_addresses(authority: str, configured: list[str]) -> list[str]:
+    """WebHDFS base URLs for ``hdfs://authority``: the sink's setting, else HADOOP_CONF_DIR (HA aware), else the
+    authority's host on Hadoop 3's default HTTP port 9870."""
+    if configured:
+        return [a if "://" in a else f"http://{a}" for a in configured]
+    props = _hadoop_conf()
+    host = authority.split(":")[0]
+    namenodes = props.get(f"dfs.ha.namenodes.{host}")
+    if namenodes:
+        urls = []
+        for nn in namenodes.split(","):
+            addr = props.get(f"dfs.namenode.http-address.{host}.{nn.strip()}")
+            if addr:
+                urls.append(f"http://{addr}")
+        if urls:
+            return urls
+    addr = props.get("dfs.namenode.http-address")
+    if addr and not addr.startswith("0.0.0.0"):
+        return [f"http://{addr}"]
+    return [f"http://{host}:9870"]
+
+
+def file_system_for(path: str, *, webhdfs: list[str], user: str | None, timeout: float) -> tuple[FileSystem, str]:
+    """The file system for ``hdfs.path`` and the path within it (escapes untouched)."""
+    if "://" not in path:
+        return LocalFileSystem(), path
+    url = urlparse(path.replace("%{", "%7B").replace("%[", "%5B"))
+    rest = path.split("://", 1)[1]
+    within = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
+    if url.scheme == "file":
+        return LocalFileSystem(), within
+    if url.scheme == "hdfs":
+        return WebHdfsFileSystem(namenode_http_addresses(url.netloc, webhdfs), user, timeout), within
+    if url.scheme in ("webhdfs", "http"):
+        return WebHdfsFileSystem([f"http://{url.netloc}"], user, timeout), within
+    raise ValueError(f"unsupported file system '{url.scheme}://' (use hdfs://, webhdfs:// or file://)")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Compression codecs, in the stream formats Hadoop's codecs read
+
+
+class Codec:
+    """One Hadoop codec: ``compress(data)`` returns a self-contained piece; pieces concatenate into a valid file."""
+
+    name = ""
+    hadoop_class = ""
+    extension = ""
+
+    def compress(self, data: bytes) -> bytes:
+        raise NotImplementedError
+
+
+class GzipCodec(Codec):
+    name, hadoop_class, extension = "gzip", "org.apache.hadoop.io.compress.GzipCodec", ".gz"
+
+    def compress(self, data: bytes) -> bytes:
+        c = zlib.compressobj(6, zlib.DEFLATED, 31)  # one gzip member per batch, as Flume's finish() makes
+        return c.compress(data) + c.flush()
+
+
+class DefaultCodec(Codec):
+    name, hadoop_class, extension = "default", "org.apache.hadoop.io.compress.DefaultCodec", ".deflate"
+
+    def compress(self, data: bytes) -> bytes:
+        return zlib.compress(data, 6)
+
+
+class BZip2Codec(Codec):
+    name, hadoop_class, extension = "bzip2", "org.apache.hadoop.io.compress.BZip2Codec", ".bz2"
+
+    def compress(self, data: bytes) -> bytes:
+        return bz2.compress(data, 9)
+
+
+class _BlockCodec(Codec):
+    """Hadoop's BlockCompressorStream framing: per block, the uncompressed length, then length-prefixed chunks."""
+
+    chunk = 64 * 1024
+
+    def _raw(self, data: bytes) -> bytes:
+        raise NotImplementedError
+
+    def compress(self, data: bytes) -> bytes:
+        out = []
+        for i in range(0, len(data), self.chunk):
+            piece = data[i:i + self.chunk]
+            packed = self._raw(piece)
+            out.append(struct.pack(">II", len(piece), len(packed)))
+            out.append(packed)
+        return b"".join(out)
+
+
+class SnappyCodec(_BlockCodec):
+    name, hadoop_class, extension = "snappy", "org.apache.hadoop.io.compress.SnappyCodec", ".snappy"
+
+    def _raw(self, data: bytes) -> bytes:
+        import cramjam
+
+        return bytes(cramjam.snappy.compress_raw(data))
+
+
+class Lz4Codec(_BlockCodec):
+    name, hadoop_class, extension = "lz4", "org.apache.hadoop.io.compress.Lz4Codec", ".lz4"
+
+    def _raw(self, data: bytes) -> bytes:
+        import cramjam
+
+        return bytes(cramjam.lz4.compress_block(data, store_size=False))
+
+
+class ZStandardCodec(Codec):
+    name, hadoop_class, extension = "zstandard", "org.apache.hadoop.io.compress.ZStandardCodec", ".zst"
+
+    def compress(self, data: bytes) -> bytes:
+        import cramjam
+
+        return bytes(cramjam.zstd.compress(data, level=3))
+
+
+CODECS: dict[str, type[Codec]] = {c.name: c for c in (GzipCodec, DefaultCodec, BZip2Codec, SnappyCodec, Lz4Codec,
+                                                      ZStandardCodec)}
+UNSUPPORTED = {"lzo", "lzop"}
+
+
+def codec_for(text: str) -> Codec | None:
+    """Flume's codec lookup: Hadoop class name, simple name, or name without "Codec", any case; None for none."""
+    low = text.strip().lower()
+    if low in ("", "none"):
+        return None
+    for cls in CODECS.values():
+        simple = cls.hadoop_class.rsplit(".", 1)[1].lower()
+        if low in (cls.name, cls.hadoop_class.lower(), simple, simple.removesuffix("codec")):
+            return cls()
+    if low.removesuffix("codec") in UNSUPPORTED or "lzo" in low:
+        raise ValueError(f"codec '{text}' (LZO, GPL-licensed) is not supported; use gzip, bzip2, snappy, lz4, "
+                         f"zstandard or default")
+    raise ValueError(f"unknown codec '{text}'; expected one of {', '.join(CODECS)} (or a Hadoop codec class name)")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# SequenceFile
+
+
+def _vint(n: int) -> bytes:
+    """Hadoop's WritableUtils.writeVLong."""
+    if -112 <= n <= 127:
+        return struct.pack(">b", n)
+    length = -112
+    if n < 0:
+        n = ~n
+        length = -120
+    tmp = n
+    while tmp:
+        tmp >>= 8
+        length -= 1
+    out = [struct.pack(">b", length)]
+    nbytes = -(length + 120) if length < -120 else -(length + 112)
+    for idx in range(nbytes, 0, -1):
+        out.append(bytes([(n >> ((idx - 1) * 8)) & 0xFF]))
+    return b"".join(out)
+
+
+def _text(s: str) -> bytes:
+    b = s.encode()
+    return _vint(len(b)) + b
+
+
+class SequenceFileFormat:
+    """Hadoop SequenceFile version 6, uncompressed: key LongWritable (the timestamp header, else now), value
+    BytesWritable (``writeFormat = Writable``) or Text (``Text``), as Flume's HDFSWritableSerializer and
+    HDFSTextSerializer write them. A sync marker follows every ~100 KB, as Hadoop's writer does."""
+
+    SYNC_INTERVAL = 100 * 1024
+
+    def __init__(self, write_format: str):
+        self.text = write_format.lower() == "text"
+        self.sync = os.urandom(16)
+        self.since_sync = 0
+
+    def header(self) -> bytes:
+        value_class = "org.apache.hadoop.io.Text" if self.text else "org.apache.hadoop.io.BytesWritable"
+        return (b"SEQ\x06" + _text("org.apache.hadoop.io.LongWritable") + _text(value_class) + b"\x00\x00"
+                + struct.pack(">i", 0) + self.sync)
+
+    def encode(self, events: list) -> bytes:
+        out = []
+        now = int(time.time() * 1000)
+        pack = struct.pack
+        text = self.text
+        since = self.since_sync
+        for e in events:
+            ts = e.headers.get("timestamp") if e.headers else None
+            try:
+                key = pack(">q", int(ts) if ts is not None else now)
+            except ValueError:
+                key = pack(">q", now)
+            body = e.body
+            value = (_vint(len(body)) + body) if text else pack(">i", len(body)) + body
+            if since >= self.SYNC_INTERVAL:
+                out.append(b"\xff\xff\xff\xff" + self.sync)
+                since = 0
+            record = pack(">ii", 8 + len(value), 8) + key + value
+            out.append(record)
+            since += len(record)
+        self.since_sync = since
+        return b"".join(out)
