@@ -7,6 +7,8 @@ check at the destination (every event present once: nothing lost, nothing duplic
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import threading
 import time
@@ -250,6 +252,61 @@ a1.sinks.k1.sink.batchSize = 1000
 """
 
 
+class SpoolFileChannelFileRoll(Case):
+    """Files dropped into a spooling directory, through the durable file channel (fsync per commit)."""
+
+    conf = """\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = spooldir
+a1.sources.r1.spoolDir = {tmp}/spool
+a1.sources.r1.batchSize = {batch}
+a1.sources.r1.channels = c1
+a1.channels.c1.type = file
+a1.channels.c1.checkpointDir = {tmp}/checkpoint
+a1.channels.c1.dataDirs = {tmp}/data
+a1.channels.c1.capacity = 1000000
+a1.channels.c1.transactionCapacity = {batch}
+a1.channels.c1.minimumRequiredSpace = 1048576
+a1.sinks.k1.type = file_roll
+a1.sinks.k1.channel = c1
+a1.sinks.k1.sink.directory = {out}
+a1.sinks.k1.sink.batchSize = {batch}
+"""
+
+    def __init__(self, line_size: int, batch: int):
+        self.line_size = line_size
+        self.batch = batch
+        kib = f"{line_size // 1024} KiB" if line_size >= 1024 else f"{line_size} B"
+        self.name = f"spooldir-file-file_roll-{line_size}b-batch{batch}"
+        self.title = f"spooldir → file channel → file_roll ({kib} lines, batch {batch})"
+
+    def render(self, ctx: Ctx) -> str:
+        return self.conf.format(tmp=ctx.tmp, out=ctx.out, batch=self.batch)
+
+    def prepare(self, ctx: Ctx, cache: Path) -> None:
+        super().prepare(ctx, cache)
+        (ctx.tmp / "spool").mkdir()
+        staged = ctx.tmp / "input.log"
+        shutil.copyfile(line_data(cache, ctx.n, self.line_size), staged)
+        ctx.extra["staged"] = staged
+
+    def ready(self, ctx: Ctx, alive) -> None:
+        time.sleep(1.0)  # no port to wait for: give the agent (and the JVM) a moment to start its source
+        if not alive():
+            raise RuntimeError("agent exited during start")
+
+    def feed(self, ctx: Ctx) -> None:
+        os.rename(ctx.extra["staged"], ctx.tmp / "spool" / "input.log")
+
+    def delivered(self, ctx: Ctx) -> int:
+        return dir_bytes(ctx.out) // self.line_size
+
+    def verify(self, ctx: Ctx) -> None:
+        _check_ids(read_lines(ctx.out), ctx.n)
+
+
 class SeqMemoryNull(Case):
     name = "seq-memory-null"
     title = "seq → memory → null"
@@ -291,7 +348,9 @@ a1.sinks.k1.batchSize = 1000
             raise AssertionError(f"seq: {put} put and {got} taken, expected {ctx.n}")
 
 
-CASES: dict[str, Case] = {c.name: c for c in (NetcatMemoryFileRoll(), SeqMemoryNull())}
+CASES: dict[str, Case] = {c.name: c for c in (
+    NetcatMemoryFileRoll(), SeqMemoryNull(), SpoolFileChannelFileRoll(100, 1000), SpoolFileChannelFileRoll(1024, 1000))}
 #: Run on request only (--cases): Flume's netcat source commits one event per transaction, which with the file
 #: channel means an fsync per event (about 4,500 events/s here), so a 1M-event run takes Flume minutes.
-EXTRA_CASES: dict[str, Case] = {c.name: c for c in (NetcatFileChannelFileRoll(),)}
+EXTRA_CASES: dict[str, Case] = {c.name: c for c in (NetcatFileChannelFileRoll(), SpoolFileChannelFileRoll(100, 100),
+                                                     SpoolFileChannelFileRoll(1024, 100))}

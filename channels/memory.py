@@ -56,7 +56,10 @@ class MemoryChannel(Channel):
         # Flume counts bodies in 100-byte slots; the limit is the byte capacity less the header buffer.
         self._slot_limit = int(byte_capacity * (1 - pct / 100.0) / 100) if byte_capacity else 0
         self._slots_used = 0
-        self._queue: deque[Event] = deque()
+        # The queue holds committed batches (lists), not single events: a put commit appends its list and a take
+        # that wants a whole batch gets it back without touching each event. ``_size`` counts the events.
+        self._queue: deque[list[Event]] = deque()
+        self._size = 0
         self._claimed = 0  # events in the queue plus events taken by open transactions
         self._cond = threading.Condition(threading.Lock())
         self._waiting_takers = 0
@@ -66,7 +69,7 @@ class MemoryChannel(Channel):
         return _MemoryTransaction(self)
 
     def size(self) -> int:
-        return len(self._queue)
+        return self._size
 
     def start(self) -> None:
         self._stopped = False
@@ -78,7 +81,7 @@ class MemoryChannel(Channel):
             self._stopped = True
             self._cond.notify_all()
         self.counter.stopped()
-        self.log.info("Channel %s stopped with %d events queued", self.name, len(self._queue))
+        self.log.info("Channel %s stopped with %d events queued", self.name, self._size)
 
     def resize(self, capacity: int, transaction_capacity: int) -> None:
         """Apply a new capacity on reload, keeping the queued events (as Flume does)."""
@@ -102,12 +105,24 @@ class MemoryChannel(Channel):
                     self._waiting_takers -= 1
                 if not q:
                     return []
-            if max_events >= len(q):
-                events = list(q)
-                q.clear()
-            else:
-                popleft = q.popleft
-                events = [popleft() for _ in range(max_events)]
+            first = q[0]
+            if len(first) == max_events:  # the common case: the sink takes what one source batch put
+                q.popleft()
+                self._size -= max_events
+                return first
+            events: list[Event] = []
+            want = max_events
+            while q and want > 0:
+                chunk = q[0]
+                if len(chunk) <= want:
+                    q.popleft()
+                    events += chunk
+                    want -= len(chunk)
+                else:
+                    events += chunk[:want]
+                    q[0] = chunk[want:]
+                    want = 0
+            self._size -= len(events)
             return events
 
     def _commit(self, puts: list[Event], takes: list[Event]) -> None:
@@ -135,7 +150,8 @@ class MemoryChannel(Channel):
             self._claimed += net
             self._slots_used += slots
             if puts:
-                self._queue.extend(puts)
+                self._queue.append(puts)
+                self._size += len(puts)
                 if self._waiting_takers:
                     cond.notify(self._waiting_takers)
             if net < 0:
@@ -143,7 +159,8 @@ class MemoryChannel(Channel):
 
     def _return(self, takes: list[Event]) -> None:
         with self._cond:
-            self._queue.extendleft(reversed(takes))
+            self._queue.appendleft(takes)
+            self._size += len(takes)
             if self._waiting_takers:
                 self._cond.notify(self._waiting_takers)
 
