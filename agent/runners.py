@@ -113,6 +113,9 @@ class PollingRunner(_Runner):
         backoffs = 0
         step = src.backoff_increment_ms() / 1000.0
         cap = src.max_backoff_ms() / 1000.0
+        # A source may offer ``wakeup`` (a threading.Event it sets when input arrives, e.g. from filesystem
+        # notifications): the backoff sleep then ends as soon as there is something to read.
+        wake: threading.Event | None = getattr(src, "wakeup", None)
         while not self._stop.is_set():
             try:
                 status = src.process()
@@ -121,9 +124,20 @@ class PollingRunner(_Runner):
                 status = Status.BACKOFF
             if status is Status.BACKOFF:
                 backoffs += 1
-                self._stop.wait(min(backoffs * step, cap))
+                delay = min(backoffs * step, cap)
+                if wake is None:
+                    self._stop.wait(delay)
+                elif wake.wait(delay):
+                    wake.clear()
+                    backoffs = 0
             else:
                 backoffs = 0
+
+    def signal_stop(self) -> None:
+        super().signal_stop()
+        wake = getattr(self.source, "wakeup", None)
+        if wake is not None:
+            wake.set()
 
 
 class Agent:
