@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         for system in systems:
             print(f"warm-up {case.name} on {system}", file=sys.stderr)
             run_once(system, case, min(args.burst, 100_000) * case.scale)
-        for n in (args.burst * case.scale, sustained * case.scale):
+        for n in (args.burst * case.scale, sustained * case.scale * case.scale_sustained):
             for i in range(args.runs):
                 for system in systems:
                     r = run_once(system, case, n)

@@ -101,6 +101,7 @@ class Case:
     self_generating = False
     #: Events in the burst and sustained runs, as multiples of the harness's --burst/--sustained figures.
     scale = 1
+    scale_sustained = 1
     has_latency = False
 
     def render(self, ctx: Ctx) -> str:
@@ -307,6 +308,70 @@ a1.sinks.k1.sink.batchSize = {batch}
         _check_ids(read_lines(ctx.out), ctx.n)
 
 
+class FileSourceMemoryNull(Case):
+    """A file of 100-byte lines read by a file source into memory → null (counted by the channel's take counter).
+
+    The sustained run is ten times the others: 10,000,000 lines, a 1 GB file."""
+
+    scale_sustained = 10
+    line_size = 100
+    source = ""
+
+    def render(self, ctx: Ctx) -> str:
+        return f"""\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+{self.source.format(tmp=ctx.tmp)}
+a1.sources.r1.batchSize = 1000
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 100000
+a1.channels.c1.transactionCapacity = 1000
+a1.sinks.k1.type = null
+a1.sinks.k1.channel = c1
+a1.sinks.k1.batchSize = 1000
+"""
+
+    def prepare(self, ctx: Ctx, cache: Path) -> None:
+        super().prepare(ctx, cache)
+        (ctx.tmp / "in").mkdir()
+        staged = ctx.tmp / "input.log"
+        shutil.copyfile(line_data(cache, ctx.n, self.line_size), staged)
+        ctx.extra["staged"] = staged
+
+    def ready(self, ctx: Ctx, alive) -> None:
+        wait_port(ctx.mport, alive)
+
+    def feed(self, ctx: Ctx) -> None:
+        os.rename(ctx.extra["staged"], ctx.tmp / "in" / "input.log")
+
+    def delivered(self, ctx: Ctx) -> int:
+        try:
+            return int(metrics(ctx.mport).get("CHANNEL.c1", {}).get("EventTakeSuccessCount", 0))
+        except OSError:
+            return 0
+
+    def verify(self, ctx: Ctx) -> None:
+        got = self.delivered(ctx)
+        if got != ctx.n:
+            raise AssertionError(f"{self.name}: {got} events taken, expected {ctx.n}")
+
+
+class SpoolMemoryNull(FileSourceMemoryNull):
+    name = "spooldir-memory-null"
+    title = "spooldir → memory → null (100 B lines)"
+    source = "a1.sources.r1.type = spooldir\na1.sources.r1.spoolDir = {tmp}/in"
+
+
+class TaildirMemoryNull(FileSourceMemoryNull):
+    name = "taildir-memory-null"
+    title = "TAILDIR → memory → null (100 B lines)"
+    source = ("a1.sources.r1.type = TAILDIR\na1.sources.r1.filegroups = f1\n"
+              "a1.sources.r1.filegroups.f1 = {tmp}/in/.*\\\\.log\n"
+              "a1.sources.r1.positionFile = {tmp}/taildir_position.json")
+
+
 class SeqMemoryNull(Case):
     name = "seq-memory-null"
     title = "seq → memory → null"
@@ -349,7 +414,8 @@ a1.sinks.k1.batchSize = 1000
 
 
 CASES: dict[str, Case] = {c.name: c for c in (
-    NetcatMemoryFileRoll(), SeqMemoryNull(), SpoolFileChannelFileRoll(100, 1000), SpoolFileChannelFileRoll(1024, 1000))}
+    NetcatMemoryFileRoll(), SeqMemoryNull(), SpoolFileChannelFileRoll(100, 1000), SpoolFileChannelFileRoll(1024, 1000),
+    SpoolMemoryNull(), TaildirMemoryNull())}
 #: Run on request only (--cases): Flume's netcat source commits one event per transaction, which with the file
 #: channel means an fsync per event (about 4,500 events/s here), so a 1M-event run takes Flume minutes.
 EXTRA_CASES: dict[str, Case] = {c.name: c for c in (NetcatFileChannelFileRoll(), SpoolFileChannelFileRoll(100, 100),

@@ -67,6 +67,9 @@ class LineDeserializer(EventDeserializer):
         super().open(f, position)
         f.seek(position)
         self._buf = b""
+        self._lines: list[bytes] = []
+        self._idx = 0
+        self._last_unterminated = False
         self._pos = position
         self._eof = False
         self._empty_file = position == 0 and _size(f) == 0
@@ -83,31 +86,29 @@ class LineDeserializer(EventDeserializer):
         if self._empty_file:
             self._empty_file = False
             return [Event(b"")], 0  # Flume turns a zero-byte file into one empty event
-        lines: list[bytes] = []
-        consumed = 0
-        buf = self._buf
-        while len(lines) < n:
-            nl = buf.find(b"\n", consumed)
-            if nl < 0:
-                if self._eof:
-                    if consumed < len(buf):  # a last line without a newline
-                        lines.append(buf[consumed:])
-                        consumed = len(buf)
-                    break
-                chunk = self.f.read(_READ)
-                if not chunk:
-                    self._eof = True
-                    continue
-                buf = buf[consumed:] + chunk
-                self._pos += consumed
-                consumed = 0
-                continue
-            lines.append(buf[consumed:nl])
-            consumed = nl + 1
-        self._buf = buf[consumed:]
-        self._pos += consumed
+        # Complete lines are split once per chunk and kept in _lines (from _idx on); _buf holds a partial line.
+        while len(self._lines) - self._idx < n and not self._eof:
+            chunk = self.f.read(_READ)
+            if not chunk:
+                self._eof = True
+                if self._buf:  # a last line without a newline
+                    self._lines = self._lines[self._idx:] + [self._buf]
+                    self._idx = 0
+                    self._last_unterminated = True
+                    self._buf = b""
+                break
+            parts = (self._buf + chunk).split(b"\n")
+            self._buf = parts.pop()
+            self._lines = self._lines[self._idx:] + parts if self._idx < len(self._lines) else parts
+            self._idx = 0
+        lines = self._lines[self._idx:self._idx + n]
         if not lines:
             return [], self._pos
+        self._idx += len(lines)
+        consumed = sum(map(len, lines)) + len(lines)
+        if self._last_unterminated and self._idx == len(self._lines):
+            consumed -= 1
+        self._pos += consumed
         out = self._convert(lines)
         max_len = self.max_len
         if any(len(b) > max_len for b in out):

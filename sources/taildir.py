@@ -37,6 +37,9 @@ class _Tail:
     fd: int = -1
     last_seen: float = field(default_factory=time.monotonic)
     matched: bool = True
+    pending: list[bytes] = field(default_factory=list)  # complete lines read but not yet delivered, from pos
+    has_cr: bool = False
+    last_partial: bool = False
 
 
 class TaildirSource(PollableSource):
@@ -251,7 +254,10 @@ class TaildirSource(PollableSource):
         self.log.info("TAILDIR source %s: finished %s (rotated away)", self.name, t.path)
 
     def _tail_batch(self, t: _Tail) -> int | None:
-        """Read and deliver one batch of complete lines; the count, 0 at the end, None if the channel refused."""
+        """Read and deliver one batch of complete lines; the count, 0 at the end, None if the channel refused.
+
+        Lines are read a chunk at a time and kept in ``t.pending`` (they start at ``t.pos``), so a chunk is read
+        and split once however many batches it holds."""
         if t.fd < 0:
             try:
                 t.fd = os.open(t.path, os.O_RDONLY)
@@ -263,43 +269,46 @@ class TaildirSource(PollableSource):
                 t.fd = -1
                 t.matched = False
                 return 0
-        size = os.fstat(t.fd).st_size
-        if size < t.pos:
-            self.log.warning("TAILDIR source %s: %s shrank from %d to %d bytes (truncated); reading it again from "
-                             "the start", self.name, t.path, t.pos, size)
-            t.pos = 0
-        if size == t.pos:
-            return 0
-        data = os.pread(t.fd, min(_CHUNK, size - t.pos), t.pos)
-        end = data.rfind(b"\n")
-        if end < 0:
-            if len(data) == _CHUNK:  # a line longer than the chunk: deliver it whole once complete
+        if not t.pending:
+            size = os.fstat(t.fd).st_size
+            if size < t.pos:
+                self.log.warning("TAILDIR source %s: %s shrank from %d to %d bytes (truncated); reading it again "
+                                 "from the start", self.name, t.path, t.pos, size)
+                t.pos = 0
+            if size == t.pos:
+                return 0
+            data = os.pread(t.fd, min(_CHUNK, size - t.pos), t.pos)
+            end = data.rfind(b"\n")
+            if end < 0 and len(data) == _CHUNK:  # a line longer than the chunk: take it whole once complete
                 data = os.pread(t.fd, size - t.pos, t.pos)
                 end = data.rfind(b"\n")
+            t.last_partial = False
             if end < 0:
-                if not t.matched:  # a rotated file will not grow: its last partial line is complete
-                    end = len(data)
-                    data += b"\n"
-                else:
-                    return 0
-        lines = data[:end].split(b"\n")
-        if len(lines) > self.batch:
-            lines = lines[:self.batch]
-        consumed = sum(len(x) for x in lines) + len(lines)
+                if t.matched:
+                    return 0  # a partial last line waits for its newline
+                end = len(data)  # a rotated file will not grow: its last partial line is complete
+                t.last_partial = True
+            t.pending = data[:end].split(b"\n")
+            t.has_cr = b"\r" in data
+        lines = t.pending[:self.batch]
+        consumed = sum(map(len, lines)) + len(lines)
+        if t.last_partial and len(lines) == len(t.pending):
+            consumed -= 1  # no newline after the rotated file's last line
+        bodies = [x[:-1] if x.endswith(b"\r") else x for x in lines] if t.has_cr else lines
         extra = self.headers.get(t.group)
-        events = []
-        offset = t.pos
-        for line in lines:
-            body = line[:-1] if line.endswith(b"\r") else line
-            h: dict[str, str] = {}
-            if extra:
-                h.update(extra)
-            if self.file_header:
-                h[self.file_header] = t.path
-            if self.offset_header:
-                h["byteoffset"] = str(offset)
-            offset += len(line) + 1
-            events.append(Event(body, h or None))
+        if extra or self.file_header or self.offset_header:
+            events = []
+            offset = t.pos
+            for line, body in zip(lines, bodies, strict=True):
+                h: dict[str, str] = dict(extra) if extra else {}
+                if self.file_header:
+                    h[self.file_header] = t.path
+                if self.offset_header:
+                    h["byteoffset"] = str(offset)
+                offset += len(line) + 1
+                events.append(Event(body, h))
+        else:
+            events = [Event(b) for b in bodies]
         n = len(events)
         assert self.channel_processor is not None
         try:
@@ -311,6 +320,7 @@ class TaildirSource(PollableSource):
                 self.counter.append_batch_received += 1
             return None
         self.counter.batch(n, n)
-        t.pos += min(consumed, size - t.pos)  # a rotated file's final partial line has no newline to count
+        del t.pending[:n]
+        t.pos += consumed
         t.last_seen = time.monotonic()
         return n

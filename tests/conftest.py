@@ -68,7 +68,9 @@ class AgentProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "AgentProcess":
-        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        # tests/ too, so configs can name test-only components such as gate_sink.GateSink
+        path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
+        env = dict(os.environ, PYTHONPATH=path)
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             agent_command() + ["--conf-file", str(self.conf), "--name", self.name, *self.args],

@@ -160,3 +160,64 @@ def test_blob_deserializer_makes_one_event_per_file(run_agent, tmp_path: Path) -
     wait_for(lambda: (tmp_path / "spool" / "blob.bin.COMPLETED").exists())
     assert agent.terminate() == 0
     assert b"".join(p.read_bytes() for p in (tmp_path / "out").iterdir()) == blob
+
+
+GATED = """\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = spooldir
+a1.sources.r1.spoolDir = {tmp}/spool
+a1.sources.r1.batchSize = 50
+a1.sources.r1.maxBackoff = 200
+a1.sources.r1.decodeErrorPolicy = {policy}
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 200
+a1.channels.c1.transactionCapacity = 50
+a1.channels.c1.keep-alive = 0
+a1.sinks.k1.type = gate_sink.GateSink
+a1.sinks.k1.channel = c1
+a1.sinks.k1.gate = {tmp}/gate
+a1.sinks.k1.path = {tmp}/out/got
+a1.sinks.k1.batchSize = 50
+"""
+
+
+def test_full_channel_stalls_the_source_and_it_resumes_without_loss(run_agent, tmp_path: Path) -> None:
+    (tmp_path / "spool").mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "gate").touch()  # the sink holds its batches: the 200-event channel fills up
+    agent = run_agent(GATED.format(tmp=tmp_path, policy="FAIL"))
+    write(tmp_path / "spool" / "a.log", b"\n".join(lines("a", 5000)) + b"\n")
+    wait_for(lambda: "the channel refused a batch" in agent.log(), timeout=20)
+    time.sleep(0.5)
+    assert not (tmp_path / "spool" / "a.log.COMPLETED").exists()
+    (tmp_path / "gate").unlink()
+    wait_for(lambda: (tmp_path / "out" / "got").exists() and
+             len((tmp_path / "out" / "got").read_bytes().split(b"\n")) - 1 == 5000, timeout=60)
+    assert (tmp_path / "out" / "got").read_bytes().split(b"\n")[:-1] == lines("a", 5000)
+    assert agent.terminate() == 0
+
+
+def test_decode_error_policies(run_agent, tmp_path: Path) -> None:
+    bad = b"good line\nbad \xff\xfe bytes\nlast\n"
+    results = {}
+    for policy in ("FAIL", "REPLACE", "IGNORE"):
+        d = tmp_path / policy
+        (d / "spool").mkdir(parents=True)
+        (d / "out").mkdir()
+        agent = run_agent(GATED.format(tmp=d, policy=policy))
+        write(d / "spool" / "x.log", bad)
+        if policy == "FAIL":
+            wait_for(lambda a=agent: "cannot decode it" in a.log())
+            assert str(d / "spool" / "x.log") in agent.log()
+            assert (d / "spool" / "x.log").exists()
+        else:
+            wait_for(lambda d=d: (d / "spool" / "x.log.COMPLETED").exists())
+            wait_for(lambda d=d: (d / "out" / "got").exists() and (d / "out" / "got").read_bytes().count(b"\n") == 3)
+            results[policy] = (d / "out" / "got").read_bytes().split(b"\n")[:-1]
+        assert agent.terminate() == 0
+        (tmp_path / "agent.log").rename(tmp_path / f"agent-{policy}.log")
+    assert results["REPLACE"] == [b"good line", "bad \ufffd\ufffd bytes".encode(), b"last"]
+    assert results["IGNORE"] == [b"good line", b"bad  bytes", b"last"]

@@ -15,6 +15,7 @@ __all__ = ["FLUME_VERSION", "classpath", "FlumeAgent", "avro_client"]
 FLUME_VERSION = "1.11.0"
 ARTIFACTS = [
     f"org.apache.flume:flume-ng-node:{FLUME_VERSION}",
+    f"org.apache.flume.flume-ng-sources:flume-taildir-source:{FLUME_VERSION}",
     "org.apache.logging.log4j:log4j-core:2.20.0",
     "org.apache.logging.log4j:log4j-slf4j-impl:2.20.0",
 ]
