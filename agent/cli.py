@@ -199,7 +199,13 @@ def file_channel_main(argv: Sequence[str], prog: str = "agent file-channel") -> 
     return inspect(Path(args.checkpointDir).expanduser(), dirs)
 
 
-SUBCOMMANDS = {"file-channel": file_channel_main}
+def avro_client_main(argv: Sequence[str], prog: str = "agent avro-client") -> int:
+    from agent.avro_client import main as avro_client
+
+    return avro_client(argv, prog)
+
+
+SUBCOMMANDS = {"file-channel": file_channel_main, "avro-client": avro_client_main}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -215,6 +221,7 @@ commands:
   help                      display this help text
   agent                     run a Flume agent
   version                   show Flume version info
+  avro-client               run an avro Flume client
   file-channel              inspect a file channel's directories (pyflume)
 
 agent options:

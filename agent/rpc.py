@@ -1,0 +1,338 @@
+"""Flume's Avro RPC on the wire: Avro IPC over Netty framing, the handshake, ``append`` / ``appendBatch``.
+
+Byte for byte what Apache Flume 1.11's AvroSource, AvroSink (NettyAvroRpcClient) and avro-client speak
+(reference: avro-rpc.md):
+
+- a *pack* is ``serial:int32, count:int32, (length:int32, bytes)*count``, big-endian; its buffers concatenated are
+  the Avro payload;
+- the first request of a connection starts with a HandshakeRequest; the server answers BOTH, CLIENT or NONE
+  (NONE: the client re-sends with its protocol text); later requests carry none;
+- a request is ``meta map<bytes>, message name, parameters``; a response is ``meta, error flag, Status`` or a
+  system-error string;
+- ``compression-type = deflate`` makes each direction one zlib stream, sync-flushed after every pack.
+
+Datums are encoded with fastavro; framing, handshake state and zlib are here. Limits keep a hostile or broken
+peer from making us allocate without bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import socket
+import ssl
+import struct
+import zlib
+from collections.abc import Sequence
+
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+
+from agent.core import Event
+
+__all__ = [
+    "PROTOCOL_TEXT", "PROTOCOL_MD5", "KNOWN_HASHES", "FrameError", "Connection", "RpcClient", "RpcError",
+    "encode_events", "decode_request", "encode_response", "MAX_BUFFERS", "MAX_FRAME",
+]
+
+# Flume 1.6–1.11's AvroSourceProtocol exactly as Avro Java prints it (the MD5 depends on every byte).
+_LICENSE = (
+    "* Licensed to the Apache Software Foundation (ASF) under one\n * or more contributor license agreements.  See "
+    "the NOTICE file\n * distributed with this work for additional information\n * regarding copyright ownership.  "
+    "The ASF licenses this file\n * to you under the Apache License, Version 2.0 (the\n * \"License\"); you may not "
+    "use this file except in compliance\n * with the License.  You may obtain a copy of the License at\n *\n * "
+    "http://www.apache.org/licenses/LICENSE-2.0\n *\n * Unless required by applicable law or agreed to in writing,"
+    "\n * software distributed under the License is distributed on an\n * \"AS IS\" BASIS, WITHOUT WARRANTIES OR "
+    "CONDITIONS OF ANY\n * KIND, either express or implied.  See the License for the\n * specific language "
+    "governing permissions and limitations\n * under the License."
+)
+_TYPES = (
+    '[{"type":"enum","name":"Status","symbols":["OK","FAILED","UNKNOWN"]},{"type":"record","name":"AvroFlumeEvent",'
+    '"fields":[{"name":"headers","type":{"type":"map","values":"string"}},{"name":"body","type":"bytes"}]}]'
+)
+_MESSAGES = (
+    '{"append":{"request":[{"name":"event","type":"AvroFlumeEvent"}],"response":"Status"},"appendBatch":{"request":'
+    '[{"name":"events","type":{"type":"array","items":"AvroFlumeEvent"}}],"response":"Status"}}'
+)
+PROTOCOL_TEXT = ('{"protocol":"AvroSourceProtocol","namespace":"org.apache.flume.source.avro","doc":'
+                 + _LICENSE.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").join(['"', '"'])
+                 + ',"types":' + _TYPES + ',"messages":' + _MESSAGES + "}")
+PROTOCOL_MD5 = hashlib.md5(PROTOCOL_TEXT.encode()).digest()
+#: Client protocol hashes known to be Flume's protocol: releases 1.6–1.11, and builds from main (Avro 1.11.1 IDL).
+KNOWN_HASHES = {PROTOCOL_MD5, bytes.fromhex("8076c53714e01f6e2c1deb9544e7b1fe")}
+
+MAX_BUFFERS = 100_000
+MAX_FRAME = 512 * 1024 * 1024  # bytes in one pack, all buffers together
+
+_MD5 = {"type": "fixed", "name": "MD5", "namespace": "org.apache.avro.ipc", "size": 16}
+HANDSHAKE_REQUEST = parse_schema({
+    "type": "record", "name": "HandshakeRequest", "namespace": "org.apache.avro.ipc",
+    "fields": [{"name": "clientHash", "type": _MD5}, {"name": "clientProtocol", "type": ["null", "string"]},
+               {"name": "serverHash", "type": "org.apache.avro.ipc.MD5"},
+               {"name": "meta", "type": ["null", {"type": "map", "values": "bytes"}]}],
+})
+HANDSHAKE_RESPONSE = parse_schema({
+    "type": "record", "name": "HandshakeResponse", "namespace": "org.apache.avro.ipc",
+    "fields": [{"name": "match", "type": {"type": "enum", "name": "HandshakeMatch",
+                                          "symbols": ["BOTH", "CLIENT", "NONE"]}},
+               {"name": "serverProtocol", "type": ["null", "string"]},
+               {"name": "serverHash", "type": ["null", _MD5]},
+               {"name": "meta", "type": ["null", {"type": "map", "values": "bytes"}]}],
+})
+META = parse_schema({"type": "map", "values": "bytes"})
+STRING = parse_schema("string")
+_EVENT = {"type": "record", "name": "AvroFlumeEvent", "namespace": "org.apache.flume.source.avro",
+          "fields": [{"name": "headers", "type": {"type": "map", "values": "string"}},
+                     {"name": "body", "type": "bytes"}]}
+EVENT = parse_schema(_EVENT)
+EVENTS = parse_schema({"type": "array", "items": _EVENT})
+STATUS = parse_schema({"type": "enum", "name": "Status", "namespace": "org.apache.flume.source.avro",
+                       "symbols": ["OK", "FAILED", "UNKNOWN"]})
+_STATUS_BYTES = {"OK": b"\x00", "FAILED": b"\x02", "UNKNOWN": b"\x04"}
+_STATUS_OF = {0: "OK", 1: "FAILED", 2: "UNKNOWN"}
+
+
+class FrameError(Exception):
+    """The peer sent something that is not a valid pack or request; the connection is closed."""
+
+
+class RpcError(Exception):
+    """A call failed: connection, timeout, a FAILED status or a system error from the server."""
+
+
+def _encode(schema: object, datum: object) -> bytes:
+    buf = io.BytesIO()
+    schemaless_writer(buf, schema, datum)
+    return buf.getvalue()
+
+
+def encode_events(events: Sequence[Event]) -> bytes:
+    """The ``appendBatch`` parameter: an array of AvroFlumeEvent."""
+    return _encode(EVENTS, [{"headers": e.headers, "body": e.body} for e in events])
+
+
+def pack(serial: int, payload: bytes) -> bytes:
+    """One pack with one buffer (never zero buffers: Java would wait for one)."""
+    return struct.pack(">iii", serial, 1, len(payload)) + payload
+
+
+class Connection:
+    """One TCP (or TLS) connection carrying packs, optionally inside zlib streams (``deflate``)."""
+
+    def __init__(self, sock: socket.socket, *, deflate: bool = False, level: int = 6):
+        self.sock = sock
+        self._inflater = zlib.decompressobj() if deflate else None
+        self._deflater = zlib.compressobj(level) if deflate else None
+        self._buf = bytearray()
+
+    def _fill(self, n: int) -> None:
+        while len(self._buf) < n:
+            data = self.sock.recv(max(65536, n - len(self._buf)))
+            if not data:
+                if self._buf:
+                    raise FrameError(f"connection closed in the middle of a pack ({len(self._buf)} bytes pending)")
+                raise EOFError
+            if self._inflater is not None:
+                data = self._inflater.decompress(data, MAX_FRAME)
+                if self._inflater.unconsumed_tail:
+                    raise FrameError("inflated data exceeds the frame limit")
+            self._buf += data
+
+    def _take(self, n: int) -> bytes:
+        self._fill(n)
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        return out
+
+    def read_pack(self) -> tuple[int, bytes]:
+        """(serial, payload); EOFError at a clean end of stream; FrameError for anything malformed."""
+        serial, count = struct.unpack(">ii", self._take(8))
+        if count < 1 or count > MAX_BUFFERS:
+            raise FrameError(f"pack {serial} declares {count} buffers (allowed 1..{MAX_BUFFERS})")
+        parts = []
+        total = 0
+        for _ in range(count):
+            (length,) = struct.unpack(">i", self._take(4))
+            total += length
+            if length < 0 or total > MAX_FRAME:
+                raise FrameError(f"pack {serial} declares a buffer of {length} bytes ({total} in all; the limit "
+                                 f"is {MAX_FRAME})")
+            parts.append(self._take(length))
+        return serial, b"".join(parts)
+
+    def write_pack(self, serial: int, payload: bytes) -> None:
+        data = pack(serial, payload)
+        if self._deflater is not None:
+            data = self._deflater.compress(data) + self._deflater.flush(zlib.Z_SYNC_FLUSH)
+        self.sock.sendall(data)
+
+    def close(self) -> None:
+        try:
+            if self._deflater is not None:
+                self.sock.sendall(self._deflater.flush(zlib.Z_FINISH))
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Server side
+
+
+class ServerState:
+    """Handshake state of one server connection."""
+
+    def __init__(self) -> None:
+        self.connected = False
+
+
+def decode_request(state: ServerState, payload: bytes) -> tuple[bytes, str | None, list[Event] | None, str]:
+    """Parse one request. Returns (handshake response bytes, message name or None when the handshake failed
+    (NONE: send only the handshake bytes), events, kind) where kind is "append", "appendBatch", "ping" or
+    "unknown"."""
+    stream = io.BytesIO(payload)
+    prefix = b""
+    try:
+        if not state.connected:
+            req = schemaless_reader(stream, HANDSHAKE_REQUEST)
+            known = req["clientHash"] in KNOWN_HASHES
+            text = req.get("clientProtocol")
+            if not known and text:
+                known = '"appendBatch"' in text and '"AvroFlumeEvent"' in text
+                if known:
+                    KNOWN_HASHES.add(req["clientHash"])
+            if req["serverHash"] == PROTOCOL_MD5:
+                match = "BOTH" if known else "NONE"
+            else:
+                match = "CLIENT" if known else "NONE"
+            resp = {"match": match, "serverProtocol": None if match == "BOTH" else PROTOCOL_TEXT,
+                    "serverHash": None if match == "BOTH" else PROTOCOL_MD5, "meta": None}
+            prefix = _encode(HANDSHAKE_RESPONSE, resp)
+            if match == "NONE":
+                return prefix, None, None, "none"
+            state.connected = True
+        schemaless_reader(stream, META)
+        name = schemaless_reader(stream, STRING)
+        if name == "":
+            return prefix, name, None, "ping"
+        if name == "append":
+            e = schemaless_reader(stream, EVENT)
+            return prefix, name, [Event(e["body"], e["headers"])], "append"
+        if name == "appendBatch":
+            items = schemaless_reader(stream, EVENTS)
+            return prefix, name, [Event(e["body"], e["headers"]) for e in items], "appendBatch"
+        return prefix, name, None, "unknown"
+    except FrameError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any decoding failure means the bytes are not a valid request
+        raise FrameError(f"cannot decode the request: {type(exc).__name__}: {exc}") from None
+
+
+def encode_response(prefix: bytes, status: str | None = None, error: str | None = None) -> bytes:
+    """Handshake bytes (if any), empty meta, then the Status or a system error string."""
+    if error is not None:
+        return prefix + b"\x00" + b"\x01" + b"\x00" + _encode(STRING, error)
+    return prefix + b"\x00" + b"\x00" + _STATUS_BYTES[status or "OK"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Client side
+
+
+class RpcClient:
+    """A connection to a Flume Avro source (pyflume's or Apache Flume's): ``append_batch(events)`` returns only
+    when the server answered OK; anything else raises RpcError and closes the connection."""
+
+    _remote_hashes: dict[tuple[str, int], bytes] = {}
+
+    def __init__(self, host: str, port: int, *, connect_timeout: float = 20.0, request_timeout: float = 20.0,
+                 deflate: bool = False, level: int = 6, ssl_context: ssl.SSLContext | None = None):
+        self.host = host
+        self.port = port
+        self.connect_timeout = connect_timeout
+        self.request_timeout = request_timeout
+        self.deflate = deflate
+        self.level = level
+        self.ssl_context = ssl_context
+        self.conn: Connection | None = None
+        self._serial = 0
+        self._handshaken = False
+        self._send_protocol = False
+
+    def connect(self) -> None:
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.ssl_context is not None:
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+        except OSError as exc:
+            raise RpcError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+        sock.settimeout(self.request_timeout)
+        self.conn = Connection(sock, deflate=self.deflate, level=self.level)
+        self._handshaken = False
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    @property
+    def connected(self) -> bool:
+        return self.conn is not None
+
+    def _handshake(self) -> bytes:
+        server_hash = self._remote_hashes.get((self.host, self.port), PROTOCOL_MD5)
+        return _encode(HANDSHAKE_REQUEST, {
+            "clientHash": PROTOCOL_MD5, "clientProtocol": PROTOCOL_TEXT if self._send_protocol else None,
+            "serverHash": server_hash, "meta": {},
+        })
+
+    def _call(self, name: str, params: bytes) -> str:
+        if self.conn is None:
+            self.connect()
+        assert self.conn is not None
+        body = b"\x00" + _encode(STRING, name) + params
+        for _ in range(2):  # a NONE handshake answer means: send again with our protocol text
+            self._serial = (self._serial + 1) & 0x7FFFFFFF
+            payload = body if self._handshaken else self._handshake() + body
+            try:
+                self.conn.write_pack(self._serial, payload)
+                serial, reply = self.conn.read_pack()
+            except (OSError, EOFError, FrameError) as exc:
+                self.close()
+                why = "the connection was closed by the peer" if isinstance(exc, EOFError) else (
+                    str(exc) or type(exc).__name__)
+                raise RpcError(f"{name} to {self.host}:{self.port} failed: {why}") from exc
+            if serial != self._serial:
+                self.close()
+                raise RpcError(f"reply for call {serial} while waiting for {self._serial}")
+            stream = io.BytesIO(reply)
+            if not self._handshaken:
+                hs = schemaless_reader(stream, HANDSHAKE_RESPONSE)
+                if hs["serverHash"] is not None:
+                    self._remote_hashes[(self.host, self.port)] = hs["serverHash"]
+                if hs["match"] == "NONE":
+                    self._send_protocol = True
+                    continue
+                self._handshaken = True
+            schemaless_reader(stream, META)
+            flag = stream.read(1)
+            if flag == b"\x01":
+                stream.read(1)  # union branch of ["string"]
+                message = schemaless_reader(stream, STRING)
+                raise RpcError(f"{name} to {self.host}:{self.port}: server error: {message}")
+            return _STATUS_OF.get(stream.read(1)[0] >> 1, "UNKNOWN")
+        self.close()
+        raise RpcError(f"{self.host}:{self.port} did not accept our protocol")
+
+    def append_batch(self, events: Sequence[Event]) -> None:
+        status = self._call("appendBatch", encode_events(events))
+        if status != "OK":
+            raise RpcError(f"appendBatch of {len(events)} events to {self.host}:{self.port} returned {status}")
+
+    def append(self, event: Event) -> None:
+        status = self._call("append", _encode(EVENT, {"headers": event.headers, "body": event.body}))
+        if status != "OK":
+            raise RpcError(f"append to {self.host}:{self.port} returned {status}")

@@ -1,0 +1,116 @@
+"""The Avro sink: sends batches over Flume's Avro RPC to the next tier (a pyflume or Apache Flume Avro source).
+
+The transaction commits only after the peer answered OK for the whole batch. A peer that is down, slow, or answers
+FAILED makes the batch roll back and the runner back off; the connection is opened again on the next try. Inside a
+failover or load_balance sink group, one collector spreads over several aggregators and survives one going away.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+
+from agent.core import BatchSink, Event, EventDeliveryException
+from agent.rpc import RpcClient, RpcError
+from agent.spec import Conf, Prop, Spec
+from sources.avro import SSL_PROPS, _apply_protocols
+
+__all__ = ["AvroSink"]
+
+
+class AvroSink(BatchSink):
+    """Forwards events to an Avro source; commits after the peer's OK."""
+
+    alias = "avro"
+    flume_class = "org.apache.flume.sink.AvroSink"
+    batch_size_prop = "batch-size"
+    spec = Spec(
+        Prop("hostname", "str", required=True, doc="Host of the Avro source to send to."),
+        Prop("port", "int", required=True, doc="Its port.", min=1, max=65535),
+        Prop("batch-size", "int", 100, "Events per transaction and per appendBatch call.", min=1),
+        Prop("connect-timeout", "int", 20000, "Milliseconds to wait for the connection (and handshake).", min=1),
+        Prop("request-timeout", "int", 20000, "Milliseconds to wait for the answer to a batch.", min=1),
+        Prop("reset-connection-interval", "int", 0, "Seconds after which the connection is reopened (0: never), "
+             "e.g. to rebalance behind a load balancer.", min=0),
+        Prop("compression-type", "enum", "none", "deflate: zlib-compress both directions (the source must match).",
+             choices={"none": "", "deflate": ""}),
+        Prop("compression-level", "int", 6, "zlib level for deflate (0-9).", min=0, max=9),
+        Prop("ssl", "bool", False, "Connect with TLS."),
+        Prop("trust-all-certs", "bool", False, "Do not verify the server's certificate."),
+        Prop("truststore", "str", None, "pyflume: PEM file of the CA certificates to trust (default: the system's)."),
+        Prop("truststore-password", "str", None, "Accepted (a PEM truststore has no password)."),
+        Prop("truststore-type", "str", "JKS", "PEM (JKS truststores must be converted to PEM)."),
+        *SSL_PROPS,
+        Prop("maxIoWorkers", "int", None, "Accepted for compatibility (one connection per sink).", min=1),
+    )
+
+    def __init__(self, name: str, conf: Conf):
+        super().__init__(name, conf)
+        self.host = conf["hostname"]
+        self.port = conf["port"]
+        self.reset_interval = conf["reset-connection-interval"]
+        ctx = None
+        if conf["ssl"]:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False  # Flume's client does not verify host names either
+            if conf["trust-all-certs"]:
+                ctx.verify_mode = ssl.CERT_NONE
+            elif conf.get("truststore"):
+                if conf["truststore-type"].upper() in ("JKS", "PKCS12") and not conf["truststore"].endswith(".pem"):
+                    conf.error("Java truststores cannot be read here; export the CA certificate to PEM (keytool "
+                               "-exportcert -rfc) and set truststore-type = PEM", "truststore-type")
+                else:
+                    try:
+                        ctx.load_verify_locations(conf["truststore"])
+                    except (OSError, ssl.SSLError) as exc:
+                        conf.error(f"cannot load {conf['truststore']}: {exc}", "truststore")
+            else:
+                ctx.load_default_certs()
+            _apply_protocols(ctx, conf)
+        if ctx is not None and conf["compression-type"] == "deflate":
+            conf.error("ssl together with compression-type deflate is not supported yet; use one of them",
+                       "compression-type")
+        self.client = RpcClient(self.host, self.port, connect_timeout=conf["connect-timeout"] / 1000,
+                                request_timeout=conf["request-timeout"] / 1000,
+                                deflate=conf["compression-type"] == "deflate", level=conf["compression-level"],
+                                ssl_context=ctx)
+        self._opened = 0.0
+
+    def start(self) -> None:
+        self.counter.started()
+        try:
+            self._connect()
+        except RpcError as exc:  # not fatal: the first batch retries
+            self.log.warning("Avro sink %s: %s (will retry)", self.name, exc)
+        self.log.info("Avro sink %s started, sending to %s:%d", self.name, self.host, self.port)
+
+    def stop(self) -> None:
+        self._disconnect()
+        self.counter.stopped()
+        self.log.info("Avro sink %s stopped", self.name)
+
+    def _connect(self) -> None:
+        try:
+            self.client.connect()
+        except RpcError:
+            self.counter.connection_failed += 1
+            raise
+        self.counter.connection_created += 1
+        self._opened = time.monotonic()
+
+    def _disconnect(self) -> None:
+        if self.client.connected:
+            self.client.close()
+            self.counter.connection_closed += 1
+
+    def deliver(self, events: list[Event]) -> None:
+        if self.client.connected and self.reset_interval and time.monotonic() - self._opened > self.reset_interval:
+            self._disconnect()
+        if not self.client.connected:
+            self._connect()
+        try:
+            self.client.append_batch(events)
+        except RpcError as exc:
+            if not self.client.connected:
+                self.counter.connection_closed += 1
+            raise EventDeliveryException(f"Avro sink {self.name}: {exc}") from exc

@@ -1,0 +1,260 @@
+"""The Avro source: receives events over Flume's Avro RPC from Avro sinks (pyflume's or Apache Flume's) and
+``flume-ng avro-client``.
+
+Each ``append`` / ``appendBatch`` is committed to the channels before the answer; the answer is ``OK`` only after
+the commit and ``FAILED`` when the channels refused (full): the sender keeps the batch and retries. A connection
+that sends something that is not a valid request is closed with a logged reason; the source goes on.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import socket
+import ssl
+import threading
+
+from agent import rpc
+from agent.core import ChannelException, EventDrivenSource
+from agent.spec import Conf, Prop, Spec
+
+__all__ = ["AvroSource", "IpFilter", "server_ssl_context", "SSL_PROPS"]
+
+SSL_PROPS = (
+    Prop("exclude-protocols", "list", ["SSLv3"], "TLS protocol versions not to use (space-separated)."),
+    Prop("include-protocols", "list", [], "TLS protocol versions to allow (empty: all the others)."),
+    Prop("include-cipher-suites", "list", [], "Cipher suites to allow (OpenSSL names; empty: the defaults)."),
+    Prop("exclude-cipher-suites", "list", [], "Accepted; list the suites to keep in include-cipher-suites."),
+)
+
+
+class IpFilter:
+    """Flume's ipFilterRules: ``allow|deny:ip|name:pattern`` separated by commas; the first matching rule decides;
+    a connection no rule matches is allowed."""
+
+    def __init__(self, text: str):
+        self.rules: list[tuple[bool, str, str]] = []
+        for part in [p.strip() for p in text.split(",") if p.strip()]:
+            bits = part.split(":", 2)
+            if len(bits) != 3 or bits[0] not in ("allow", "deny") or bits[1] not in ("ip", "name"):
+                raise ValueError(f"bad rule '{part}': expected allow|deny:ip|name:<pattern>, e.g. allow:ip:127.*")
+            self.rules.append((bits[0] == "allow", bits[1], bits[2]))
+
+    def allows(self, ip: str) -> bool:
+        name = None
+        for allow, kind, pattern in self.rules:
+            if kind == "ip":
+                value = ip
+            else:
+                if name is None:
+                    try:
+                        name = socket.gethostbyaddr(ip)[0]
+                    except OSError:
+                        name = ip
+                value = name
+            if fnmatch.fnmatchcase(value, pattern):
+                return allow
+        return True
+
+
+def server_ssl_context(conf: Conf, component: str) -> ssl.SSLContext | None:
+    if not conf["ssl"]:
+        return None
+    keystore = conf.get("keystore")
+    if not keystore:
+        conf.error("ssl is true but keystore is not set (a PEM file with the certificate chain and private key)",
+                   "keystore")
+        return None
+    if conf["keystore-type"].upper() in ("JKS", "PKCS12") and not keystore.endswith(".pem"):
+        conf.error(f"keystore-type {conf['keystore-type']}: Java keystores cannot be read here; convert it to PEM "
+                   f"(keytool -importkeystore -destkeystore k.p12 -deststoretype PKCS12, then openssl pkcs12 -in "
+                   f"k.p12 -nodes -out k.pem) and set keystore-type = PEM", "keystore-type")
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(keystore, password=conf.get("keystore-password") or None)
+    except (OSError, ssl.SSLError) as exc:
+        conf.error(f"cannot load {keystore}: {exc}", "keystore")
+        return None
+    _apply_protocols(ctx, conf)
+    return ctx
+
+
+def _apply_protocols(ctx: ssl.SSLContext, conf: Conf) -> None:
+    versions = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1, "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+                "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+    include = [v for v in conf["include-protocols"] if v in versions]
+    allowed = [v for v in (include or list(versions)) if v not in conf["exclude-protocols"]]
+    if allowed:
+        ctx.minimum_version = min(versions[v] for v in allowed)
+        ctx.maximum_version = max(versions[v] for v in allowed)
+    if conf["include-cipher-suites"]:
+        ctx.set_ciphers(":".join(conf["include-cipher-suites"]))
+
+
+class AvroSource(EventDrivenSource):
+    """Listens for Flume Avro RPC; answers OK only after the batch is committed to the channels."""
+
+    alias = "avro"
+    flume_class = "org.apache.flume.source.AvroSource"
+    spec = Spec(
+        Prop("bind", "str", required=True, doc="Host name or IP address to listen on."),
+        Prop("port", "int", required=True, doc="Port to listen on.", min=0, max=65535),
+        Prop("threads", "int", None, "Accepted; Flume 1.11 does not use it either (one thread per connection).",
+             min=1),
+        Prop("compression-type", "enum", "none", "deflate: zlib-compress both directions (senders must match).",
+             choices={"none": "", "deflate": ""}),
+        Prop("ssl", "bool", False, "Serve TLS (no client certificates are requested, as in Flume)."),
+        Prop("keystore", "str", None, "pyflume: a PEM file with the certificate chain and private key."),
+        Prop("keystore-password", "str", None, "Password of the private key in the PEM file."),
+        Prop("keystore-type", "str", "JKS", "PEM (JKS/PKCS12 keystores must be converted to PEM)."),
+        *SSL_PROPS,
+        Prop("ipFilter", "bool", False, "Check each connection against ipFilterRules."),
+        Prop("ipFilterRules", "str", None, "allow|deny:ip|name:<pattern>, comma-separated; first match decides."),
+    )
+
+    def __init__(self, name: str, conf: Conf):
+        super().__init__(name, conf)
+        self.bind = conf["bind"]
+        self.port = conf["port"]
+        self.deflate = conf["compression-type"] == "deflate"
+        self.ssl_context = server_ssl_context(conf, name)
+        if self.deflate and self.ssl_context is not None:
+            conf.error("ssl together with compression-type deflate is not supported yet; use one of them",
+                       "compression-type")
+        self.filter: IpFilter | None = None
+        if conf["ipFilter"]:
+            try:
+                self.filter = IpFilter(conf.get("ipFilterRules") or "")
+            except ValueError as exc:
+                conf.error(str(exc), "ipFilterRules")
+        self._sock: socket.socket | None = None
+        self._stop = threading.Event()
+        self._acceptor: threading.Thread | None = None
+        self._conns: set[rpc.Connection] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        sock = socket.socket(socket.AF_INET6 if ":" in self.bind else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.bind, self.port))
+        sock.listen(1024)
+        self._sock = sock
+        self.port = sock.getsockname()[1]
+        self._stop.clear()
+        self._acceptor = threading.Thread(target=self._accept, name=f"{self.name}-accept", daemon=True)
+        self._acceptor.start()
+        self.counter.started()
+        self.log.info("Avro source %s started on %s:%d%s%s", self.name, self.bind, self.port,
+                      " (deflate)" if self.deflate else "", " (TLS)" if self.ssl_context else "")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._sock.close()
+        if self._acceptor is not None:
+            self._acceptor.join(5)
+        with self._lock:
+            for c in list(self._conns):
+                try:
+                    c.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self.counter.stopped()
+        self.log.info("Avro source %s stopped", self.name)
+
+    def failed(self) -> str | None:
+        if self._acceptor is not None and not self._acceptor.is_alive() and not self._stop.is_set():
+            return "accept thread ended"
+        return None
+
+    def _accept(self) -> None:
+        assert self._sock is not None
+        while not self._stop.is_set():
+            try:
+                sock, addr = self._sock.accept()
+            except OSError:
+                if self._stop.is_set():
+                    return
+                continue
+            if self.filter is not None and not self.filter.allows(addr[0]):
+                self.log.info("Avro source %s: connection from %s refused by ipFilterRules", self.name, addr[0])
+                sock.close()
+                continue
+            threading.Thread(target=self._serve, args=(sock, addr), name=f"{self.name}-conn", daemon=True).start()
+
+    def _serve(self, sock: socket.socket, addr: tuple) -> None:
+        peer = f"{addr[0]}:{addr[1]}"
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if self.ssl_context is not None:
+            try:
+                sock = self.ssl_context.wrap_socket(sock, server_side=True)
+            except (OSError, ssl.SSLError) as exc:
+                self.log.warning("Avro source %s: TLS handshake with %s failed: %s", self.name, peer, exc)
+                sock.close()
+                return
+        conn = rpc.Connection(sock, deflate=self.deflate)
+        state = rpc.ServerState()
+        with self._lock:
+            self._conns.add(conn)
+        with self.counter.lock:
+            self.counter.open_connections += 1
+        try:
+            while not self._stop.is_set():
+                try:
+                    serial, payload = conn.read_pack()
+                    prefix, name, events, kind = rpc.decode_request(state, payload)
+                except EOFError:
+                    return
+                except rpc.FrameError as exc:
+                    self.log.warning("Avro source %s: closing the connection from %s: %s", self.name, peer, exc)
+                    return
+                if kind in ("none", "ping"):
+                    conn.write_pack(serial, prefix)
+                    continue
+                if kind == "unknown" or events is None:
+                    conn.write_pack(serial, rpc.encode_response(
+                        prefix, error=f"org.apache.avro.AvroRuntimeException: No such remote message: {name}"))
+                    continue
+                conn.write_pack(serial, rpc.encode_response(prefix, self._commit(events, kind)))
+        except OSError as exc:
+            if not self._stop.is_set():
+                self.log.info("Avro source %s: connection from %s ended: %s", self.name, peer, exc)
+        finally:
+            with self._lock:
+                self._conns.discard(conn)
+            with self.counter.lock:
+                self.counter.open_connections -= 1
+            conn.close()
+
+    def _commit(self, events: list, kind: str) -> str:
+        n = len(events)
+        counter = self.counter
+        assert self.channel_processor is not None
+        try:
+            self.channel_processor.process_batch(events)
+        except ChannelException as exc:
+            with counter.lock:
+                counter.channel_write_fail += 1
+                counter.event_received += n
+                if kind == "append":
+                    counter.append_received += 1
+                else:
+                    counter.append_batch_received += 1
+            self.log.warning("Avro source %s: the channel refused %d events (%s); answering FAILED so the sender "
+                             "retries", self.name, n, exc)
+            return "FAILED"
+        with counter.lock:
+            counter.event_received += n
+            counter.event_accepted += n
+            if kind == "append":
+                counter.append_received += 1
+                counter.append_accepted += 1
+            else:
+                counter.append_batch_received += 1
+                counter.append_batch_accepted += 1
+        return "OK"

@@ -1,0 +1,193 @@
+"""Avro RPC between pyflume agents: a two-tier chain, failover when an aggregator dies, FAILED on a full channel,
+deflate, bad frames, and the avro-client command."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+from agent.core import Event
+from agent.rpc import RpcClient, RpcError
+from conftest import agent_command, free_port
+
+AGGREGATOR = """\
+agg.sources = r1
+agg.channels = c1
+agg.sinks = k1
+agg.sources.r1.type = avro
+agg.sources.r1.bind = 127.0.0.1
+agg.sources.r1.port = {port}
+agg.sources.r1.compression-type = {compression}
+agg.sources.r1.channels = c1
+agg.channels.c1.type = memory
+agg.channels.c1.capacity = {capacity}
+agg.channels.c1.transactionCapacity = 1000
+agg.sinks.k1.type = file_roll
+agg.sinks.k1.channel = c1
+agg.sinks.k1.sink.directory = {out}
+agg.sinks.k1.sink.rollInterval = 0
+agg.sinks.k1.sink.batchSize = 1000
+agg.sinks.k1.sink.serializer = header_and_text
+"""
+
+COLLECTOR = """\
+col.sources = r1
+col.channels = c1
+col.sinks = k1 k2
+col.sinkgroups = g1
+col.sinkgroups.g1.sinks = k1 k2
+col.sinkgroups.g1.processor.type = failover
+col.sinkgroups.g1.processor.priority.k1 = 10
+col.sinkgroups.g1.processor.priority.k2 = 5
+col.sources.r1.type = netcat
+col.sources.r1.bind = 127.0.0.1
+col.sources.r1.port = {port}
+col.sources.r1.channels = c1
+col.sources.r1.ack-every-event = false
+col.sources.r1.interceptors = st
+col.sources.r1.interceptors.st.type = static
+col.sources.r1.interceptors.st.key = tier
+col.sources.r1.interceptors.st.value = collector
+col.channels.c1.type = memory
+col.channels.c1.capacity = 100000
+col.channels.c1.transactionCapacity = 1000
+col.sinks.k1.type = avro
+col.sinks.k1.channel = c1
+col.sinks.k1.hostname = 127.0.0.1
+col.sinks.k1.port = {agg1}
+col.sinks.k1.batch-size = 500
+col.sinks.k1.compression-type = {compression}
+col.sinks.k2.type = avro
+col.sinks.k2.channel = c1
+col.sinks.k2.hostname = 127.0.0.1
+col.sinks.k2.port = {agg2}
+col.sinks.k2.batch-size = 500
+col.sinks.k2.compression-type = {compression}
+"""
+
+
+def output(out: Path) -> list[bytes]:
+    if not out.exists():
+        return []
+    data = b"".join(p.read_bytes() for p in sorted(out.iterdir()))
+    return data.split(b"\n")[:-1] if data else []
+
+
+def wait_for(cond, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def start_aggregator(run_agent, tmp: Path, name: str, port: int, compression: str = "none",
+                     capacity: int = 100000):
+    d = tmp / name
+    d.mkdir()
+    (d / "out").mkdir()
+    from conftest import AgentProcess
+
+    a = AgentProcess(AGGREGATOR.format(port=port, out=d / "out", compression=compression, capacity=capacity), d,
+                     "agg").start()
+    a.wait_for_port(port)
+    return a
+
+
+def test_two_tier_chain_with_failover_loses_nothing(run_agent, tmp_path: Path) -> None:
+    agg1_port, agg2_port, col_port = free_port(), free_port(), free_port()
+    agg1 = start_aggregator(run_agent, tmp_path, "agg1", agg1_port, "deflate")
+    agg2 = start_aggregator(run_agent, tmp_path, "agg2", agg2_port, "deflate")
+    try:
+        col = run_agent(COLLECTOR.format(port=col_port, agg1=agg1_port, agg2=agg2_port, compression="deflate"),
+                        name="col")
+        col.wait_for_port(col_port)
+        lines = [b"line-%06d" % i for i in range(60_000)]
+        with socket.create_connection(("127.0.0.1", col_port)) as s:
+            s.sendall(b"\n".join(lines[:30_000]) + b"\n")
+            wait_for(lambda: len(output(tmp_path / "agg1" / "out")) >= 10_000)
+            agg1.kill()  # the preferred aggregator dies mid-stream
+            s.sendall(b"\n".join(lines[30_000:]) + b"\n")
+        got = lambda: output(tmp_path / "agg1" / "out") + output(tmp_path / "agg2" / "out")  # noqa: E731
+        wait_for(lambda: {g.split(b"} ", 1)[1] for g in got()} >= set(lines), timeout=60)
+        assert all(g.startswith(b"{tier=collector} ") for g in got())
+        assert output(tmp_path / "agg2" / "out")  # the failover target took over
+        assert col.terminate() == 0
+    finally:
+        agg1.kill()
+        agg2.kill()
+
+
+def test_full_channel_answers_failed_and_the_retry_succeeds(run_agent, tmp_path: Path) -> None:
+    port = free_port()
+    conf = AGGREGATOR.format(port=port, out=tmp_path / "out", compression="none", capacity=1000)
+    conf = conf.replace("agg.sinks.k1.sink.batchSize = 1000", "agg.sinks.k1.sink.batchSize = 1000\n"
+                        "agg.channels.c1.keep-alive = 0")
+    (tmp_path / "out").mkdir()
+    agent = run_agent(conf, name="agg")
+    agent.wait_for_port(port)
+    client = RpcClient("127.0.0.1", port)
+    statuses = []
+    for k in range(40):  # far faster than file_roll drains a 1000-event channel at first
+        batch = [Event(b"b%02d-%04d" % (k, i)) for i in range(1000)]
+        while True:
+            try:
+                client.append_batch(batch)
+                statuses.append("OK")
+                break
+            except RpcError as exc:
+                assert "FAILED" in str(exc)
+                statuses.append("FAILED")
+                time.sleep(0.01)
+    client.close()
+    wait_for(lambda: len(output(tmp_path / "out")) >= 40_000)
+    assert sorted(output(tmp_path / "out")) == sorted(b"{} b%02d-%04d" % (k, i) for k in range(40) for i in range(1000))
+    assert agent.terminate() == 0
+
+
+def test_bad_frames_close_only_that_connection(run_agent, tmp_path: Path) -> None:
+    port = free_port()
+    (tmp_path / "out").mkdir()
+    agent = run_agent(AGGREGATOR.format(port=port, out=tmp_path / "out", compression="none", capacity=1000),
+                      name="agg")
+    agent.wait_for_port(port)
+    for garbage in (b"GET / HTTP/1.1\r\n\r\n", struct.pack(">ii", 1, 2_000_000_000),
+                    struct.pack(">iii", 1, 1, 0x7FFFFFFF) + b"x" * 100, struct.pack(">iii", 1, 1, 5) + b"\xff" * 5,
+                    struct.pack(">ii", 1, 1)):
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(garbage)
+            s.shutdown(socket.SHUT_WR)
+            s.settimeout(5)
+            try:
+                while s.recv(1000):
+                    pass
+            except OSError:
+                pass
+    client = RpcClient("127.0.0.1", port)
+    client.append_batch([Event(b"still works", {"k": "v"})])
+    client.close()
+    wait_for(lambda: output(tmp_path / "out") == [b"{k=v} still works"])
+    assert "closing the connection" in agent.log()
+    assert agent.terminate() == 0
+
+
+def test_avro_client_command(run_agent, tmp_path: Path) -> None:
+    port = free_port()
+    (tmp_path / "out").mkdir()
+    agent = run_agent(AGGREGATOR.format(port=port, out=tmp_path / "out", compression="none", capacity=10000),
+                      name="agg")
+    agent.wait_for_port(port)
+    data = tmp_path / "data.txt"
+    data.write_bytes(b"".join(b"row %d\n" % i for i in range(250)))
+    headers = tmp_path / "headers.properties"
+    headers.write_text("host = web1\n")
+    proc = subprocess.run([*agent_command(), "avro-client", "-H", "127.0.0.1", "-p", str(port), "-F", str(data),
+                           "-R", str(headers)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    wait_for(lambda: len(output(tmp_path / "out")) == 250)
+    assert output(tmp_path / "out")[0] == b"{host=web1} row 0"
+    assert agent.terminate() == 0
