@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.cases import CASES, EXTRA_CASES, Case, Ctx, free_port
+from bench.cases import CASES, EXTRA_CASES, Case, Ctx, free_port, wait_port
 from bench.procstat import cpu_seconds, peak_rss_mb
 from bench.systems import Running, versions
 
@@ -41,12 +41,20 @@ def run_once(system: str, case: Case, n: int) -> dict:
         case.prepare(ctx, cache_dir())
         conf = tmp / "agent.conf"
         conf.write_text(case.render(ctx))
+        helper = None
+        spec = case.helper(ctx)
+        if spec is not None:
+            hconf = tmp / "helper.conf"
+            hconf.write_text(spec[0])
+            helper = Running(system, hconf, spec[1])
+            wait_port(spec[2], helper.alive)
         run = Running(system, conf, sysprops={"flume.monitoring.type": "http", "flume.monitoring.port": str(ctx.mport)})
+        pids = [run.pid] + ([helper.pid] if helper else [])
         try:
             case.ready(ctx, run.alive)
             poll = 0.02 if case.self_generating else 0.005
             feeder = threading.Thread(target=case.feed, args=(ctx,), daemon=True)
-            cpu0 = cpu_seconds(run.pid)
+            cpu0 = sum(cpu_seconds(p) for p in pids)
             t0 = time.monotonic()
             base = 0
             feeder.start()
@@ -59,7 +67,7 @@ def run_once(system: str, case: Case, n: int) -> dict:
                     if got >= n:
                         raise RuntimeError(f"{system} {case.name}: all {n} events were done before the first "
                                            f"count; too few events to measure, raise --burst")
-                    seen_first, t0, base, cpu0 = True, now, got, cpu_seconds(run.pid)
+                    seen_first, t0, base, cpu0 = True, now, got, sum(cpu_seconds(p) for p in pids)
                 if got >= n:
                     break
                 if now > deadline or not run.alive():
@@ -67,12 +75,14 @@ def run_once(system: str, case: Case, n: int) -> dict:
                                        f"{run.log()[-3000:]}")
                 time.sleep(poll)
             elapsed = max(now - t0, 1e-6)
-            cpu = cpu_seconds(run.pid) - cpu0
-            rss = peak_rss_mb(run.pid)
+            cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+            rss = sum(peak_rss_mb(p) for p in pids)
             feeder.join(10)
             case.verify(ctx)
         finally:
             run.stop()
+            if helper is not None:
+                helper.stop()
         counted = n - base
         return {"system": system, "case": case.name, "n": n, "seconds": elapsed, "eps": counted / elapsed,
                 "mbps": counted * case.line_size / elapsed / 1e6, "cpu": cpu, "rss": rss}
@@ -200,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-rate", type=int, default=20_000)
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other cases' runs from bench/results.json and replace only the cases run now")
     args = parser.parse_args(argv)
     args.runs = args.runs or (3 if args.quick else 5)
     sustained = args.sustained or (1_000_000 if args.quick else 2_000_000)
@@ -229,8 +241,19 @@ def main(argv: list[str] | None = None) -> int:
                     latencies.append(lat)
                     print(f"{case.name} latency {system}: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms",
                           file=sys.stderr)
+    raw_path = args.output.with_name("results.json")
+    if args.merge and raw_path.exists():
+        import json
+
+        old = json.loads(raw_path.read_text())
+        ran = {c.name for c in cases}
+        results = [r for r in old["runs"] if r["case"] not in ran] + results
+        latencies = [r for r in old["latencies"] if r["case"] not in ran] + latencies
     print(table(results, latencies, systems))
     if not args.no_write:
+        import json
+
+        raw_path.write_text(json.dumps({"runs": results, "latencies": latencies}, indent=1) + "\n")
         write_results(args.output, args, results, latencies)
         print(f"wrote {args.output}", file=sys.stderr)
     return 0

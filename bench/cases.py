@@ -125,6 +125,10 @@ class Case:
     def latency(self, ctx: Ctx, alive, rate: int, seconds: float) -> list[float] | None:
         return None
 
+    def helper(self, ctx: Ctx) -> tuple[str, str, int] | None:
+        """A second agent (properties text, agent name, port to wait for) started first, for multi-agent cases."""
+        return None
+
 
 def _check_ids(lines: list[bytes], n: int) -> None:
     if len(lines) != n:
@@ -372,6 +376,61 @@ class TaildirMemoryNull(FileSourceMemoryNull):
               "a1.sources.r1.positionFile = {tmp}/taildir_position.json")
 
 
+class AvroChain(NetcatMemoryFileRoll):
+    """Two agents of the same system: a collector (netcat → memory → avro sink) and an aggregator (avro source →
+    memory → file_roll). CPU and RSS are the two processes' sums."""
+
+    has_latency = False
+    aggregator = """\
+agg.sources = r1
+agg.channels = c1
+agg.sinks = k1
+agg.sources.r1.type = avro
+agg.sources.r1.bind = 127.0.0.1
+agg.sources.r1.port = {aport}
+agg.sources.r1.channels = c1
+agg.channels.c1.type = memory
+agg.channels.c1.capacity = 100000
+agg.channels.c1.transactionCapacity = {batch}
+agg.sinks.k1.type = file_roll
+agg.sinks.k1.channel = c1
+agg.sinks.k1.sink.directory = {out}
+agg.sinks.k1.sink.batchSize = {batch}
+"""
+    conf = """\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = netcat
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.ack-every-event = false
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 100000
+a1.channels.c1.transactionCapacity = {batch}
+a1.sinks.k1.type = avro
+a1.sinks.k1.channel = c1
+a1.sinks.k1.hostname = 127.0.0.1
+a1.sinks.k1.port = {aport}
+a1.sinks.k1.batch-size = {batch}
+"""
+
+    def __init__(self, batch: int):
+        self.batch = batch
+        self.name = f"avro-chain-batch{batch}"
+        self.title = f"netcat → avro sink → avro source → file_roll (two agents, batch {batch})"
+
+    def helper(self, ctx: Ctx) -> tuple[str, str, int]:
+        ctx.extra.setdefault("aport", free_port())
+        return self.aggregator.format(aport=ctx.extra["aport"], out=ctx.out, batch=self.batch), "agg", \
+            ctx.extra["aport"]
+
+    def render(self, ctx: Ctx) -> str:
+        ctx.extra.setdefault("aport", free_port())
+        return self.conf.format(port=ctx.port, aport=ctx.extra["aport"], batch=self.batch)
+
+
 class SeqMemoryNull(Case):
     name = "seq-memory-null"
     title = "seq → memory → null"
@@ -415,7 +474,7 @@ a1.sinks.k1.batchSize = 1000
 
 CASES: dict[str, Case] = {c.name: c for c in (
     NetcatMemoryFileRoll(), SeqMemoryNull(), SpoolFileChannelFileRoll(100, 1000), SpoolFileChannelFileRoll(1024, 1000),
-    SpoolMemoryNull(), TaildirMemoryNull())}
+    SpoolMemoryNull(), TaildirMemoryNull(), AvroChain(100), AvroChain(1000))}
 #: Run on request only (--cases): Flume's netcat source commits one event per transaction, which with the file
 #: channel means an fsync per event (about 4,500 events/s here), so a 1M-event run takes Flume minutes.
 EXTRA_CASES: dict[str, Case] = {c.name: c for c in (NetcatFileChannelFileRoll(), SpoolFileChannelFileRoll(100, 100),

@@ -191,3 +191,60 @@ def test_avro_client_command(run_agent, tmp_path: Path) -> None:
     wait_for(lambda: len(output(tmp_path / "out")) == 250)
     assert output(tmp_path / "out")[0] == b"{host=web1} row 0"
     assert agent.terminate() == 0
+
+
+def test_two_collectors_load_balance_over_two_aggregators_one_restarted(run_agent, tmp_path: Path) -> None:
+    """Three tiers' worth of agents: two collectors spread over two aggregators; one aggregator is killed and
+    started again mid-stream; every event arrives at least once."""
+    from conftest import AgentProcess
+
+    agg_ports = [free_port(), free_port()]
+    aggs = [start_aggregator(run_agent, tmp_path, f"agg{i + 1}", agg_ports[i]) for i in range(2)]
+    collectors = []
+    try:
+        for c in range(2):
+            port = free_port()
+            conf = COLLECTOR.format(port=port, agg1=agg_ports[0], agg2=agg_ports[1], compression="none")
+            conf = conf.replace("col.sinkgroups.g1.processor.type = failover",
+                                "col.sinkgroups.g1.processor.type = load_balance\n"
+                                "col.sinkgroups.g1.processor.backoff = true\n"
+                                "col.sinkgroups.g1.processor.selector = round_robin")
+            conf = conf.replace("col.sources.r1.interceptors.st.value = collector",
+                                f"col.sources.r1.interceptors.st.value = c{c}")
+            d = tmp_path / f"col{c}"
+            d.mkdir()
+            col = AgentProcess(conf, d, "col").start()
+            col.wait_for_port(port)
+            collectors.append((col, port))
+        sent: list[bytes] = []
+        socks = [socket.create_connection(("127.0.0.1", port)) for _, port in collectors]
+        for step in range(6):
+            for c, s in enumerate(socks):
+                chunk = [b"c%d-%d-%05d" % (c, step, i) for i in range(5000)]
+                s.sendall(b"\n".join(chunk) + b"\n")
+                sent += chunk
+            time.sleep(0.3)
+            if step == 1:
+                aggs[0].kill()  # aggregator 1 goes away mid-stream
+            if step == 3:
+                d = tmp_path / "agg1"
+                (d / "agent.log").rename(d / "agent-1.log")
+                aggs[0] = AgentProcess(AGGREGATOR.format(port=agg_ports[0], out=d / "out", compression="none",
+                                                         capacity=100000), d, "agg").start()
+                aggs[0].wait_for_port(agg_ports[0])
+        for s in socks:
+            s.close()
+
+        def received() -> set[bytes]:
+            return {g.split(b"} ", 1)[1] for i in (1, 2) for g in output(tmp_path / f"agg{i}" / "out")}
+
+        wait_for(lambda: received() >= set(sent), timeout=90)
+        restarted = output(tmp_path / "agg1" / "out")
+        assert len(restarted) > 0
+        for col, _ in collectors:
+            assert col.terminate() == 0
+    finally:
+        for col, _ in collectors:
+            col.kill()
+        for a in aggs:
+            a.kill()

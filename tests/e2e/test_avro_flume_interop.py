@@ -46,7 +46,7 @@ SENDER = """\
 {a}.sources.r1.interceptors = st
 {a}.sources.r1.interceptors.st.type = static
 {a}.sources.r1.interceptors.st.key = from
-{a}.sources.r1.interceptors.st.value = {a}
+{a}.sources.r1.interceptors.st.value = {a}-\\u00e9
 {a}.channels.c1.type = memory
 {a}.channels.c1.capacity = 100000
 {a}.channels.c1.transactionCapacity = 1000
@@ -58,7 +58,7 @@ SENDER = """\
 {a}.sinks.k1.compression-type = {compression}
 """
 
-N = 20_000
+N = 100_000
 
 
 def output(out: Path) -> list[bytes]:
@@ -87,7 +87,8 @@ def wait_port(port: int, timeout: float = 60) -> None:
 
 
 def send_lines(port: int) -> list[bytes]:
-    lines = [b"event-%06d" % i for i in range(N)]
+    lines = ["event-%06d ü" % i for i in range(N)]
+    lines = [line.encode() for line in lines]
     with socket.create_connection(("127.0.0.1", port)) as s:
         s.sendall(b"\n".join(lines) + b"\n")
     return lines
@@ -109,7 +110,7 @@ def test_flume_avro_sink_into_pyflume_avro_source(compression, tmp_path, flume_c
             wait_for(lambda: len(output(out)) >= N)
         except AssertionError:
             raise AssertionError(flume.log()[-3000:] + ours.log()[-3000:]) from None
-    assert sorted(output(out)) == sorted(b"{from=fl} " + line for line in lines)
+    assert sorted(output(out)) == sorted("{from=fl-é} ".encode() + line for line in lines)  # exactly once
     assert ours.terminate() == 0
 
 
@@ -130,7 +131,7 @@ def test_pyflume_avro_sink_into_flume_avro_source(compression, tmp_path, flume_c
         except AssertionError:
             raise AssertionError(flume.log()[-3000:] + ours.log()[-3000:]) from None
         assert ours.terminate() == 0
-    assert sorted(output(out)) == sorted(b"{from=py} " + line for line in lines)
+    assert sorted(output(out)) == sorted("{from=py-é} ".encode() + line for line in lines)  # exactly once
 
 
 def test_flume_avro_client_into_pyflume(tmp_path, flume_classpath, run_agent) -> None:
