@@ -431,6 +431,79 @@ a1.sinks.k1.batch-size = {batch}
         return self.conf.format(port=ctx.port, aport=ctx.extra["aport"], batch=self.batch)
 
 
+_MINIDFS = None
+
+
+def minidfs():
+    """One MiniDFSCluster for the whole benchmark process (started on first use, stopped at exit)."""
+    global _MINIDFS
+    if _MINIDFS is None:
+        import atexit
+        import tempfile
+
+        from peers.hdfs import MiniDFS
+
+        _MINIDFS = MiniDFS(Path(tempfile.mkdtemp(prefix="bench-minidfs-")), free_port(), free_port()).start()
+        atexit.register(_MINIDFS.stop)
+    return _MINIDFS
+
+
+class NetcatMemoryHdfs(NetcatMemoryFileRoll):
+    """1 KiB lines into the hdfs sink (DataStream), on the mini cluster through WebHDFS or on the local disk."""
+
+    has_latency = False
+    line_size = 1000
+    conf = """\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = netcat
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.ack-every-event = false
+a1.sources.r1.max-line-length = 2048
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 100000
+a1.channels.c1.transactionCapacity = {batch}
+a1.sinks.k1.type = hdfs
+a1.sinks.k1.channel = c1
+a1.sinks.k1.hdfs.path = {path}
+a1.sinks.k1.hdfs.fileType = DataStream
+a1.sinks.k1.hdfs.batchSize = {batch}
+a1.sinks.k1.hdfs.rollInterval = 0
+a1.sinks.k1.hdfs.rollCount = 0
+a1.sinks.k1.hdfs.rollSize = 134217728
+{extra}
+"""
+
+    def __init__(self, target: str, batch: int):
+        self.target = target
+        self.batch = batch
+        self.name = f"netcat-memory-hdfs-{target}-batch{batch}"
+        where = "mini HDFS cluster via WebHDFS" if target == "minidfs" else "file://"
+        self.title = f"netcat → memory → hdfs sink ({where}, 1 KB lines, batch {self.batch})"
+
+    def render(self, ctx: Ctx) -> str:
+        if self.target == "minidfs":
+            dfs = minidfs()
+            path = f"hdfs://127.0.0.1:{dfs.rpc_port}/bench/{ctx.tmp.name}"
+            extra = f"a1.sinks.k1.hdfs.webhdfs.address = 127.0.0.1:{dfs.http_port}"
+        else:
+            path, extra = f"file://{ctx.out}", ""
+        return self.conf.format(port=ctx.port, batch=self.batch, path=path, extra=extra)
+
+    def delivered(self, ctx: Ctx) -> int:
+        try:
+            return int(metrics(ctx.mport).get("CHANNEL.c1", {}).get("EventTakeSuccessCount", 0))
+        except OSError:
+            return 0
+
+    def verify(self, ctx: Ctx) -> None:
+        if self.delivered(ctx) != ctx.n:
+            raise AssertionError(f"{self.name}: {self.delivered(ctx)} events taken, expected {ctx.n}")
+
+
 class SeqMemoryNull(Case):
     name = "seq-memory-null"
     title = "seq → memory → null"
@@ -477,5 +550,8 @@ CASES: dict[str, Case] = {c.name: c for c in (
     SpoolMemoryNull(), TaildirMemoryNull(), AvroChain(100), AvroChain(1000))}
 #: Run on request only (--cases): Flume's netcat source commits one event per transaction, which with the file
 #: channel means an fsync per event (about 4,500 events/s here), so a 1M-event run takes Flume minutes.
-EXTRA_CASES: dict[str, Case] = {c.name: c for c in (NetcatFileChannelFileRoll(), SpoolFileChannelFileRoll(100, 100),
-                                                     SpoolFileChannelFileRoll(1024, 100))}
+EXTRA_CASES: dict[str, Case] = {c.name: c for c in (
+    NetcatFileChannelFileRoll(), SpoolFileChannelFileRoll(100, 100), SpoolFileChannelFileRoll(1024, 100),
+    # pyflume only for now (--systems pyflume): Flume's hdfs sink needs Hadoop's client jars on its classpath
+    NetcatMemoryHdfs("minidfs", 100), NetcatMemoryHdfs("minidfs", 1000), NetcatMemoryHdfs("file", 100),
+    NetcatMemoryHdfs("file", 1000))}

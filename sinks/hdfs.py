@@ -60,6 +60,9 @@ class HDFSEventSink(BatchSink):
              "being written, so under-replication does not trigger a roll.", min=1),
         Prop("hdfs.writeFormat", "enum", "Writable", "SequenceFile value type.",
              choices={"Writable": "BytesWritable", "Text": "Text"}),
+        Prop("hdfs.sequenceFileCompression", "enum", "BLOCK",
+             "pyflume: how hdfs.codeC compresses a SequenceFile (Flume always uses BLOCK).",
+             choices={"BLOCK": "one compressed block per batch", "RECORD": "each value compressed"}),
         Prop("hdfs.callTimeout", "int", 30000, "Milliseconds an HDFS call may take.", min=1),
         Prop("hdfs.threadsPoolSize", "int", 10, "Accepted for compatibility (calls are made per batch).", min=1),
         Prop("hdfs.rollTimerPoolSize", "int", 1, "Accepted for compatibility (one timer thread).", min=1),
@@ -117,9 +120,7 @@ class HDFSEventSink(BatchSink):
         if self.file_type == "CompressedStream" and self.codec is None and not conf.get("hdfs.codeC"):
             conf.error("fileType CompressedStream needs hdfs.codeC (gzip, bzip2, snappy, lz4, zstandard, default)",
                        "hdfs.fileType")
-        if self.file_type == "SequenceFile" and self.codec is not None:
-            conf.error("SequenceFile record/block compression is not supported yet; use CompressedStream with "
-                       "this codec, or an uncompressed SequenceFile", "hdfs.codeC")
+        self.seq_compression = conf["hdfs.sequenceFileCompression"] if self.codec is not None else None
         for prop in ("hdfs.kerberosPrincipal", "hdfs.kerberosKeytab"):
             if conf.get(prop):
                 conf.error("Kerberos is not supported yet (pyflume talks to HDFS through WebHDFS without "
@@ -382,14 +383,14 @@ class _BucketWriter:
 
     def open(self) -> None:
         sink = self.sink
-        ext = sink.suffix or (sink.codec.extension if sink.codec and sink.file_type == "CompressedStream" else "")
+        ext = sink.suffix or (sink.codec.extension if sink.codec else "")  # Flume: the suffix, else the codec's
         self.counter += 1
         name = f"{self.prefix}.{self.counter}{ext}"
         self.path = f"{self.directory}/{name}"
         self.in_use_path = f"{self.directory}/{sink.in_use_prefix}{name}{sink.in_use_suffix}"
         header = b""
         if sink.file_type == "SequenceFile":
-            self._seq = SequenceFileFormat(sink.write_format)
+            self._seq = SequenceFileFormat(sink.write_format, sink.codec, sink.seq_compression)
             header = self._seq.header()
         else:
             self._serializer = sink.new_serializer()

@@ -31,6 +31,7 @@ import html
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import re
 import socket
@@ -107,7 +108,9 @@ class HTTPRequest:
             params: dict[str, list[str]] = {}
             pairs = parse_qsl(self.query, keep_blank_values=True, errors="replace")
             if self.is_form():
-                pairs += parse_qsl(self.body.decode(self.charset or "utf-8", "replace"), keep_blank_values=True)
+                charset = self.charset or "utf-8"
+                pairs += parse_qsl(self.body.decode(charset, "replace"), keep_blank_values=True, encoding=charset,
+                                   errors="replace")
             for k, v in pairs:
                 params.setdefault(k, []).append(v)
             self._params = params
@@ -125,6 +128,8 @@ class HTTPSourceHandler:
     """
 
     spec: ClassVar[Spec] = Spec()
+    #: The source's logger (set by the source), for a handler's own rate-limited warnings.
+    log: logging.Logger = logging.getLogger("pyflume.source")
 
     def __init__(self, conf: Conf):
         self.conf = conf
@@ -268,7 +273,6 @@ class BlobHandler(HTTPSourceHandler):
     def __init__(self, conf: Conf):
         super().__init__(conf)
         self.max_length: int = conf["maxBlobLength"]
-        self.log = None
 
     def get_events(self, request: HTTPRequest) -> list[Event]:
         headers: dict[str, str] = {}
@@ -279,10 +283,8 @@ class BlobHandler(HTTPSourceHandler):
         body = b"" if request.is_form() else request.body
         if len(body) >= self.max_length:
             if len(body) > self.max_length:
-                import logging
-
-                _rate_limited(logging.getLogger("pyflume.source"),
-                              f"Request length exceeds maxBlobLength ({self.max_length}), truncating BLOB event!")
+                _rate_limited(self.log, f"Request length exceeds maxBlobLength ({self.max_length}), truncating "
+                                        f"BLOB event!")
             body = body[:self.max_length]
         return [Event(body, headers)]
 
@@ -406,7 +408,7 @@ class HTTPSource(EventDrivenSource):
         if not self.bind:
             conf.error("bind is empty", "bind")
         self.port: int = conf["port"]
-        self.handler: HTTPSourceHandler = HTTPSourceHandler(conf.nested("handler.", HTTPSourceHandler.spec))
+        self.handler: HTTPSourceHandler = HTTPSourceHandler(Conf({}, {}))  # replaced below unless misconfigured
         try:
             cls = _handler_class(conf["handler"])
         except ConfigError as exc:
@@ -417,6 +419,7 @@ class HTTPSource(EventDrivenSource):
                 self.handler = cls(hconf)
             except ConfigError as exc:
                 hconf.error(exc.message, exc.prop)
+            self.handler.log = self.log
         self.idle_timeout = 30.0
         self.send_server = True
         self.send_date = True
@@ -498,7 +501,7 @@ class HTTPSource(EventDrivenSource):
         """Flume's FlumeHTTPServlet.doPost: status and message for one request."""
         counter = self.counter
         try:
-            events = self.handler.get_events(request)
+            events = list(self.handler.get_events(request))
         except HTTPBadRequestError as exc:
             with counter.lock:
                 counter.event_read_fail += 1
@@ -557,7 +560,8 @@ class _TlsSettings:
         elif self.keystore_type == "JKS":
             conf.error("a Java keystore (JKS) cannot be read by pyflume; convert it with keytool -importkeystore "
                        "-srckeystore ks.jks -destkeystore ks.p12 -deststoretype PKCS12 and set keystore-type = "
-                       "PKCS12, or give PEM files in ssl.certificate and ssl.key", "keystore-type")
+                       "PKCS12, or give PEM files in ssl.certificate and ssl.key",
+                       "keystore-type" if conf.is_set("keystore-type") else "keystore")
         elif self.keystore_type == "PKCS12":
             if importlib.util.find_spec("cryptography") is None:
                 conf.error("keystore-type PKCS12 needs the Python package 'cryptography', which is not installed; "

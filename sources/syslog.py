@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import calendar
 import codecs
+import functools
 import ipaddress
 import re
 import selectors
@@ -154,14 +155,22 @@ def _utc_ms(dt: datetime) -> int:
     return calendar.timegm(dt.timetuple()) * 1000 + dt.microsecond // 1000
 
 
-def _year_window(parsed: datetime, now_ms: int, to_ms: Callable[[datetime], int]) -> datetime:
+def _year_window(parsed: datetime, now_ms: int, to_ms: Callable[[datetime], int]) -> int:
     """Guess the year of an RFC 3164 time: up to 1 month ahead of now, up to 11 months behind (Flume's window)."""
-    t = to_ms(parsed)
-    if t > now_ms and to_ms(_add_months(parsed, -1)) > now_ms:
-        return _add_months(parsed, -12)
-    if t < now_ms and to_ms(_add_months(parsed, 11)) < now_ms:
-        return _add_months(parsed, 12)
-    return parsed
+    t, month_before, eleven_after, year_before, year_after = _window_times(parsed, to_ms, time.timezone,
+                                                                          time.altzone)
+    if t > now_ms and month_before > now_ms:
+        return year_before
+    if t < now_ms and eleven_after < now_ms:
+        return year_after
+    return t
+
+
+@functools.lru_cache(maxsize=4096)  # they do not depend on now: computed once per distinct time (and zone)
+def _window_times(parsed: datetime, to_ms: Callable[[datetime], int], _zone: int,
+                  _dst_zone: int) -> tuple[int, int, int, int, int]:
+    return (to_ms(parsed), to_ms(_add_months(parsed, -1)), to_ms(_add_months(parsed, 11)),
+            to_ms(_add_months(parsed, -12)), to_ms(_add_months(parsed, 12)))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -203,6 +212,11 @@ def _utils_rfc5424_ms(stamp: str) -> int | None:
     With fractional seconds the first format (``...ss.S``) wins and ignores the zone: local time, and the fraction
     is a number of milliseconds (``.5`` is 5 ms). Without a fraction a zone applies; with neither, local time.
     """
+    return _rfc5424_cached(stamp, time.timezone, time.altzone)
+
+
+@functools.lru_cache(maxsize=4096)  # messages of one second share their stamp; keyed by the zone too
+def _rfc5424_cached(stamp: str, _zone: int, _dst_zone: int) -> int | None:
     value = _MICROS.sub(r"\1", _TZ_COLON.sub(r"\1\2\3", stamp.replace("Z", "+0000")))
     m = _STAMP_5424.match(value)
     if m is None:
@@ -222,17 +236,23 @@ def _utils_rfc5424_ms(stamp: str) -> int | None:
 
 def _utils_rfc3164_ms(stamp: str, now_ms: int) -> int | None:
     """SyslogUtils' RFC 3164 time: the current (UTC) year is prepended, local time zone, Flume's year window."""
-    year = time.gmtime(now_ms / 1000).tm_year
-    m = _STAMP_3164.fullmatch(f"{year}{stamp.replace('  ', ' ')}")
-    if m is None:
-        return None
-    month = _MONTHS.get(m.group(2).lower())
-    if month is None:
+    parsed = _rfc3164_parsed(time.gmtime(now_ms / 1000).tm_year, stamp)
+    if parsed is None:
         return None
     try:
-        parsed = _lenient(int(m.group(1)), month, int(m.group(3)), int(m.group(4)), int(m.group(5)),
-                          int(m.group(6)))
-        return _local_ms(_year_window(parsed, now_ms, _local_ms))
+        return _year_window(parsed, now_ms, _local_ms)
+    except (ValueError, OverflowError):
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _rfc3164_parsed(year: int, stamp: str) -> datetime | None:
+    m = _STAMP_3164.fullmatch(f"{year}{stamp.replace('  ', ' ')}")
+    month = _MONTHS.get(m.group(2).lower()) if m else None
+    if m is None or month is None:
+        return None
+    try:
+        return _lenient(int(m.group(1)), month, int(m.group(3)), int(m.group(4)), int(m.group(5)), int(m.group(6)))
     except (ValueError, OverflowError):
         return None
 
@@ -532,7 +552,7 @@ class SyslogParser:
         year = time.localtime(now_ms / 1000).tm_year
         day = min(day, calendar.monthrange(year, month)[1])  # Feb 29 in a common year: Feb 28, as Joda's withYear
         parsed = datetime(year, month, day, hour, minute, second)
-        return _utc_ms(_year_window(parsed, now_ms, _utc_ms))
+        return _year_window(parsed, now_ms, _utc_ms)
 
 
 def split_lines(data: bytes, saved: bytes, max_len: int) -> tuple[list[tuple[bytes, bool]], bytes]:
@@ -646,7 +666,16 @@ class _SyslogSource(EventDrivenSource):
         return extra
 
     def _deliver(self, events: list[Event]) -> bool:
-        """Put one batch; retry while the channel is full. False when the source stopped before it succeeded."""
+        """Put the events; retry while the channel is full. False when the source stopped before it succeeded.
+
+        Sliced by the channels' transactionCapacity here, so a retry repeats only the slice that failed.
+        """
+        limit = self.channel_processor.max_batch if self.channel_processor is not None else 0
+        if limit and len(events) > limit:
+            return all(self._deliver_batch(events[i:i + limit]) for i in range(0, len(events), limit))
+        return self._deliver_batch(events)
+
+    def _deliver_batch(self, events: list[Event]) -> bool:
         proc = self.channel_processor
         assert proc is not None
         counter = self.counter
@@ -1029,19 +1058,20 @@ class SyslogUDPSource(_SyslogSource):
     def _loop(self) -> None:
         s = self._sock
         assert s is not None
-        s.settimeout(0.2)
+        s.setblocking(False)
+        sel = selectors.DefaultSelector()
+        sel.register(s, selectors.EVENT_READ)
         decoder = SyslogUtilsDecoder(1 << 16, self.keep)  # Flume: 64 KiB, the largest datagram
         client = bool(self.ip_header or self.hostname_header)
+        recvfrom = s.recvfrom
         try:
             while self._running:
-                try:
-                    first = s.recvfrom(65536)
-                except TimeoutError:
+                if not sel.select(0.2):
                     continue
-                batch = [first]
-                while len(batch) < 1000:  # what else is queued already becomes part of the same batch
+                batch = []
+                while len(batch) < 1000:  # what is queued already becomes one batch
                     try:
-                        batch.append(s.recvfrom(65536, socket.MSG_DONTWAIT))
+                        batch.append(recvfrom(65536))
                     except (BlockingIOError, InterruptedError):
                         break
                 events = []
@@ -1056,6 +1086,8 @@ class SyslogUDPSource(_SyslogSource):
                     events.append(ev)
                 if events and not self._deliver(events):
                     return
-        except OSError:
+        except (OSError, ValueError):
             if self._running:
                 self._crash = "the UDP socket failed"
+        finally:
+            sel.close()

@@ -87,7 +87,7 @@ def wait_port(port: int, timeout: float = 60) -> None:
 
 
 def send_lines(port: int) -> list[bytes]:
-    lines = ["event-%06d ü" % i for i in range(N)]
+    lines = [f"event-{i:06d} ü" for i in range(N)]
     lines = [line.encode() for line in lines]
     with socket.create_connection(("127.0.0.1", port)) as s:
         s.sendall(b"\n".join(lines) + b"\n")

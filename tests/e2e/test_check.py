@@ -99,6 +99,9 @@ def test_strict_makes_warnings_fatal(tmp_path):
 def test_every_example_in_conf_checks_clean(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for conf in sorted((ROOT / "conf").glob("*.conf")):
-        r = subprocess.run(agent_command() + ["--conf-file", str(conf), "--name", "a1", "--check"],
+        # the agent is the one whose sources the file lists (a1 in most examples)
+        name = next(line.split(".", 1)[0] for line in conf.read_text().splitlines()
+                    if ".sources =" in line and not line.startswith("#"))
+        r = subprocess.run(agent_command() + ["--conf-file", str(conf), "--name", name, "--check"],
                            capture_output=True, text=True, env=env, timeout=60)
         assert r.returncode == 0, f"{conf}:\n{r.stdout}{r.stderr}"

@@ -110,11 +110,16 @@ def test_streams_read_back_by_hadoop(run_agent, minidfs, codec: str) -> None:
     assert sorted(text.split(b"\n")[:-1], key=int) == _expected(n)
 
 
-@pytest.mark.parametrize("write_format", ["Writable", "Text"])
-def test_sequence_files_read_back_by_hadoop(run_agent, minidfs, write_format: str) -> None:
-    path = f"/flume/seq-{write_format}"
+@pytest.mark.parametrize(("write_format", "codec", "kind"), [
+    ("Writable", "", ""), ("Text", "", ""), ("Writable", "default", "BLOCK"), ("Text", "default", "RECORD"),
+    ("Writable", "snappy", "BLOCK"), ("Text", "bzip2", "BLOCK")])
+def test_sequence_files_read_back_by_hadoop(run_agent, minidfs, write_format: str, codec: str, kind: str) -> None:
+    path = f"/flume/seq-{write_format}-{codec or 'none'}-{kind}"
     n = 3000
-    files = _run(run_agent, minidfs, path, n, 0, f"a1.sinks.k1.hdfs.writeFormat = {write_format}")
+    extra = f"a1.sinks.k1.hdfs.writeFormat = {write_format}"
+    if codec:
+        extra += f"\na1.sinks.k1.hdfs.codeC = {codec}\na1.sinks.k1.hdfs.sequenceFileCompression = {kind}"
+    files = _run(run_agent, minidfs, path, n, 0, extra)
     assert len(files) == 1
     text = hadoop_text(f"hdfs://127.0.0.1:{minidfs.rpc_port}", files[0])
     lines = text.split(b"\n")[:-1]
