@@ -205,7 +205,13 @@ def avro_client_main(argv: Sequence[str], prog: str = "agent avro-client") -> in
     return avro_client(argv, prog)
 
 
-SUBCOMMANDS = {"file-channel": file_channel_main, "avro-client": avro_client_main}
+def graph_main(argv: Sequence[str], prog: str = "agent graph") -> int:
+    from agent.graph import main as graph
+
+    return graph(argv, prog)
+
+
+SUBCOMMANDS = {"file-channel": file_channel_main, "avro-client": avro_client_main, "graph": graph_main}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
