@@ -504,6 +504,62 @@ a1.sinks.k1.hdfs.rollSize = 134217728
             raise AssertionError(f"{self.name}: {self.delivered(ctx)} events taken, expected {ctx.n}")
 
 
+class HttpMemoryNull(Case):
+    """JSON batches of 1,000 events POSTed over one keep-alive connection to the http source → memory → null."""
+
+    name = "http-memory-null"
+    title = "http (JSON, keep-alive, 1000 events per request) → memory → null"
+    line_size = 100
+    conf = """\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = http
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 100000
+a1.channels.c1.transactionCapacity = 1000
+a1.sinks.k1.type = null
+a1.sinks.k1.channel = c1
+a1.sinks.k1.batchSize = 1000
+"""
+
+    def prepare(self, ctx: Ctx, cache: Path) -> None:
+        super().prepare(ctx, cache)
+        filler = "x" * (self.line_size - 12)
+        ctx.extra["bodies"] = [
+            json.dumps([{"headers": {}, "body": f"{i:010d} {filler}"} for i in range(k, min(ctx.n, k + 1000))]).encode()
+            for k in range(0, ctx.n, 1000)]
+
+    def feed(self, ctx: Ctx) -> None:
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", ctx.port, timeout=30)
+        for body in ctx.extra["bodies"]:
+            while True:
+                conn.request("POST", "/", body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status == 200:
+                    break
+                if resp.status != 503:
+                    raise RuntimeError(f"http source answered {resp.status}")
+                time.sleep(0.01)
+        conn.close()
+
+    def delivered(self, ctx: Ctx) -> int:
+        try:
+            return int(metrics(ctx.mport).get("CHANNEL.c1", {}).get("EventTakeSuccessCount", 0))
+        except OSError:
+            return 0
+
+    def verify(self, ctx: Ctx) -> None:
+        if self.delivered(ctx) != ctx.n:
+            raise AssertionError(f"{self.name}: {self.delivered(ctx)} events taken, expected {ctx.n}")
+
+
 class SeqMemoryNull(Case):
     name = "seq-memory-null"
     title = "seq → memory → null"
@@ -547,7 +603,7 @@ a1.sinks.k1.batchSize = 1000
 
 CASES: dict[str, Case] = {c.name: c for c in (
     NetcatMemoryFileRoll(), SeqMemoryNull(), SpoolFileChannelFileRoll(100, 1000), SpoolFileChannelFileRoll(1024, 1000),
-    SpoolMemoryNull(), TaildirMemoryNull(), AvroChain(100), AvroChain(1000))}
+    SpoolMemoryNull(), TaildirMemoryNull(), AvroChain(100), AvroChain(1000), HttpMemoryNull())}
 #: Run on request only (--cases): Flume's netcat source commits one event per transaction, which with the file
 #: channel means an fsync per event (about 4,500 events/s here), so a 1M-event run takes Flume minutes.
 EXTRA_CASES: dict[str, Case] = {c.name: c for c in (
