@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
@@ -406,6 +407,30 @@ class Source(Component):
 
     def batch_size(self) -> int | None:
         return self.conf.get(self.batch_size_prop) if self.batch_size_prop else None
+
+    def deliver_with_retry(self, events: list[Event], stop: threading.Event, first_delay: float,
+                           max_delay: float) -> bool:
+        """Hand a batch to the channels, retrying it with doubling waits while they refuse it (full); never drops.
+
+        For sources that can hold their input meanwhile (a file position, a child's pipe). Counts the accepted
+        batch, or each refusal as ChannelWriteFail. False when ``stop`` was set before the batch got through.
+        """
+        assert self.channel_processor is not None
+        n = len(events)
+        delay = first_delay
+        while not stop.is_set():
+            try:
+                self.channel_processor.process_batch(events)
+                self.counter.batch(n, n)
+                return True
+            except ChannelException as exc:
+                with self.counter.lock:
+                    self.counter.channel_write_fail += 1
+                self.log.warning("Source %s: the channel refused a batch of %d events (%s); retrying in %.2f s",
+                                 self.name, n, exc, delay)
+                stop.wait(delay)
+                delay = min(delay * 2, max_delay)
+        return False
 
 
 class EventDrivenSource(Source):

@@ -14,6 +14,17 @@ __all__ = ["TimestampInterceptor", "HostInterceptor", "StaticInterceptor", "Remo
            "UUIDInterceptor"]
 
 
+
+def _set_header(events: list[Event], key: str, value: str, preserve: bool) -> list[Event]:
+    """Put ``key = value`` on every event of the batch; with ``preserve``, keep a value already there."""
+    if preserve:
+        for e in events:
+            e.headers.setdefault(key, value)
+    else:
+        for e in events:
+            e.headers[key] = value
+    return events
+
 class TimestampInterceptor(Interceptor):
     """Puts the time the event passed the source (epoch milliseconds) in a header."""
 
@@ -30,15 +41,7 @@ class TimestampInterceptor(Interceptor):
         self.preserve = conf["preserveExisting"]
 
     def intercept(self, events: list[Event]) -> list[Event]:
-        now = str(int(time.time() * 1000))  # one clock reading per batch
-        h = self.header
-        if self.preserve:
-            for e in events:
-                e.headers.setdefault(h, now)
-        else:
-            for e in events:
-                e.headers[h] = now
-        return events
+        return _set_header(events, self.header, str(int(time.time() * 1000)), self.preserve)  # one clock read
 
 
 class HostInterceptor(Interceptor):
@@ -71,14 +74,7 @@ class HostInterceptor(Interceptor):
     def intercept(self, events: list[Event]) -> list[Event]:
         if self.host is None:
             return events
-        h, v = self.header, self.host
-        if self.preserve:
-            for e in events:
-                e.headers.setdefault(h, v)
-        else:
-            for e in events:
-                e.headers[h] = v
-        return events
+        return _set_header(events, self.header, self.host, self.preserve)
 
 
 class StaticInterceptor(Interceptor):
@@ -99,14 +95,7 @@ class StaticInterceptor(Interceptor):
         self.preserve = conf["preserveExisting"]
 
     def intercept(self, events: list[Event]) -> list[Event]:
-        k, v = self.key, self.value
-        if self.preserve:
-            for e in events:
-                e.headers.setdefault(k, v)
-        else:
-            for e in events:
-                e.headers[k] = v
-        return events
+        return _set_header(events, self.key, self.value, self.preserve)
 
 
 class RemoveHeaderInterceptor(Interceptor):

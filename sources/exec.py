@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 
-from agent.core import ChannelException, Event, EventDrivenSource
+from agent.core import Event, EventDrivenSource
 from agent.spec import Conf, Prop, Spec
 
 __all__ = ["ExecSource"]
@@ -185,19 +185,4 @@ class ExecSource(EventDrivenSource):
         bodies = [b[:-1] if b.endswith(b"\r") else b for b in lines]
         if not self._utf8:
             bodies = [b.decode(self.charset, "replace").encode(self.charset) for b in bodies]
-        events = [Event(b) for b in bodies]
-        n = len(events)
-        assert self.channel_processor is not None
-        delay = 0.1
-        while not self._stop.is_set():
-            try:
-                self.channel_processor.process_batch(events)
-                self.counter.batch(n, n)
-                return
-            except ChannelException as exc:
-                with self.counter.lock:
-                    self.counter.channel_write_fail += 1
-                self.log.warning("Exec source %s: the channel refused a batch (%s); retrying in %.1f s", self.name,
-                                 exc, delay)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 5.0)
+        self.deliver_with_retry([Event(b) for b in bodies], self._stop, 0.1, 5.0)

@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 
 from agent import registry
-from agent.core import ChannelException, Event, EventDrivenSource
+from agent.core import EventDrivenSource
 from agent.spec import Conf, ConfigError, Prop, Spec
 from interceptors.regex import java_regex
 from sources.deserializers import DESERIALIZERS, EventDeserializer
@@ -287,31 +287,12 @@ class SpoolDirectorySource(EventDrivenSource):
                 if headers:
                     for e in events:
                         e.headers.update(headers)
-                if not self._deliver(events):
+                if not self.deliver_with_retry(events, self._stop, 0.25, self.max_backoff):
                     return  # stopping
                 self._save_meta({"file": str(path), "pos": pos, "mtime": st.st_mtime, "size": st.st_size})
         if self._stop.is_set():
             return
         self._finish(path, st)
-
-    def _deliver(self, events: list[Event]) -> bool:
-        """Hand the batch to the channels, retrying with backoff while they refuse; False when stopping."""
-        assert self.channel_processor is not None
-        delay = 0.25
-        n = len(events)
-        while True:
-            try:
-                self.channel_processor.process_batch(events)
-                self.counter.batch(n, n)
-                return True
-            except ChannelException as exc:
-                with self.counter.lock:
-                    self.counter.channel_write_fail += 1
-                self.log.warning("Spooling directory source %s: the channel refused a batch (%s); retrying in "
-                                 "%.2f s", self.name, exc, delay)
-                if self._stop.wait(delay):
-                    return False
-                delay = min(delay * 2, self.max_backoff)
 
     def _fail_file(self, path: Path, st: os.stat_result, why: str) -> None:
         self.log.error("Spooling directory source %s: %s: %s. The file is left in place and skipped until it "
