@@ -85,22 +85,39 @@ def wait_for(cond, timeout: float = 30) -> None:
     raise AssertionError("timed out")
 
 
+def aggregator_conf(d: Path, port: int, compression: str = "none", capacity: int = 100000,
+                    durable: bool = False) -> str:
+    """The aggregator's properties; ``durable`` swaps the memory channel for a file channel under ``d``, so an
+    aggregator killed with SIGKILL keeps what it acknowledged and delivers it once it is started again."""
+    conf = AGGREGATOR.format(port=port, out=d / "out", compression=compression, capacity=capacity)
+    if durable:
+        conf = conf.replace("agg.channels.c1.type = memory",
+                            f"agg.channels.c1.type = file\n"
+                            f"agg.channels.c1.checkpointDir = {d / 'checkpoint'}\n"
+                            f"agg.channels.c1.dataDirs = {d / 'data'}")
+    return conf
+
+
 def start_aggregator(run_agent, tmp: Path, name: str, port: int, compression: str = "none",
-                     capacity: int = 100000):
-    d = tmp / name
-    d.mkdir()
-    (d / "out").mkdir()
+                     capacity: int = 100000, durable: bool = False, restart: bool = False):
+    """Start (or, with ``restart``, start again on the same directories) an aggregator under ``tmp/name``."""
     from conftest import AgentProcess
 
-    a = AgentProcess(AGGREGATOR.format(port=port, out=d / "out", compression=compression, capacity=capacity), d,
-                     "agg").start()
+    d = tmp / name
+    if restart:
+        n = len(list(d.glob("agent*.log")))
+        (d / "agent.log").rename(d / f"agent-{n}.log")
+    else:
+        d.mkdir()
+        (d / "out").mkdir()
+    a = AgentProcess(aggregator_conf(d, port, compression, capacity, durable), d, "agg").start()
     a.wait_for_port(port)
     return a
 
 
 def test_two_tier_chain_with_failover_loses_nothing(run_agent, tmp_path: Path) -> None:
     agg1_port, agg2_port, col_port = free_port(), free_port(), free_port()
-    agg1 = start_aggregator(run_agent, tmp_path, "agg1", agg1_port, "deflate")
+    agg1 = start_aggregator(run_agent, tmp_path, "agg1", agg1_port, "deflate", durable=True)
     agg2 = start_aggregator(run_agent, tmp_path, "agg2", agg2_port, "deflate")
     try:
         col = run_agent(COLLECTOR.format(port=col_port, agg1=agg1_port, agg2=agg2_port, compression="deflate"),
@@ -110,12 +127,15 @@ def test_two_tier_chain_with_failover_loses_nothing(run_agent, tmp_path: Path) -
         with socket.create_connection(("127.0.0.1", col_port)) as s:
             s.sendall(b"\n".join(lines[:30_000]) + b"\n")
             wait_for(lambda: len(output(tmp_path / "agg1" / "out")) >= 10_000)
-            agg1.kill()  # the preferred aggregator dies mid-stream
+            agg1.kill()  # the preferred aggregator dies mid-stream (SIGKILL)
             s.sendall(b"\n".join(lines[30_000:]) + b"\n")
         got = lambda: output(tmp_path / "agg1" / "out") + output(tmp_path / "agg2" / "out")  # noqa: E731
+        # the failover target takes everything the collector still holds ...
+        wait_for(lambda: len(output(tmp_path / "agg2" / "out")) >= 30_000, timeout=60)
+        # ... and what agg1 acknowledged but had not written yet sits in its file channel until it comes back
+        agg1 = start_aggregator(run_agent, tmp_path, "agg1", agg1_port, "deflate", durable=True, restart=True)
         wait_for(lambda: {g.split(b"} ", 1)[1] for g in got()} >= set(lines), timeout=60)
         assert all(g.startswith(b"{tier=collector} ") for g in got())
-        assert output(tmp_path / "agg2" / "out")  # the failover target took over
         assert col.terminate() == 0
     finally:
         agg1.kill()
@@ -199,7 +219,7 @@ def test_two_collectors_load_balance_over_two_aggregators_one_restarted(run_agen
     from conftest import AgentProcess
 
     agg_ports = [free_port(), free_port()]
-    aggs = [start_aggregator(run_agent, tmp_path, f"agg{i + 1}", agg_ports[i]) for i in range(2)]
+    aggs = [start_aggregator(run_agent, tmp_path, f"agg{i + 1}", agg_ports[i], durable=i == 0) for i in range(2)]
     collectors = []
     try:
         for c in range(2):
@@ -226,12 +246,8 @@ def test_two_collectors_load_balance_over_two_aggregators_one_restarted(run_agen
             time.sleep(0.3)
             if step == 1:
                 aggs[0].kill()  # aggregator 1 goes away mid-stream
-            if step == 3:
-                d = tmp_path / "agg1"
-                (d / "agent.log").rename(d / "agent-1.log")
-                aggs[0] = AgentProcess(AGGREGATOR.format(port=agg_ports[0], out=d / "out", compression="none",
-                                                         capacity=100000), d, "agg").start()
-                aggs[0].wait_for_port(agg_ports[0])
+            if step == 3:  # and comes back on the same file channel
+                aggs[0] = start_aggregator(run_agent, tmp_path, "agg1", agg_ports[0], durable=True, restart=True)
         for s in socks:
             s.close()
 
