@@ -68,7 +68,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="with --check: treat warnings as errors")
     p.add_argument("--no-reload-conf", "--no-reload", action="store_true", dest="no_reload",
                    help="do not watch the configuration file for changes")
-    p.add_argument("-i", "--poll-interval", type=int, help="accepted for Flume compatibility")
+    p.add_argument("-i", "--poll-interval", type=int, metavar="SEC",
+                   help="how often to re-read the configuration when the filesystem sends no change "
+                        "notifications (default 30)")
     p.add_argument("-b", "--backup-directory", help="accepted for Flume compatibility")
     p.add_argument("--conf-provider", "--conf-user", "--conf-password", dest="_ignored", action="append",
                    help=argparse.SUPPRESS)
@@ -121,6 +123,11 @@ def run(argv: Sequence[str], prog: str = "agent") -> int:
     _setup_logging(sysprops, args.conf)
     if ignored:
         log.info("Ignoring JVM options %s", " ".join(ignored))
+    watcher = None
+    if not args.no_reload:
+        from agent.reload import ConfigWatcher
+
+        watcher = ConfigWatcher(files, lambda: on_change(), poll_interval=args.poll_interval or 30)
     topo, problems = config.check(files, args.name, sysprops)
     for p in problems:
         (log.error if p.severity == "error" else log.warning)("%s", p)
@@ -144,11 +151,25 @@ def run(argv: Sequence[str], prog: str = "agent") -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    def on_change() -> None:
+        new, problems = config.check(files, args.name, sysprops, reuse=agent.topo)
+        for p in problems:
+            (log.error if p.severity == "error" else log.warning)("%s", p)
+        if new is None:
+            log.error("Configuration reload refused: %d errors; the running agent is unchanged",
+                      sum(p.severity == "error" for p in problems))
+            return
+        agent.reload(new)
+
     agent.start()
+    if watcher is not None:
+        watcher.start()
     try:
         while not done.wait(1.0):
             pass
     finally:
+        if watcher is not None:
+            watcher.stop()
         agent.stop()
     return 0
 

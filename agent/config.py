@@ -288,6 +288,7 @@ class Topology:
     groups: dict[str, SinkProcessor]  # every sink runs under exactly one processor (solo sinks get a default one)
     unused_channels: list[str]
     sysprops: dict[str, str]
+    plan: AgentPlan | None = None  # what it was built from (hot reload compares the next plan with it)
 
     def components(self) -> list[Any]:
         return [*self.channels.values(), *self.sources.values(), *self.sinks.values()]
@@ -327,11 +328,27 @@ def _instantiate(cls: type, name: str, label: str, props: dict[str, Raw], decl: 
     return obj
 
 
-def build(ap: AgentPlan) -> tuple[Topology | None, list[Problem]]:
-    """Phase 2b and 3: build each component and wire the graph. Returns (topology or None, problems)."""
+def _same(old: dict[str, ComponentPlan], new: ComponentPlan) -> bool:
+    """Whether a component's configuration is unchanged (values only: moving a line does not count)."""
+    before = old.get(new.name)
+    return before is not None and {k: r.value for k, r in before.props.items()} == {
+        k: r.value for k, r in new.props.items()}
+
+
+def build(ap: AgentPlan, reuse: Topology | None = None) -> tuple[Topology | None, list[Problem]]:
+    """Phase 2b and 3: build each component and wire the graph. Returns (topology or None, problems).
+
+    With ``reuse`` (the running topology, on a hot reload) every component whose configuration is unchanged, and
+    whose channels are all reused, is taken over as the same object instead of being built again: the running
+    agent then restarts only what differs (see ``Agent.reload``).
+    """
     problems = ap.problems
+    old = reuse.plan if reuse is not None else None
     channels: dict[str, Channel] = {}
     for name, cp in ap.channels.items():
+        if old is not None and name in reuse.channels and _same(old.channels, cp):  # type: ignore[union-attr]
+            channels[name] = reuse.channels[name]  # type: ignore[union-attr]
+            continue
         cls = _type_of(cp, "channel", problems)
         if cls is not None:
             ch = _instantiate(cls, name, cp.label, cp.props, cp.decl, problems, ignore=("type",))
@@ -363,6 +380,11 @@ def build(ap: AgentPlan) -> tuple[Topology | None, list[Problem]]:
                     problems.append(Problem(chan_raw.path, chan_raw.line, cp.label, "channels",
                                             f"channel '{cname}' is not defined; {ap.name}.channels lists "
                                             f"{' '.join(ap.channels) or 'none'}"))
+        if (old is not None and name in reuse.sources and _same(old.sources, cp)  # type: ignore[union-attr]
+                and chan_raw is not None and all(c in channels and channels[c] is reuse.channels.get(c)  # type: ignore[union-attr]
+                        for c in chan_raw.value.split())):  # type: ignore[union-attr]
+            sources[name] = reuse.sources[name]  # type: ignore[union-attr]
+            continue
         if cls is None:
             continue
         src = _instantiate(cls, name, cp.label, cp.props, cp.decl, problems, ignore=_SOURCE_COMMON,
@@ -397,6 +419,10 @@ def build(ap: AgentPlan) -> tuple[Topology | None, list[Problem]]:
             problems.append(Problem(chan_raw.path, chan_raw.line, cp.label, "channel",
                                     f"channel '{chan_raw.value}' is not defined; {ap.name}.channels lists "
                                     f"{' '.join(ap.channels) or 'none'}"))
+        if (old is not None and name in reuse.sinks and _same(old.sinks, cp)  # type: ignore[union-attr]
+                and channel is not None and channel is reuse.channels.get(chan_raw.value)):  # type: ignore
+            sinks[name] = reuse.sinks[name]  # type: ignore[union-attr]
+            continue
         if cls is None:
             continue
         sink = _instantiate(cls, name, cp.label, cp.props, cp.decl, problems, ignore=_SINK_COMMON)
@@ -430,6 +456,11 @@ def build(ap: AgentPlan) -> tuple[Topology | None, list[Problem]]:
             owner[sname] = gname
             if sname in sinks:
                 members.append(sinks[sname])
+        if (old is not None and gname in reuse.groups and _same(old.sinkgroups, gp)  # type: ignore[union-attr]
+                and [s.name for s in reuse.groups[gname].sinks] == [s.name for s in members]  # type: ignore
+                and all(s is reuse.sinks.get(s.name) for s in members)):  # type: ignore[union-attr]
+            groups[gname] = reuse.groups[gname]  # type: ignore[union-attr]
+            continue
         ptype = gp.props.get("processor.type")
         if ptype is None:
             problems.append(Problem(gp.decl.path, gp.decl.line, gp.label, "processor.type",
@@ -455,6 +486,10 @@ def build(ap: AgentPlan) -> tuple[Topology | None, list[Problem]]:
 
     for sname, sink in sinks.items():
         if sname not in owner:
+            prev = reuse.groups.get(sname) if reuse is not None else None
+            if isinstance(prev, DefaultSinkProcessor) and prev.sinks == [sink]:
+                groups[sname] = prev
+                continue
             proc = DefaultSinkProcessor(sname, DefaultSinkProcessor.spec.bind({}, problems=problems, component=sname))
             proc.set_sinks([sink])
             groups[sname] = proc
@@ -464,7 +499,7 @@ def build(ap: AgentPlan) -> tuple[Topology | None, list[Problem]]:
         problems.append(Problem(cp.decl.path, cp.decl.line, cp.label, None,
                                 "no source or sink uses this channel; it will not be started", "warning"))
     topo = Topology(ap.name, {k: v for k, v in channels.items() if k not in unused}, sources, sinks, groups,
-                    unused, ap.sysprops)
+                    unused, ap.sysprops, ap)
     if any(p.severity == "error" for p in problems):
         return None, problems
     return topo, problems
@@ -541,11 +576,11 @@ def _check_batch(cp: ComponentPlan, comp: Source | Sink, channels: list[Channel]
                                     f"'{ch.name}'; lower {prop} or raise the channel's transactionCapacity"))
 
 
-def check(paths: list[str], agent: str,
-          sysprops: Mapping[str, str] | None = None) -> tuple[Topology | None, list[Problem]]:
+def check(paths: list[str], agent: str, sysprops: Mapping[str, str] | None = None,
+          reuse: Topology | None = None) -> tuple[Topology | None, list[Problem]]:
     """Run all phases; the topology is returned only when there is no error."""
     cf = load(paths, sysprops)
     ap = plan(cf, agent, sysprops)
     if any(p.severity == "error" for p in ap.problems) and agent not in cf.agents():
         return None, ap.problems
-    return build(ap)
+    return build(ap, reuse)

@@ -248,6 +248,7 @@ class Channel(Component):
     kind = "channel"
     transaction_capacity: int = 0
     capacity: int = 0
+    durable: bool = False  # whether committed events outlive stop() (then a reload need not move them)
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)

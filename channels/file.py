@@ -83,6 +83,7 @@ class FileChannel(Channel):
 
     alias = "file"
     flume_class = "org.apache.flume.channel.file.FileChannel"
+    durable = True  # on reload its replacement replays the directories instead of being handed the events
     spec = Spec(
         Prop("checkpointDir", "str", str(_HOME / "checkpoint"), "Directory for the checkpoint and its lock file."),
         Prop("dataDirs", "list", [str(_HOME / "data")],
