@@ -35,7 +35,7 @@ ENTRIES: list[Entry] = [
     # Channels
     _e("channel", "memory", "org.apache.flume.channel.MemoryChannel", "channels.memory:MemoryChannel"),
     _e("channel", "file", "org.apache.flume.channel.file.FileChannel", "channels.file:FileChannel"),
-    _e("channel", None, "org.apache.flume.channel.kafka.KafkaChannel", "channels.kafka:KafkaChannel"),
+    _e("channel", "kafka", "org.apache.flume.channel.kafka.KafkaChannel", "channels.kafka:KafkaChannel"),
     # Sources
     _e("source", "netcat", "org.apache.flume.source.NetcatSource", "sources.netcat:NetcatSource"),
     _e("source", "netcatudp", "org.apache.flume.source.NetcatUdpSource", "sources.netcat:NetcatUdpSource"),
@@ -49,14 +49,14 @@ ENTRIES: list[Entry] = [
     _e("source", "multiport_syslogtcp", "org.apache.flume.source.MultiportSyslogTCPSource",
        "sources.syslog:MultiportSyslogTCPSource"),
     _e("source", "syslogudp", "org.apache.flume.source.SyslogUDPSource", "sources.syslog:SyslogUDPSource"),
-    _e("source", None, "org.apache.flume.source.kafka.KafkaSource", "sources.kafka:KafkaSource"),
+    _e("source", "kafka", "org.apache.flume.source.kafka.KafkaSource", "sources.kafka:KafkaSource"),
     # Sinks
     _e("sink", "logger", "org.apache.flume.sink.LoggerSink", "sinks.logger:LoggerSink"),
     _e("sink", "null", "org.apache.flume.sink.NullSink", "sinks.null:NullSink"),
     _e("sink", "file_roll", "org.apache.flume.sink.RollingFileSink", "sinks.file_roll:RollingFileSink"),
     _e("sink", "hdfs", "org.apache.flume.sink.hdfs.HDFSEventSink", "sinks.hdfs:HDFSEventSink"),
     _e("sink", "avro", "org.apache.flume.sink.AvroSink", "sinks.avro:AvroSink"),
-    _e("sink", None, "org.apache.flume.sink.kafka.KafkaSink", "sinks.kafka:KafkaSink"),
+    _e("sink", "kafka", "org.apache.flume.sink.kafka.KafkaSink", "sinks.kafka:KafkaSink"),
     # Channel selectors
     _e("selector", "replicating", "org.apache.flume.channel.ReplicatingChannelSelector",
        "channels.selectors:ReplicatingChannelSelector"),

@@ -142,3 +142,16 @@ def minidfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     cluster = MiniDFS(tmp_path_factory.mktemp("minidfs"), free_port(), free_port()).start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """One Apache Kafka broker (KRaft, single node) for the whole session; skips without java/mvn.
+
+    Tests that stop and restart it must leave it running when they finish (``broker.start()`` again)."""
+    require_java_peers()
+    from peers.kafka import KafkaBroker
+
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka")).start()
+    yield broker
+    broker.stop()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import maven
 
-__all__ = ["FLUME_VERSION", "classpath", "FlumeAgent", "avro_client"]
+__all__ = ["FLUME_VERSION", "classpath", "kafka_classpath", "FlumeAgent", "avro_client"]
 
 FLUME_VERSION = "1.11.0"
 ARTIFACTS = [
@@ -18,6 +18,13 @@ ARTIFACTS = [
     f"org.apache.flume.flume-ng-sources:flume-taildir-source:{FLUME_VERSION}",
     "org.apache.logging.log4j:log4j-core:2.20.0",
     "org.apache.logging.log4j:log4j-slf4j-impl:2.20.0",
+]
+
+# Flume's Kafka source and sink live in separate modules (with kafka-clients 2.7); resolved into their own
+# directory so the core Flume cache stays valid, and put after it on the classpath.
+KAFKA_ARTIFACTS = [
+    f"org.apache.flume.flume-ng-sources:flume-kafka-source:{FLUME_VERSION}",
+    f"org.apache.flume.flume-ng-sinks:flume-ng-kafka-sink:{FLUME_VERSION}",
 ]
 
 _LOG4J2 = """<?xml version="1.0" encoding="UTF-8"?>
@@ -34,6 +41,12 @@ def classpath() -> str:
     return str(_home() / "lib" / "*")
 
 
+def kafka_classpath() -> str:
+    """Flume 1.11 plus its Kafka source and sink."""
+    extra = maven.resolve(f"flume-kafka-{FLUME_VERSION}", KAFKA_ARTIFACTS)
+    return classpath() + os.pathsep + str(extra / "lib" / "*")
+
+
 def _home() -> Path:
     return maven.resolve(f"flume-{FLUME_VERSION}", ARTIFACTS)
 
@@ -45,10 +58,11 @@ def _log4j_config() -> Path:
     return path
 
 
-def java_command(main: str, args: list[str], heap: str = "512m", log_level: str = "INFO") -> list[str]:
+def java_command(main: str, args: list[str], heap: str = "512m", log_level: str = "INFO",
+                 cp: str | None = None) -> list[str]:
     return [
         "java", f"-Xmx{heap}", f"-Dlog4j.configurationFile={_log4j_config()}", f"-Dflume.log.level={log_level}",
-        "-cp", classpath(), main, *args,
+        "-cp", cp or classpath(), main, *args,
     ]
 
 
@@ -56,8 +70,9 @@ class FlumeAgent:
     """One Apache Flume agent process running a properties file, in its own process group."""
 
     def __init__(self, conf: Path, name: str = "a1", log_path: Path | None = None, heap: str = "512m",
-                 sysprops: dict[str, str] | None = None, log_level: str = "INFO"):
+                 sysprops: dict[str, str] | None = None, log_level: str = "INFO", kafka: bool = False):
         self.conf = Path(conf)
+        self.kafka = kafka  # with Flume's Kafka source and sink on the classpath
         self.name = name
         self.log_path = log_path or self.conf.with_suffix(".flume.log")
         self.heap = heap
@@ -67,7 +82,8 @@ class FlumeAgent:
 
     def command(self) -> list[str]:
         cmd = java_command("org.apache.flume.node.Application", ["-f", str(self.conf), "-n", self.name],
-                           heap=self.heap, log_level=self.log_level)
+                           heap=self.heap, log_level=self.log_level,
+                           cp=kafka_classpath() if self.kafka else None)
         props = [f"-D{k}={v}" for k, v in self.sysprops.items()]
         return cmd[:1] + props + cmd[1:]
 

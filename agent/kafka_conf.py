@@ -1,0 +1,133 @@
+"""Flume's ``kafka.producer.*`` / ``kafka.consumer.*`` pass-through keys, translated for librdkafka.
+
+Flume hands these keys to the Java Kafka client. pyflume's Kafka components use librdkafka (confluent-kafka),
+whose configuration shares most names with the Java client (bootstrap.servers, acks, linger.ms, batch.size,
+compression.type, security.protocol, sasl.*, fetch.*, session.timeout.ms, ...). The rest is translated here, and a
+key that has no librdkafka meaning is reported with what to write instead, so a Flume file either works or says
+exactly why not. Shared by the Kafka source, sink and channel.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+from agent.spec import Conf
+
+__all__ = ["client_config", "client_hooks", "check_client_config", "GLOBAL_SSL"]
+
+# Java client keys that mean nothing to librdkafka or are handled by pyflume itself: dropped silently.
+_DROPPED = {
+    "key.serializer", "value.serializer", "key.deserializer", "value.deserializer",  # bytes/str, as in Flume
+    "max.poll.records",  # batches are sized by batchSize here
+    "interceptor.classes", "metric.reporters", "partitioner.class",
+    "ssl.truststore.type", "ssl.keystore.type", "ssl.protocol", "ssl.enabled.protocols", "ssl.trustmanager.algorithm",
+    "ssl.keymanager.algorithm", "sasl.login.class", "sasl.client.callback.handler.class",
+}
+# Renamed keys: Java name -> librdkafka name (a value translator may follow).
+_RENAMED: dict[str, tuple[str, Callable[[str], str] | None]] = {
+    "max.request.size": ("message.max.bytes", None),
+    "buffer.memory": ("queue.buffering.max.kbytes", lambda v: str(max(1, int(v) // 1024))),
+    "sasl.mechanism": ("sasl.mechanisms", None),
+    "ssl.keystore.location": ("ssl.keystore.location", None),  # librdkafka reads PKCS#12 keystores
+    "ssl.key.password": ("ssl.key.password", None),
+    "partition.assignment.strategy": ("partition.assignment.strategy", lambda v: ",".join(
+        {"rangeassignor": "range", "roundrobinassignor": "roundrobin",
+         "cooperativestickyassignor": "cooperative-sticky"}.get(p.strip().rsplit(".", 1)[-1].lower(), p.strip())
+        for p in v.split(","))),
+    "ssl.endpoint.identification.algorithm": ("ssl.endpoint.identification.algorithm",
+                                              lambda v: v.lower() or "none"),
+}
+# librdkafka reports some keys by their internal names
+_ALIASES = {"request.required.acks": "acks", "queue.buffering.max.ms": "linger.ms",
+            "queue.buffering.max.kbytes": "buffer.memory", "message.max.bytes": "max.request.size",
+            "sasl.mechanisms": "sasl.mechanism"}
+_JAAS = re.compile(r'(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+# Flume's global SSL system properties (-Djavax.net.ssl.*) that apply to Kafka clients with SSL.
+GLOBAL_SSL = {"javax.net.ssl.keyStore": "ssl.keystore.location",
+              "javax.net.ssl.keyStorePassword": "ssl.keystore.password"}
+
+
+def client_config(conf: Conf, prefix: str, *, component_prop: str | None = None) -> dict[str, str]:
+    """The librdkafka settings for the keys under ``prefix`` (``kafka.producer.``), problems recorded on ``conf``."""
+    out: dict[str, str] = {}
+    for key, raw in conf.sub(prefix).items():
+        full = prefix + key
+        value = raw.value
+        if key in _DROPPED:
+            continue
+        if key == "ssl.disableTLSHostnameVerification":  # Flume's own switch
+            if value.strip().lower() == "true":
+                out["ssl.endpoint.identification.algorithm"] = "none"
+            continue
+        if key == "sasl.jaas.config":
+            found = dict(_JAAS.findall(value))
+            if "PlainLoginModule" in value or "ScramLoginModule" in value:
+                if "username" in found:
+                    out["sasl.username"] = found["username"]
+                if "password" in found:
+                    out["sasl.password"] = found["password"]
+                continue
+            conf.error("only PLAIN and SCRAM JAAS logins can be translated; for Kerberos set "
+                       f"{prefix}sasl.kerberos.service.name and {prefix}sasl.kerberos.keytab / principal", full)
+            continue
+        if key in ("ssl.truststore.location", "ssl.truststore.password"):
+            if key == "ssl.truststore.location":
+                conf.error("Java truststores cannot be read by librdkafka; export the CA certificate to PEM "
+                           f"(keytool -exportcert -rfc) and set {prefix}ssl.ca.location to it", full)
+            continue
+        if key in _RENAMED:
+            name, fn = _RENAMED[key]
+            try:
+                out[name] = fn(value) if fn else value
+            except ValueError:
+                conf.error(f"'{value}' is not valid here", full)
+            continue
+        out[key] = value
+    return out
+
+
+def check_client_config(conf: Conf, settings: dict[str, str], kind: str) -> None:
+    """Let librdkafka itself refuse unknown names and bad values now, at configuration time, not at start.
+
+    Builds a throw-away client (``kind`` is ``producer`` or ``consumer``) without connecting: bootstrap.servers is
+    replaced by an unused placeholder and the client is closed at once.
+    """
+    try:
+        import confluent_kafka
+    except ImportError:
+        conf.error("the Kafka components need confluent-kafka (pip install confluent-kafka)")
+        return
+    probe = dict(settings)
+    probe["bootstrap.servers"] = "127.0.0.1:9"
+    probe["log_level"] = "0"
+    probe.pop("transactional.id", None)
+    if kind == "consumer":
+        probe.setdefault("group.id", "probe")
+    try:
+        client = confluent_kafka.Producer(probe) if kind == "producer" else confluent_kafka.Consumer(probe)
+    except (confluent_kafka.KafkaException, ValueError, TypeError) as exc:
+        msg = str(exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc)
+        m = re.search(r'property:? "([^"]+)"', msg)
+        key = _ALIASES.get(m.group(1), m.group(1)) if m else None
+        prop = next((k for k in conf.prefixed if key and k.endswith("." + key)), None)
+        conf.error(f"librdkafka refuses the {kind} settings: {msg}", prop)
+        return
+    if kind == "consumer":
+        client.close()
+
+
+def client_hooks(log: logging.Logger, what: str, settings: dict[str, str]) -> dict[str, object]:
+    """Callbacks for a librdkafka client: errors logged once per 10 s per kind (a broker that is down produces a
+    connection error every few milliseconds), librdkafka's own log at warning level and above into ``log``."""
+    from agent.core import _rate_limited
+
+    def on_error(err) -> None:  # noqa: ANN001 - librdkafka's KafkaError
+        _rate_limited(log, f"{what}: {err.name()}: {err.str()}")
+
+    hooks: dict[str, object] = {"error_cb": on_error, "logger": log.getChild("librdkafka")}
+    if "log_level" not in settings:
+        hooks["log_level"] = 4  # syslog warning; librdkafka's errors also reach error_cb
+    return hooks

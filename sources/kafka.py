@@ -1,0 +1,245 @@
+"""The Kafka source: a consumer-group member that turns Kafka records into Flume events.
+
+Each ``process()`` collects up to batchSize records, or what arrived within batchDurationMillis, hands them to the
+channels as one batch, and only then commits the consumed offsets (synchronously). A batch the channel refuses is
+kept and offered again on the next call, before anything new is read: nothing is skipped and nothing is committed
+that is not in a channel. After a crash, the records since the last commit are read again (at-least-once).
+
+Headers, as Flume sets them (each only when not already present, which matters with useFlumeEventFormat):
+``timestamp`` (the record's timestamp, ms), ``topic`` (the topicHeader, when setTopicHeader), ``partition``,
+``offset``; ``key`` is the record key whenever there is one; ``header.<flume> = <kafka>`` copies record headers.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from agent.avro_event import AvroEventError, decode_event
+from agent.core import POLL_BACKOFF, ChannelException, Event, PollableSource, Status
+from agent.kafka_conf import check_client_config, client_config, client_hooks
+from agent.metrics import SourceCounter
+from agent.spec import Conf, Prop, Spec
+
+__all__ = ["KafkaSource"]
+
+
+class KafkaSourceCounter(SourceCounter):
+    """Flume's KafkaSourceCounter: the source counters without the *Fail ones, plus Kafka's own."""
+
+    FIELDS = tuple(f for f in SourceCounter.FIELDS if not f[1].endswith("Fail")) + (
+        ("get_timer", "KafkaEventGetTimer"),
+        ("commit_timer", "KafkaCommitTimer"),
+        ("empty", "KafkaEmptyCount"),
+    )
+
+
+class KafkaSource(PollableSource):
+    """Reads records from Kafka topics as a member of a consumer group."""
+
+    alias = "kafka"
+    flume_class = "org.apache.flume.source.kafka.KafkaSource"
+    batch_size_prop = "batchSize"
+    spec = Spec(
+        Prop("kafka.bootstrap.servers", "str", required=True, doc="Brokers to connect to (host:port, comma list)."),
+        Prop("kafka.topics", "list", None, "Topics to read, comma-separated.", sep=",", aliases=("topic",)),
+        Prop("kafka.topics.regex", "str", None, "A regular expression of topics to subscribe to; wins over "
+             "kafka.topics."),
+        Prop("kafka.consumer.group.id", "str", "flume", "Consumer group; sources with the same group share the "
+             "partitions.", aliases=("groupId",)),
+        Prop("batchSize", "int", 1000, "Most records per channel transaction.", min=1),
+        Prop("batchDurationMillis", "int", 1000, "Longest time (ms) a batch is collected before it is written.",
+             min=1),
+        Prop("backoffSleepIncrement", "int", 1000, "Backoff step (ms) after an empty poll or a refused batch.",
+             min=1),
+        Prop("maxBackoffSleep", "int", 5000, "Longest backoff (ms).", min=1),
+        Prop("useFlumeEventFormat", "bool", False, "Values are AvroFlumeEvent datums (as written by a Kafka sink "
+             "with useFlumeEventFormat or a Kafka channel): their headers become the event's headers."),
+        Prop("setTopicHeader", "bool", True, "Put the record's topic in the topicHeader header."),
+        Prop("topicHeader", "str", "topic", "Header name for the topic."),
+        Prop("timestampHeader", "str", None, "Documented by Flume for the source but not used by it (the "
+             "timestamp header always holds the record timestamp); accepted and ignored likewise."),
+        Prop("header", "str", None, "header.<flumeName> = <kafkaHeaderName>: copy a record header into the "
+             "event.", prefix=True),
+        Prop("kafka.consumer", "str", None, "Any consumer setting (session.timeout.ms, security.protocol, sasl.*, "
+             "ssl.*, ...), Java names translated for librdkafka. auto.offset.reset is latest, as in Flume: a new "
+             "group starts at the end of the topic; set kafka.consumer.auto.offset.reset = earliest to read what "
+             "is already there.", prefix=True),
+        Prop("migrateZookeeperOffsets", "bool", False, "Offsets kept in ZooKeeper by Kafka < 0.9 cannot be "
+             "migrated; only false is accepted."),
+        Prop("zookeeperConnect", "str", None, "Not supported (ZooKeeper-based consumers are gone since Kafka 4)."),
+        extends=POLL_BACKOFF,
+    )
+
+    def __init__(self, name: str, conf: Conf):
+        super().__init__(name, conf)
+        self.counter = KafkaSourceCounter()
+        self.batch = conf["batchSize"]
+        self.duration = conf["batchDurationMillis"] / 1000.0
+        self.flume_format = conf["useFlumeEventFormat"]
+        self.set_topic = conf["setTopicHeader"]
+        self.topic_header = conf["topicHeader"]
+        self.header_map = conf.sub_text("header.")
+        regex = conf.get("kafka.topics.regex")
+        topics = [t.strip() for t in conf.get("kafka.topics") or [] if t.strip()]
+        if regex:
+            try:
+                re.compile(regex)
+            except re.error as exc:
+                conf.error(f"not a valid regular expression: {exc}", "kafka.topics.regex")
+            self.topics = ["^" + regex.lstrip("^")]  # librdkafka subscribes by regex when a name starts with ^
+        elif topics:
+            self.topics = topics
+        else:
+            conf.error("set kafka.topics (a comma list) or kafka.topics.regex", None)
+            self.topics = []
+        if conf.get("zookeeperConnect") or conf["migrateZookeeperOffsets"] and conf.is_set("migrateZookeeperOffsets"):
+            conf.error("ZooKeeper offset migration is not supported; offsets are kept in Kafka (set "
+                       "migrateZookeeperOffsets = false and remove zookeeperConnect)",
+                       "zookeeperConnect" if conf.get("zookeeperConnect") else "migrateZookeeperOffsets")
+        settings = client_config(conf, "kafka.consumer.")
+        settings["bootstrap.servers"] = conf["kafka.bootstrap.servers"]
+        settings["group.id"] = conf["kafka.consumer.group.id"]
+        settings["enable.auto.commit"] = "false"
+        settings["enable.auto.offset.store"] = "false"
+        # Flume's source leaves the Java client's default: a group with no committed offset starts at the end.
+        settings.setdefault("auto.offset.reset", "latest")
+        settings.setdefault("client.id", f"flume-{name}")
+        check_client_config(conf, settings, "consumer")
+        self.settings = settings
+        self.consumer = None
+        self._pending: tuple[list[Event], dict[tuple[str, int], int]] | None = None
+
+    # Lifecycle --------------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        import confluent_kafka
+
+        hooks = client_hooks(self.log, f"Kafka source {self.name}", self.settings)
+        self.consumer = confluent_kafka.Consumer({**self.settings, **hooks})
+        self.consumer.subscribe(self.topics, on_revoke=self._on_revoke)
+        self.log.info("Kafka source %s started: topics %s, group %s on %s", self.name, ", ".join(self.topics),
+                      self.settings["group.id"], self.settings["bootstrap.servers"])
+
+    def stop(self) -> None:
+        consumer, self.consumer = self.consumer, None
+        if consumer is not None:
+            try:
+                consumer.close()  # leaves the group at once, so the partitions move without a session timeout
+            except Exception as exc:  # noqa: BLE001
+                self.log.warning("Kafka source %s: closing the consumer failed: %s", self.name, exc)
+        self.log.info("Kafka source %s stopped", self.name)
+
+
+    def _on_revoke(self, consumer, partitions) -> None:  # noqa: ANN001
+        # A batch the channel refused belongs to partitions that may now go to another member: drop it; the new
+        # owner starts from the last committed offset, so those records are read again, not lost.
+        if self._pending is not None:
+            self.log.info("Kafka source %s: partitions revoked; %d unwritten records will be read again by their "
+                          "next owner", self.name, len(self._pending[0]))
+            self._pending = None
+
+    # Reading ----------------------------------------------------------------------------------------------------
+    def process(self) -> Status:
+        consumer = self.consumer
+        if consumer is None:
+            return Status.BACKOFF
+        if self._pending is None:
+            started = time.monotonic()
+            events, offsets = self._collect(consumer)
+            if not events:
+                with self.counter.lock:
+                    self.counter.empty += 1
+                return Status.BACKOFF
+            with self.counter.lock:
+                self.counter.get_timer += int((time.monotonic() - started) * 1000)
+            self._pending = (events, offsets)
+        events, offsets = self._pending
+        n = len(events)
+        assert self.channel_processor is not None
+        try:
+            self.channel_processor.process_batch(events)
+        except ChannelException as exc:
+            self.log.warning("Kafka source %s: the channel refused %d events (%s); retrying them", self.name, n,
+                             exc)
+            with self.counter.lock:
+                self.counter.event_received += n
+                self.counter.append_batch_received += 1
+            return Status.BACKOFF
+        self._pending = None
+        self.counter.batch(n, n)
+        started = time.monotonic()
+        self._commit(consumer, offsets)
+        with self.counter.lock:
+            self.counter.commit_timer += int((time.monotonic() - started) * 1000)
+        return Status.READY
+
+    def _commit(self, consumer, offsets: dict[tuple[str, int], int]) -> None:  # noqa: ANN001
+        from confluent_kafka import KafkaException, TopicPartition
+
+        tps = [TopicPartition(t, p, o + 1) for (t, p), o in offsets.items()]
+        try:
+            consumer.commit(offsets=tps, asynchronous=False)
+        except KafkaException as exc:
+            # The events are in the channel; an uncommitted offset only means they may be read again later.
+            self.log.warning("Kafka source %s: committing offsets failed (%s); these records may be read again",
+                             self.name, exc)
+
+    def _collect(self, consumer) -> tuple[list[Event], dict[tuple[str, int], int]]:  # noqa: ANN001
+        events: list[Event] = []
+        offsets: dict[tuple[str, int], int] = {}
+        deadline = time.monotonic() + self.duration
+        flume_format = self.flume_format
+        set_topic = self.set_topic
+        topic_header = self.topic_header
+        header_map = self.header_map
+        while len(events) < self.batch:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            msgs = consumer.consume(self.batch - len(events), remaining)
+            if not msgs:
+                break
+            for m in msgs:
+                err = m.error()
+                if err is not None:
+                    if err.code() != -191:  # _PARTITION_EOF is informational
+                        self.log.warning("Kafka source %s: %s", self.name, err.str())
+                    continue
+                topic = m.topic()
+                partition = m.partition()
+                offset = m.offset()
+                value = m.value() or b""
+                if flume_format:
+                    try:
+                        e = decode_event(value)
+                    except AvroEventError as exc:
+                        self.log.error("Kafka source %s: record %s/%d@%d is not an AvroFlumeEvent (%s); check "
+                                       "useFlumeEventFormat. It is passed on as a plain body.", self.name, topic,
+                                       partition, offset, exc)
+                        e = Event(value, {})
+                    h = e.headers
+                    h.setdefault("timestamp", str(m.timestamp()[1]))
+                    if set_topic:
+                        h.setdefault(topic_header, topic)
+                    h.setdefault("partition", str(partition))
+                    h.setdefault("offset", str(offset))
+                else:
+                    h = {"timestamp": str(m.timestamp()[1])}
+                    if set_topic:
+                        h[topic_header] = topic
+                    h["partition"] = str(partition)
+                    h["offset"] = str(offset)
+                    e = Event(value, h)
+                if header_map:
+                    kh = m.headers()
+                    if kh:
+                        for flume_name, kafka_name in header_map.items():
+                            for k, v in kh:
+                                if k == kafka_name and v is not None:
+                                    h[flume_name] = v.decode(errors="replace")
+                key = m.key()
+                if key is not None:
+                    h["key"] = key.decode(errors="replace")
+                events.append(e)
+                offsets[(topic, partition)] = offset
+        return events, offsets

@@ -1,0 +1,363 @@
+"""Kafka source, sink and channel against a real Apache Kafka broker (KRaft, from Maven Central)."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from agent.avro_event import decode_event, encode_event
+from agent.core import Event
+from conftest import free_port
+
+pytest.importorskip("confluent_kafka")
+
+PIPELINE = """\
+a1.sources = r1 r2
+a1.channels = c1 c2
+a1.sinks = k1 k2
+a1.sources.r1.type = netcat
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.ack-every-event = false
+a1.sources.r1.channels = c1
+a1.sources.r1.interceptors = st
+a1.sources.r1.interceptors.st.type = static
+a1.sources.r1.interceptors.st.key = origin
+a1.sources.r1.interceptors.st.value = netcat
+a1.channels.c1.type = {c1_type}
+a1.channels.c1.kafka.bootstrap.servers = {servers}
+a1.channels.c1.kafka.topic = {chan_topic}
+a1.channels.c1.kafka.consumer.group.id = {group}-chan
+a1.channels.c1.capacity = 100000
+a1.channels.c1.transactionCapacity = 1000
+a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink
+a1.sinks.k1.channel = c1
+a1.sinks.k1.kafka.bootstrap.servers = {servers}
+a1.sinks.k1.kafka.topic = {topic}
+a1.sinks.k1.flumeBatchSize = 500
+a1.sinks.k1.useFlumeEventFormat = true
+a1.sinks.k1.kafka.producer.linger.ms = 5
+a1.sources.r2.type = org.apache.flume.source.kafka.KafkaSource
+a1.sources.r2.channels = c2
+a1.sources.r2.kafka.bootstrap.servers = {servers}
+a1.sources.r2.kafka.topics = {topic}
+a1.sources.r2.kafka.consumer.group.id = {group}
+a1.sources.r2.kafka.consumer.auto.offset.reset = earliest
+a1.sources.r2.useFlumeEventFormat = true
+a1.sources.r2.batchSize = 1000
+a1.sources.r2.batchDurationMillis = 200
+a1.channels.c2.type = memory
+a1.channels.c2.capacity = 100000
+a1.channels.c2.transactionCapacity = 1000
+a1.sinks.k2.type = file_roll
+a1.sinks.k2.channel = c2
+a1.sinks.k2.sink.directory = {out}
+a1.sinks.k2.sink.rollInterval = 0
+a1.sinks.k2.sink.batchSize = 1000
+a1.sinks.k2.sink.serializer = header_and_text
+"""
+
+
+def wait_for(cond, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def output(out: Path) -> list[bytes]:
+    data = b"".join(p.read_bytes() for p in sorted(out.iterdir())) if out.exists() else b""
+    return data.split(b"\n")[:-1] if data else []
+
+
+def headers_of(line: bytes) -> tuple[dict[str, str], bytes]:
+    """Parse a header_and_text line: ``{k1=v1, k2=v2} body``."""
+    head, _, body = line.partition(b"} ")
+    pairs = head[1:].decode().split(", ") if len(head) > 1 else []
+    return dict(p.split("=", 1) for p in pairs), body
+
+
+def names() -> tuple[str, str, str]:
+    u = uuid.uuid4().hex[:8]
+    return f"t-{u}", f"chan-{u}", f"g-{u}"
+
+
+def _connectable(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def send_lines(port: int, lines: list[bytes]) -> None:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"\n".join(lines) + b"\n")
+
+
+def consume_all(servers: str, topic: str, expect: int, timeout: float = 60.0) -> list:
+    from confluent_kafka import Consumer
+
+    c = Consumer({"bootstrap.servers": servers, "group.id": f"check-{uuid.uuid4().hex}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": "false"})
+    c.subscribe([topic])
+    got: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(got) < expect and time.monotonic() < deadline:
+            got += [m for m in c.consume(10_000, 0.5) if m.error() is None]
+        if len(got) >= expect:  # anything beyond what was expected shows up within a short extra wait
+            got += [m for m in c.consume(10_000, 1.0) if m.error() is None]
+    finally:
+        c.close()
+    return got
+
+
+def test_source_channel_sink_round_trip_with_headers(kafka_broker, run_agent, tmp_path: Path) -> None:
+    """netcat → Kafka channel → Kafka sink (Flume event format) → topic → Kafka source → memory → file."""
+    topic, chan, group = names()
+    for t in (topic, chan):
+        kafka_broker.create_topic(t, 2)
+    port, out = free_port(), tmp_path / "out"
+    out.mkdir()
+    agent = run_agent(PIPELINE.format(port=port, servers=kafka_broker.bootstrap, topic=topic, chan_topic=chan,
+                                      group=group, out=out, c1_type="org.apache.flume.channel.kafka.KafkaChannel"))
+    agent.wait_for_port(port)
+    lines = [b"line-%05d" % i for i in range(20_000)]
+    send_lines(port, lines)
+    wait_for(lambda: len(output(out)) >= len(lines), what="every line through Kafka twice")
+    got = output(out)
+    assert sorted(headers_of(g)[1] for g in got) == sorted(lines)  # exactly once on a clean run
+    h, _ = headers_of(got[0])
+    assert h["origin"] == "netcat"  # the interceptor's header survived the channel and the topic
+    assert h["topic"] == topic and h["partition"] in ("0", "1") and int(h["offset"]) >= 0
+    assert abs(int(h["timestamp"]) - time.time() * 1000) < 120_000
+    # the channel topic holds Flume event datums, readable by any Flume agent
+    recs = consume_all(kafka_broker.bootstrap, chan, len(lines))
+    assert len(recs) == len(lines)
+    assert decode_event(recs[0].value()).headers == {"origin": "netcat"}
+    assert agent.terminate() == 0
+
+
+def test_broker_restarted_mid_stream_loses_nothing(kafka_broker, run_agent, tmp_path: Path) -> None:
+    topic, chan, group = names()
+    kafka_broker.create_topic(topic, 1)
+    port, out = free_port(), tmp_path / "out"
+    out.mkdir()
+    agent = run_agent(PIPELINE.format(port=port, servers=kafka_broker.bootstrap, topic=topic, chan_topic=chan,
+                                      group=group, out=out, c1_type="memory"))
+    agent.wait_for_port(port)
+    first = [b"a-%05d" % i for i in range(20_000)]
+    second = [b"b-%05d" % i for i in range(20_000)]
+    send_lines(port, first)
+    wait_for(lambda: len(output(out)) >= 5_000, what="the stream to be under way")
+    kafka_broker.stop()  # mid-stream: the sink's batches wait, the source's polls come back empty
+    try:
+        send_lines(port, second)
+        time.sleep(3)
+    finally:
+        kafka_broker.start()
+    want = set(first + second)
+    wait_for(lambda: {headers_of(g)[1] for g in output(out)} >= want, timeout=120, what="every line after restart")
+    # Kafka itself has every line too (at least once)
+    assert {decode_event(m.value()).body for m in consume_all(kafka_broker.bootstrap, topic, len(want))} >= want
+    assert agent.terminate() == 0
+
+
+SOURCE_ONLY = """\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = kafka
+a1.sources.r1.channels = c1
+a1.sources.r1.kafka.bootstrap.servers = {servers}
+a1.sources.r1.kafka.topics.regex = {regex}
+a1.sources.r1.kafka.consumer.group.id = {group}
+a1.sources.r1.kafka.consumer.auto.offset.reset = earliest
+a1.sources.r1.batchDurationMillis = 100
+a1.sources.r1.header.trace = trace-id
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 10000
+a1.channels.c1.transactionCapacity = 1000
+a1.sinks.k1.type = file_roll
+a1.sinks.k1.channel = c1
+a1.sinks.k1.sink.directory = {out}
+a1.sinks.k1.sink.rollInterval = 0
+a1.sinks.k1.sink.serializer = header_and_text
+"""
+
+
+def produce(servers: str, topic: str, values: list[bytes], **kw) -> None:
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": servers, "linger.ms": 5})
+    for v in values:
+        p.produce(topic, v, **kw)
+    assert p.flush(30) == 0
+
+
+def test_a_consumer_group_resumes_where_it_committed(kafka_broker, tmp_path: Path) -> None:
+    from conftest import AgentProcess
+
+    topic, _, group = names()
+    kafka_broker.create_topic(topic, 2)
+    produce(kafka_broker.bootstrap, topic, [b"first-%04d" % i for i in range(3000)], key=b"k1",
+            headers=[("trace-id", b"abc")])
+    runs = []
+    for run in range(2):
+        d = tmp_path / f"run{run}"
+        (d / "out").mkdir(parents=True)
+        conf = SOURCE_ONLY.format(servers=kafka_broker.bootstrap, regex=topic.replace("-", "[-]"), group=group,
+                                  out=d / "out")
+        agent = AgentProcess(conf, d).start()
+        runs.append(agent)
+        try:
+            expect = 3000
+            wait_for(lambda d=d, expect=expect: len(output(d / "out")) >= expect, what=f"run {run}")
+            time.sleep(1.0)  # nothing more arrives
+            got = output(d / "out")
+            assert len(got) == expect
+            if run == 0:
+                h, body = headers_of(got[0])
+                assert h["key"] == "k1" and h["trace"] == "abc" and h["topic"] == topic
+                assert {headers_of(g)[1] for g in got} == {b"first-%04d" % i for i in range(3000)}
+            else:  # the second run starts after the committed offsets: none of the first 3000 again
+                assert {headers_of(g)[1] for g in got} == {b"second-%04d" % i for i in range(3000)}
+        finally:
+            assert agent.terminate() == 0
+        if run == 0:
+            produce(kafka_broker.bootstrap, topic, [b"second-%04d" % i for i in range(3000)])
+
+
+def test_flume_event_format_is_the_avro_datum_flume_writes() -> None:
+    """The bytes a Flume 1.11 Kafka sink writes for useFlumeEventFormat (SpecificDatumWriter, binary encoder)."""
+    e = Event(b"hello", {"a": "1"})
+    assert encode_event(e) == b"\x02\x02a\x021\x00\x0ahello"
+    assert encode_event(Event(b"")) == b"\x00\x00"
+    back = decode_event(b"\x02\x02a\x021\x00\x0ahello")
+    assert back.headers == {"a": "1"} and back.body == b"hello"
+
+
+FLUME_SIDE = """\
+f1.sources = r1 r2
+f1.channels = c1 c2
+f1.sinks = k1 k2
+f1.sources.r1.type = org.apache.flume.source.kafka.KafkaSource
+f1.sources.r1.channels = c1
+f1.sources.r1.kafka.bootstrap.servers = {servers}
+f1.sources.r1.kafka.topics = {from_py}
+f1.sources.r1.kafka.consumer.group.id = flume-{from_py}
+f1.sources.r1.kafka.consumer.auto.offset.reset = earliest
+f1.sources.r1.useFlumeEventFormat = true
+f1.sources.r1.batchDurationMillis = 200
+f1.channels.c1.type = memory
+f1.channels.c1.capacity = 100000
+f1.channels.c1.transactionCapacity = 1000
+f1.sinks.k1.type = file_roll
+f1.sinks.k1.channel = c1
+f1.sinks.k1.sink.directory = {out}
+f1.sinks.k1.sink.rollInterval = 0
+f1.sinks.k1.sink.serializer = header_and_text
+f1.sources.r2.type = netcat
+f1.sources.r2.bind = 127.0.0.1
+f1.sources.r2.port = {port}
+f1.sources.r2.ack-every-event = false
+f1.sources.r2.max-line-length = 1000
+f1.sources.r2.channels = c2
+f1.sources.r2.interceptors = st
+f1.sources.r2.interceptors.st.type = static
+f1.sources.r2.interceptors.st.key = made-by
+f1.sources.r2.interceptors.st.value = flume
+f1.channels.c2.type = memory
+f1.channels.c2.capacity = 100000
+f1.channels.c2.transactionCapacity = 1000
+f1.sinks.k2.type = org.apache.flume.sink.kafka.KafkaSink
+f1.sinks.k2.channel = c2
+f1.sinks.k2.kafka.bootstrap.servers = {servers}
+f1.sinks.k2.kafka.topic = {from_flume}
+f1.sinks.k2.flumeBatchSize = 500
+f1.sinks.k2.useFlumeEventFormat = true
+"""
+
+PY_SIDE = """\
+a1.sources = r1 r2
+a1.channels = c1 c2
+a1.sinks = k1 k2
+a1.sources.r1.type = netcat
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.ack-every-event = false
+a1.sources.r1.channels = c1
+a1.sources.r1.interceptors = st
+a1.sources.r1.interceptors.st.type = static
+a1.sources.r1.interceptors.st.key = made-by
+a1.sources.r1.interceptors.st.value = pyflume
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 100000
+a1.channels.c1.transactionCapacity = 1000
+a1.sinks.k1.type = kafka
+a1.sinks.k1.channel = c1
+a1.sinks.k1.kafka.bootstrap.servers = {servers}
+a1.sinks.k1.kafka.topic = {from_py}
+a1.sinks.k1.flumeBatchSize = 500
+a1.sinks.k1.useFlumeEventFormat = true
+a1.sources.r2.type = kafka
+a1.sources.r2.channels = c2
+a1.sources.r2.kafka.bootstrap.servers = {servers}
+a1.sources.r2.kafka.topics = {from_flume}
+a1.sources.r2.kafka.consumer.group.id = py-{from_flume}
+a1.sources.r2.kafka.consumer.auto.offset.reset = earliest
+a1.sources.r2.useFlumeEventFormat = true
+a1.sources.r2.batchDurationMillis = 200
+a1.channels.c2.type = memory
+a1.channels.c2.capacity = 100000
+a1.channels.c2.transactionCapacity = 1000
+a1.sinks.k2.type = file_roll
+a1.sinks.k2.channel = c2
+a1.sinks.k2.sink.directory = {out}
+a1.sinks.k2.sink.rollInterval = 0
+a1.sinks.k2.sink.serializer = header_and_text
+"""
+
+
+def test_flume_and_pyflume_share_topics_in_flume_event_format(kafka_broker, flume_classpath, run_agent,
+                                                                tmp_path: Path) -> None:
+    """Apache Flume 1.11's Kafka source reads what pyflume's Kafka sink wrote, and pyflume's Kafka source reads
+    what Flume's Kafka sink wrote; the headers cross over in both directions."""
+    from peers.flume import FlumeAgent
+
+    u = uuid.uuid4().hex[:8]
+    from_py, from_flume = f"from-py-{u}", f"from-flume-{u}"
+    for t in (from_py, from_flume):
+        kafka_broker.create_topic(t, 1)
+    fport, pport = free_port(), free_port()
+    fout, pout = tmp_path / "flume-out", tmp_path / "py-out"
+    fout.mkdir()
+    pout.mkdir()
+    fconf = tmp_path / "flume.conf"
+    fconf.write_text(FLUME_SIDE.format(servers=kafka_broker.bootstrap, from_py=from_py, from_flume=from_flume,
+                                       out=fout, port=fport))
+    py = run_agent(PY_SIDE.format(servers=kafka_broker.bootstrap, from_py=from_py, from_flume=from_flume,
+                                  out=pout, port=pport))
+    with FlumeAgent(fconf, name="f1", kafka=True) as flume:
+        flume.wait_for_log("Component type: SOURCE, name: r1 started", timeout=120)
+        wait_for(lambda: _connectable(fport), what="Flume's netcat source")
+        py.wait_for_port(pport)
+        py_lines = [b"py-%05d" % i for i in range(5000)]
+        flume_lines = [b"fl-%05d" % i for i in range(5000)]
+        send_lines(pport, py_lines)
+        send_lines(fport, flume_lines)
+        wait_for(lambda: len(output(fout)) >= 5000 and len(output(pout)) >= 5000, timeout=120,
+                 what="both directions")
+        for out, lines, origin, topic in ((fout, py_lines, "pyflume", from_py), (pout, flume_lines, "flume",
+                                                                                  from_flume)):
+            got = [headers_of(g) for g in output(out)]
+            assert sorted(b for _, b in got) == sorted(lines)
+            h = got[0][0]
+            assert h["made-by"] == origin and h["topic"] == topic and "partition" in h and "offset" in h
