@@ -506,6 +506,125 @@ a1.sinks.k1.hdfs.rollSize = 134217728
         return self.conf.format(port=ctx.port, batch=self.batch, path=path, extra=extra)
 
 
+_KAFKA = None
+
+
+def kafka_broker():
+    """One Kafka broker (KRaft) for the whole benchmark process; every run uses fresh topics and groups."""
+    global _KAFKA
+    if _KAFKA is None:
+        import atexit
+        import tempfile
+
+        from peers.kafka import KafkaBroker
+
+        _KAFKA = KafkaBroker(Path(tempfile.mkdtemp(prefix="bench-kafka-"))).start()
+        atexit.register(_KAFKA.stop)
+    return _KAFKA
+
+
+def topic_size(topic: str) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    broker = kafka_broker()
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "bench-count"})
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts)
+    finally:
+        c.close()
+
+
+class NetcatMemoryKafka(TakeCounted, NetcatMemoryFileRoll):
+    """100-byte lines into the Kafka sink (flumeBatchSize 1000, each system's default producer settings)."""
+
+    name = "netcat-memory-kafka"
+    title = "netcat → memory → Kafka sink (100 B messages, flumeBatchSize 1000)"
+    has_latency = False
+    conf = """\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = netcat
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.ack-every-event = false
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 100000
+a1.channels.c1.transactionCapacity = 1000
+a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink
+a1.sinks.k1.channel = c1
+a1.sinks.k1.kafka.bootstrap.servers = {servers}
+a1.sinks.k1.kafka.topic = {topic}
+a1.sinks.k1.flumeBatchSize = 1000
+"""
+
+    def prepare(self, ctx: Ctx, cache: Path) -> None:
+        super().prepare(ctx, cache)
+        ctx.extra["topic"] = f"bench-{ctx.tmp.name}"
+        kafka_broker().create_topic(ctx.extra["topic"], 1)
+
+    def render(self, ctx: Ctx) -> str:
+        return self.conf.format(port=ctx.port, servers=kafka_broker().bootstrap, topic=ctx.extra["topic"])
+
+    def verify(self, ctx: Ctx) -> None:
+        super().verify(ctx)
+        got = topic_size(ctx.extra["topic"])
+        if got != ctx.n:
+            raise AssertionError(f"{self.name}: the topic holds {got} records, expected {ctx.n}")
+
+
+class KafkaSourceMemoryNull(TakeCounted, Case):
+    """A topic pre-filled with 100-byte records read by the Kafka source (batchSize 1000) into memory → null."""
+
+    name = "kafka-memory-null"
+    title = "Kafka source → memory → null (100 B messages, batchSize 1000)"
+    self_generating = True
+    conf = """\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = org.apache.flume.source.kafka.KafkaSource
+a1.sources.r1.channels = c1
+a1.sources.r1.kafka.bootstrap.servers = {servers}
+a1.sources.r1.kafka.topics = {topic}
+a1.sources.r1.kafka.consumer.group.id = {topic}
+a1.sources.r1.kafka.consumer.auto.offset.reset = earliest
+a1.sources.r1.batchSize = 1000
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 100000
+a1.channels.c1.transactionCapacity = 1000
+a1.sinks.k1.type = null
+a1.sinks.k1.channel = c1
+a1.sinks.k1.batchSize = 1000
+"""
+
+    def prepare(self, ctx: Ctx, cache: Path) -> None:
+        from confluent_kafka import Producer
+
+        super().prepare(ctx, cache)
+        topic = ctx.extra["topic"] = f"bench-{ctx.tmp.name}"
+        broker = kafka_broker()
+        broker.create_topic(topic, 1)
+        p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20, "batch.size": 1_000_000})
+        filler = (b"abcdefghijklmnopqrstuvwxyz0123456789" * 3)[:89]
+        for i in range(ctx.n):
+            while True:
+                try:
+                    p.produce(topic, b"%010d %s" % (i, filler))
+                    break
+                except BufferError:
+                    p.poll(0.05)
+        if p.flush(120) != 0:
+            raise RuntimeError("could not fill the benchmark topic")
+
+    def render(self, ctx: Ctx) -> str:
+        return self.conf.format(servers=kafka_broker().bootstrap, topic=ctx.extra["topic"])
+
+    def ready(self, ctx: Ctx, alive) -> None:
+        wait_port(ctx.mport, alive)
+
 
 class HttpMemoryNull(TakeCounted, Case):
     """JSON batches of 1,000 events POSTed over one keep-alive connection to the http source → memory → null."""
@@ -594,7 +713,8 @@ a1.sinks.k1.batchSize = 1000
 
 CASES: dict[str, Case] = {c.name: c for c in (
     NetcatMemoryFileRoll(), SeqMemoryNull(), SpoolFileChannelFileRoll(100, 1000), SpoolFileChannelFileRoll(1024, 1000),
-    SpoolMemoryNull(), TaildirMemoryNull(), AvroChain(100), AvroChain(1000), HttpMemoryNull())}
+    SpoolMemoryNull(), TaildirMemoryNull(), AvroChain(100), AvroChain(1000), HttpMemoryNull(), NetcatMemoryKafka(),
+    KafkaSourceMemoryNull())}
 #: Run on request only (--cases): Flume's netcat source commits one event per transaction, which with the file
 #: channel means an fsync per event (about 4,500 events/s here), so a 1M-event run takes Flume minutes.
 EXTRA_CASES: dict[str, Case] = {c.name: c for c in (

@@ -27,7 +27,9 @@ def pyflume_command(conf: Path, name: str, sysprops: dict[str, str]) -> list[str
 
 
 def flume_command(conf: Path, name: str, sysprops: dict[str, str]) -> list[str]:
-    agent = flume.FlumeAgent(conf, name, heap=FLUME_HEAP, sysprops=sysprops, log_level="WARN")
+    kafka = "org.apache.flume.source.kafka" in conf.read_text() or "org.apache.flume.sink.kafka" in conf.read_text() \
+        or "org.apache.flume.channel.kafka" in conf.read_text()
+    agent = flume.FlumeAgent(conf, name, heap=FLUME_HEAP, sysprops=sysprops, log_level="WARN", kafka=kafka)
     return agent.command()
 
 

@@ -138,15 +138,22 @@ class KafkaSink(BatchSink):
         simple = self.topic_template is None and self.partition is None and not self.partition_header and \
             not self.timestamp_header and not self.header_map
         try:
-            if simple and not self.flume_format:
+            if simple:
                 topic = self.topic
+                theader = self.topic_header if self.override else None
+                encode = encode_event if self.flume_format else None
                 for e in events:
                     h = e.headers
+                    value = encode(e) if encode else e.body
                     if h:
-                        t = h.get(self.topic_header) if self.override else None
-                        self._produce(produce, t or topic, e.body, h.get("key"), None, None, None)
+                        t = (h.get(theader) if theader else None) or topic
+                        key = h.get("key")
                     else:
-                        self._produce(produce, topic, e.body, None, None, None, None)
+                        t, key = topic, None
+                    try:
+                        produce(t, value, key)
+                    except BufferError:  # local queue full: wait for room (served by poll)
+                        self._produce(produce, t, value, key, None, None, None)
             else:
                 for e in events:
                     self._send_one(produce, e)

@@ -11,6 +11,10 @@ from bench.cases import CASES
 @pytest.mark.parametrize("name", list(CASES))
 def test_each_case_runs_and_checks_its_output(name: str) -> None:
     case = CASES[name]
+    if "kafka" in name:
+        from conftest import require_java_peers
+
+        require_java_peers()  # the case starts its own Kafka broker
     r = run_once("pyflume", case, 2_000_000 if case.self_generating else 20_000)
     assert r["eps"] > 0 and r["rss"] > 0
 

@@ -1,0 +1,99 @@
+"""Kafka components' configuration: Flume's keys and defaults, Java client keys translated for librdkafka, and
+what cannot work refused at --check time with its line. No broker needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent import config
+
+pytest.importorskip("confluent_kafka")
+
+BASE = """\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = org.apache.flume.source.kafka.KafkaSource
+a1.sources.r1.channels = c1
+a1.sources.r1.kafka.bootstrap.servers = 127.0.0.1:9
+a1.sources.r1.kafka.topics = a, b
+a1.channels.c1.type = org.apache.flume.channel.kafka.KafkaChannel
+a1.channels.c1.kafka.bootstrap.servers = 127.0.0.1:9
+a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink
+a1.sinks.k1.channel = c1
+a1.sinks.k1.kafka.bootstrap.servers = 127.0.0.1:9
+"""
+
+
+def build(tmp_path: Path, extra: str = ""):
+    f = tmp_path / "k.conf"
+    f.write_text(BASE + extra)
+    topo, problems = config.check([str(f)], "a1")
+    return topo, [str(p) for p in problems if p.severity == "error"]
+
+
+def test_flume_defaults(tmp_path):
+    topo, errors = build(tmp_path)
+    assert not errors
+    src, ch, sink = topo.sources["r1"], topo.channels["c1"], topo.sinks["k1"]
+    assert src.topics == ["a", "b"] and src.batch == 1000 and src.duration == 1.0
+    assert src.settings["group.id"] == "flume" and src.settings["auto.offset.reset"] == "latest"
+    assert src.settings["enable.auto.commit"] == "false"
+    assert ch.topic == "flume-channel" and ch.flume_format is True and ch.poll_timeout == 0.5
+    assert ch.consumer_settings["auto.offset.reset"] == "earliest" and ch.producer_settings["acks"] == "all"
+    assert sink.topic == "default-flume-topic" and sink.batch_size() == 100 and sink.settings["acks"] == "1"
+    assert ch.durable
+
+
+def test_java_client_keys_are_translated(tmp_path):
+    topo, errors = build(tmp_path, """\
+a1.sinks.k1.kafka.producer.max.request.size = 2097152
+a1.sinks.k1.kafka.producer.buffer.memory = 33554432
+a1.sinks.k1.kafka.producer.key.serializer = org.apache.kafka.common.serialization.StringSerializer
+a1.sinks.k1.kafka.producer.security.protocol = SASL_PLAINTEXT
+a1.sinks.k1.kafka.producer.sasl.mechanism = PLAIN
+a1.sinks.k1.kafka.producer.sasl.jaas.config = org.apache.kafka.common.security.plain.PlainLoginModule required \
+username="flume" password="s3cret";
+a1.sinks.k1.kafka.producer.ssl.disableTLSHostnameVerification = true
+a1.sources.r1.kafka.consumer.partition.assignment.strategy = \
+org.apache.kafka.clients.consumer.RoundRobinAssignor
+a1.sources.r1.kafka.consumer.max.poll.records = 10
+a1.sources.r1.kafka.topics.regex = logs-.*
+a1.sinks.k1.batchSize = 250
+""")
+    assert not errors, errors
+    s = topo.sinks["k1"].settings
+    assert s["message.max.bytes"] == "2097152" and s["queue.buffering.max.kbytes"] == "32768"
+    assert s["sasl.mechanisms"] == "PLAIN" and s["sasl.username"] == "flume" and s["sasl.password"] == "s3cret"
+    assert s["ssl.endpoint.identification.algorithm"] == "none" and "key.serializer" not in s
+    assert topo.sinks["k1"].batch_size() == 250  # the deprecated batchSize is still read
+    src = topo.sources["r1"]
+    assert src.settings["partition.assignment.strategy"] == "roundrobin" and "max.poll.records" not in src.settings
+    assert src.topics == ["^logs-.*"]  # the regex wins over kafka.topics
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ("a1.sinks.k1.kafka.producer.ssl.truststore.location = /etc/ts.jks\n",
+     "k.conf:13: a1.sinks.k1 (org.apache.flume.sink.kafka.KafkaSink): kafka.producer.ssl.truststore.location: "
+     "Java truststores cannot be read"),
+    ("a1.sinks.k1.kafka.producer.acks = banana\n",
+     "k.conf:13: a1.sinks.k1 (org.apache.flume.sink.kafka.KafkaSink): kafka.producer.acks: librdkafka refuses"),
+    ("a1.channels.c1.kafka.consumer.no.such.thing = 1\n",
+     "k.conf:13: a1.channels.c1 (org.apache.flume.channel.kafka.KafkaChannel): kafka.consumer.no.such.thing: "
+     "librdkafka refuses the consumer settings: No such configuration property"),
+    ("a1.sources.r1.migrateZookeeperOffsets = true\n", "migrateZookeeperOffsets: ZooKeeper offset migration"),
+    ("a1.sources.r1.kafka.topics.regex = (unclosed\n", "kafka.topics.regex: not a valid regular expression"),
+])
+def test_what_cannot_work_is_refused_with_its_line(tmp_path, extra, expected):
+    topo, errors = build(tmp_path, extra)
+    assert topo is None
+    assert any(expected in e for e in errors), errors
+
+
+def test_a_source_needs_topics(tmp_path):
+    f = tmp_path / "k.conf"
+    f.write_text(BASE.replace("a1.sources.r1.kafka.topics = a, b\n", ""))
+    topo, problems = config.check([str(f)], "a1")
+    assert topo is None and any("set kafka.topics" in str(p) for p in problems)
