@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 from conftest import free_port
@@ -69,6 +71,11 @@ def wait_for(cond, timeout: float = 30.0, what: str = "condition") -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def metrics(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        return json.loads(r.read())
+
+
 def replace_conf(conf: Path, text: str) -> None:
     """Write the new configuration the way tools do: a temporary file renamed over the old one."""
     tmp = conf.with_suffix(".new")
@@ -81,7 +88,9 @@ def test_changing_a_sink_under_load_restarts_only_the_sink_and_loses_nothing(run
     out1, out2 = tmp_path / "out1", tmp_path / "out2"
     out1.mkdir()
     out2.mkdir()
-    agent = run_agent(BASE.format(port=port, out=out1))
+    mport = free_port()
+    agent = run_agent(BASE.format(port=port, out=out1),
+                      args=["-Dflume.monitoring.type=http", f"-Dflume.monitoring.port={mport}"])
     agent.wait_for_port(port)
     sent: list[bytes] = []
     errors: list[BaseException] = []
@@ -102,8 +111,13 @@ def test_changing_a_sink_under_load_restarts_only_the_sink_and_loses_nothing(run
 
     t = threading.Thread(target=produce)
     t.start()
+    seen: list[tuple[int, int]] = []  # the channel's put and take counters, read while events flow
     assert half.wait(30)
     replace_conf(agent.conf, BASE.format(port=port, out=out2))  # the sink now writes elsewhere
+    while t.is_alive():
+        c1 = metrics(mport)["CHANNEL.c1"]
+        seen.append((int(c1["EventPutSuccessCount"]), int(c1["EventTakeSuccessCount"])))
+        time.sleep(0.05)
     agent.wait_for_log("Configuration reloaded")
     t.join(60)
     assert not errors, errors  # the source was not restarted: its client's connection stayed open
@@ -111,6 +125,12 @@ def test_changing_a_sink_under_load_restarts_only_the_sink_and_loses_nothing(run
     got = lines_in(out1, out2)
     assert sorted(got) == sorted(sent)  # nothing lost, nothing twice
     assert lines_in(out2), "the new sink.directory is in effect"
+    # the kept channel kept counting across the reload: never backwards, takes never ahead of puts, and in the end
+    # exactly what was sent
+    assert len(seen) > 5 and all(t <= p for p, t in seen)
+    assert [p for p, _ in seen] == sorted(p for p, _ in seen) and [t for _, t in seen] == sorted(t for _, t in seen)
+    wait_for(lambda: metrics(mport)["CHANNEL.c1"]["EventTakeSuccessCount"] == str(len(sent)), what="counters")
+    assert metrics(mport)["CHANNEL.c1"]["EventPutSuccessCount"] == str(len(sent))
     log = agent.log()
     assert "stopped sink group k1" in log and "kept channel c1" in log and "source r1" in log.split("kept", 1)[1]
     assert agent.terminate() == 0
