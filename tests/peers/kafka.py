@@ -87,7 +87,9 @@ class KafkaBroker:
     def start(self, timeout: float = 90) -> KafkaBroker:
         conf = self._write_config()
         if not self._formatted:
-            cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            cluster = "-"
+            while cluster.startswith("-"):  # the storage tool would read a leading '-' as an option
+                cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             proc = subprocess.run(self._java("kafka.tools.StorageTool", ["format", "-t", cluster, "-c", str(conf)],
                                              heap="256m"), capture_output=True, text=True, timeout=120)
             if proc.returncode != 0:
