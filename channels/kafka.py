@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from agent.avro_event import AvroEventError, decode_event, encode_event
 from agent.core import Channel, ChannelException, Event, Transaction
-from agent.kafka_conf import check_client_config, client_config, client_hooks
+from agent.kafka_conf import check_client_config, client_config, client_hooks, consumer_defaults
 from agent.metrics import ChannelCounter
 from agent.spec import Conf, Prop, Spec
 
@@ -108,6 +108,7 @@ class KafkaChannel(Channel):
         consumer["enable.auto.offset.store"] = "false"
         reset = "earliest" if conf.get("readSmallestOffset") in (None, True) else "latest"
         consumer.setdefault("auto.offset.reset", reset)
+        consumer_defaults(consumer)
         check_client_config(conf, producer, "producer")
         check_client_config(conf, consumer, "consumer")
         self.producer_settings = producer

@@ -17,7 +17,7 @@ import time
 
 from agent.avro_event import AvroEventError, decode_event
 from agent.core import POLL_BACKOFF, ChannelException, Event, PollableSource, Status
-from agent.kafka_conf import check_client_config, client_config, client_hooks
+from agent.kafka_conf import check_client_config, client_config, client_hooks, consumer_defaults
 from agent.metrics import SourceCounter
 from agent.spec import Conf, Prop, Spec
 
@@ -105,6 +105,7 @@ class KafkaSource(PollableSource):
         # Flume's source leaves the Java client's default: a group with no committed offset starts at the end.
         settings.setdefault("auto.offset.reset", "latest")
         settings.setdefault("client.id", f"flume-{name}")
+        consumer_defaults(settings)
         check_client_config(conf, settings, "consumer")
         self.settings = settings
         self.consumer = None
