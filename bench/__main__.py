@@ -197,6 +197,11 @@ every millisecond. Rows with "–" for Flume were run for pyflume only (`--syste
 Hadoop's client jars, which the harness does not put on Flume's classpath yet. Cases measured in separate
 invocations are merged with `--merge` (bench/results.json keeps every run).
 
+Kafka cases run against one Apache Kafka 3.7.1 broker (KRaft, same machine, started by the harness), a fresh
+topic with one partition per run; Flume uses its own flume-kafka-source/sink 1.11 (kafka-clients 2.7.2), pyflume
+librdkafka; each with its default client settings. The Kafka source case pre-fills the topic and measures from the
+first event counted; the sink case also checks the topic's record count after every run.
+
 {table(results, latencies, SYSTEMS)}
 
 ## Every run
