@@ -80,17 +80,48 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
+def _log4j_level(conf_dir: Path) -> str | None:
+    """The root level a Flume conf directory's log4j2.xml or log4j.properties sets (Flume ships both kinds)."""
+    xml = conf_dir / "log4j2.xml"
+    if xml.is_file():
+        import xml.etree.ElementTree as ET
+
+        try:
+            root = ET.parse(xml).getroot()
+        except ET.ParseError:
+            return None
+        for el in root.iter():
+            if el.tag.rsplit("}", 1)[-1] in ("Root", "root") and el.get("level"):
+                level = el.get("level", "")
+                if level.startswith("${"):  # ${sys:flume.root.logger:-INFO} and the like: the default after :-
+                    level = level.rsplit(":-", 1)[-1].rstrip("}") if ":-" in level else ""
+                return level or None
+        return None
+    props = conf_dir / "log4j.properties"
+    if props.is_file():
+        from agent.properties import PropertiesError, load_properties
+
+        try:
+            keys = {e.key: e.value for e in load_properties(props)}
+        except PropertiesError:
+            return None
+        spec = keys.get("flume.root.logger") or keys.get("log4j.rootLogger")
+        return spec.split(",")[0].strip() if spec else None
+    return None
+
+
 def _setup_logging(sysprops: dict[str, str], conf_dir: str | None) -> None:
     level = logging.INFO
     spec = sysprops.get("flume.root.logger")
-    if spec:
-        name = spec.split(",")[0].strip().upper()
-        level = _LEVELS.get(name, logging.INFO)
     if conf_dir and not spec:
         cfg = Path(conf_dir) / "logging.conf"
         if cfg.is_file():
             logging_config.fileConfig(cfg, disable_existing_loggers=False)
             return
+        spec = _log4j_level(Path(conf_dir))
+    if spec:
+        name = spec.split(",")[0].strip().upper()
+        level = _LEVELS.get(name, logging.INFO)
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)-5s [%(threadName)s] %(name)s: %(message)s")
 

@@ -232,3 +232,16 @@ def test_missing_required_points_at_the_type_line(tmp_path):
     text = BASE.replace("a1.sinks.k1.type = null", "a1.sinks.k1.type = file_roll")
     topo, problems = run(tmp_path, text)
     assert "F:7: a1.sinks.k1 (file_roll): sink.directory: required property is missing" in problems[0]
+
+
+def test_log4j_files_in_the_conf_dir_set_the_level(tmp_path):
+    from agent.cli import _log4j_level
+
+    (tmp_path / "log4j.properties").write_text("flume.root.logger=DEBUG,LOGFILE\nlog4j.rootLogger=INFO\n")
+    assert _log4j_level(tmp_path) == "DEBUG"
+    (tmp_path / "log4j2.xml").write_text(
+        '<Configuration><Loggers><Logger name="x" level="ERROR"/>'
+        '<Root level="${sys:flume.root.logger:-WARN}"><AppenderRef ref="c"/></Root></Loggers></Configuration>')
+    assert _log4j_level(tmp_path) == "WARN"  # log4j2.xml wins, as in Flume 1.11
+    (tmp_path / "log4j2.xml").write_text('<Configuration><Loggers><Root level="error"/></Loggers></Configuration>')
+    assert _log4j_level(tmp_path) == "error"
