@@ -193,8 +193,9 @@ nothing duplicated). Events/s is measured from the first byte sent (from the fir
 self-generating seq source) to the last event counted at the destination; CPU seconds cover the same window;
 peak RSS is the process's VmHWM (summed over both agents in the two-agent avro chain). Input lines are 100 bytes
 unless the case says otherwise. Latency is measured with paced input stamped at send time and the output tailed
-every millisecond. Rows with "–" for Flume were run for pyflume only (`--systems pyflume`): Flume's hdfs sink needs
-Hadoop's client jars, which the harness does not put on Flume's classpath yet. Cases measured in separate
+every millisecond. Rows with "–" for Flume were run for pyflume only (`--systems pyflume`). Flume's hdfs sink runs
+with its flume-hdfs-sink module and hadoop-client 3.3.6 on the classpath and talks Hadoop RPC to the mini cluster;
+pyflume's goes through WebHDFS. Cases measured in separate
 invocations are merged with `--merge` (bench/results.json keeps every run).
 
 Kafka cases run against one Apache Kafka 3.7.1 broker (KRaft, same machine, started by the harness), a fresh

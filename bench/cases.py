@@ -719,6 +719,6 @@ CASES: dict[str, Case] = {c.name: c for c in (
 #: channel means an fsync per event (about 4,500 events/s here), so a 1M-event run takes Flume minutes.
 EXTRA_CASES: dict[str, Case] = {c.name: c for c in (
     NetcatFileChannelFileRoll(), SpoolFileChannelFileRoll(100, 100), SpoolFileChannelFileRoll(1024, 100),
-    # pyflume only for now (--systems pyflume): Flume's hdfs sink needs Hadoop's client jars on its classpath
+    # HDFS: both systems (Flume with its hdfs module and hadoop-client); the mini cluster takes a minute to start
     NetcatMemoryHdfs("minidfs", 100), NetcatMemoryHdfs("minidfs", 1000), NetcatMemoryHdfs("file", 100),
     NetcatMemoryHdfs("file", 1000))}

@@ -27,9 +27,7 @@ def pyflume_command(conf: Path, name: str, sysprops: dict[str, str]) -> list[str
 
 
 def flume_command(conf: Path, name: str, sysprops: dict[str, str]) -> list[str]:
-    kafka = "org.apache.flume.source.kafka" in conf.read_text() or "org.apache.flume.sink.kafka" in conf.read_text() \
-        or "org.apache.flume.channel.kafka" in conf.read_text()
-    agent = flume.FlumeAgent(conf, name, heap=FLUME_HEAP, sysprops=sysprops, log_level="WARN", kafka=kafka)
+    agent = flume.FlumeAgent(conf, name, heap=FLUME_HEAP, sysprops=sysprops, log_level="WARN")
     return agent.command()
 
 

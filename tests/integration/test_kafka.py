@@ -345,7 +345,7 @@ def test_flume_and_pyflume_share_topics_in_flume_event_format(kafka_broker, flum
                                        out=fout, port=fport))
     py = run_agent(PY_SIDE.format(servers=kafka_broker.bootstrap, from_py=from_py, from_flume=from_flume,
                                   out=pout, port=pport))
-    with FlumeAgent(fconf, name="f1", kafka=True) as flume:
+    with FlumeAgent(fconf, name="f1") as flume:
         flume.wait_for_log("Component type: SOURCE, name: r1 started", timeout=120)
         wait_for(lambda: _connectable(fport), what="Flume's netcat source")
         py.wait_for_port(pport)

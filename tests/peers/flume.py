@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from . import maven
 
-__all__ = ["FLUME_VERSION", "classpath", "kafka_classpath", "FlumeAgent", "avro_client"]
+__all__ = ["FLUME_VERSION", "classpath", "module_classpath", "FlumeAgent", "avro_client"]
 
 FLUME_VERSION = "1.11.0"
 ARTIFACTS = [
@@ -20,12 +21,13 @@ ARTIFACTS = [
     "org.apache.logging.log4j:log4j-slf4j-impl:2.20.0",
 ]
 
-# Flume's Kafka source and sink live in separate modules (with kafka-clients 2.7); resolved into their own
-# directory so the core Flume cache stays valid, and put after it on the classpath.
-KAFKA_ARTIFACTS = [
-    f"org.apache.flume.flume-ng-sources:flume-kafka-source:{FLUME_VERSION}",
-    f"org.apache.flume.flume-ng-sinks:flume-ng-kafka-sink:{FLUME_VERSION}",
-]
+# Flume's Kafka source and sink, and its HDFS sink (with Hadoop's client), live in separate modules; each is
+# resolved into its own directory so the core Flume cache stays valid, and put after it on the classpath.
+MODULES = {
+    "kafka": [f"org.apache.flume.flume-ng-sources:flume-kafka-source:{FLUME_VERSION}",
+              f"org.apache.flume.flume-ng-sinks:flume-ng-kafka-sink:{FLUME_VERSION}"],
+    "hdfs": [f"org.apache.flume.flume-ng-sinks:flume-hdfs-sink:{FLUME_VERSION}", "org.apache.hadoop:hadoop-client:3.3.6"],
+}
 
 _LOG4J2 = """<?xml version="1.0" encoding="UTF-8"?>
 <Configuration status="warn">
@@ -41,10 +43,24 @@ def classpath() -> str:
     return str(_home() / "lib" / "*")
 
 
-def kafka_classpath() -> str:
-    """Flume 1.11 plus its Kafka source and sink."""
-    extra = maven.resolve(f"flume-kafka-{FLUME_VERSION}", KAFKA_ARTIFACTS)
-    return classpath() + os.pathsep + str(extra / "lib" / "*")
+def module_classpath(*modules: str) -> str:
+    """Flume 1.11 plus optional modules ("kafka", "hdfs")."""
+    parts = [classpath()]
+    for m in modules:
+        parts.append(str(maven.resolve(f"flume-{m}-{FLUME_VERSION}", MODULES[m]) / "lib" / "*"))
+    return os.pathsep.join(parts)
+
+
+def modules_for(conf_text: str) -> tuple[str, ...]:
+    """The optional modules a properties text needs."""
+    found = []
+    if "org.apache.flume.source.kafka" in conf_text or "org.apache.flume.sink.kafka" in conf_text \
+            or "org.apache.flume.channel.kafka" in conf_text:
+        found.append("kafka")
+    if re.search(r"^\s*\S+\.sinks\.\S+\.type\s*[=:]\s*(hdfs|org\.apache\.flume\.sink\.hdfs\.HDFSEventSink)\s*$",
+                 conf_text, re.M):
+        found.append("hdfs")
+    return tuple(found)
 
 
 def _home() -> Path:
@@ -70,9 +86,10 @@ class FlumeAgent:
     """One Apache Flume agent process running a properties file, in its own process group."""
 
     def __init__(self, conf: Path, name: str = "a1", log_path: Path | None = None, heap: str = "512m",
-                 sysprops: dict[str, str] | None = None, log_level: str = "INFO", kafka: bool = False):
+                 sysprops: dict[str, str] | None = None, log_level: str = "INFO",
+                 modules: tuple[str, ...] | None = None):
         self.conf = Path(conf)
-        self.kafka = kafka  # with Flume's Kafka source and sink on the classpath
+        self.modules = modules  # optional Flume modules on the classpath; None: what the file needs
         self.name = name
         self.log_path = log_path or self.conf.with_suffix(".flume.log")
         self.heap = heap
@@ -81,9 +98,10 @@ class FlumeAgent:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
+        mods = self.modules if self.modules is not None else modules_for(self.conf.read_text())
         cmd = java_command("org.apache.flume.node.Application", ["-f", str(self.conf), "-n", self.name],
                            heap=self.heap, log_level=self.log_level,
-                           cp=kafka_classpath() if self.kafka else None)
+                           cp=module_classpath(*mods) if mods else None)
         props = [f"-D{k}={v}" for k, v in self.sysprops.items()]
         return cmd[:1] + props + cmd[1:]
 
