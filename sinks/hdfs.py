@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict
 
 from agent import registry
+from agent.avro_event import decode_event, encode_event
 from agent.core import BatchSink, Event, EventDeliveryException
 from agent.spec import Conf, ConfigError, Prop, Spec
 from sinks.escapes import EscapeError, PathTemplate
@@ -29,7 +30,14 @@ _FILE_TYPES = {
     "SequenceFile": "Hadoop SequenceFile of (LongWritable timestamp, BytesWritable or Text body) records.",
     "DataStream": "The serializer's output as is (text lines by default).",
     "CompressedStream": "The serializer's output compressed with hdfs.codeC, one compressed member per batch.",
+    "Parquet": "pyflume: Apache Parquet (columns headers map<string,string> and body binary), compressed with "
+               "hdfs.codeC (snappy by default; gzip, zstandard, lz4). The file is written when it rolls; until "
+               "then every batch is durable in the in-use file, a staging log, which a restart converts.",
 }
+# hdfs.codeC (alias or Hadoop class name) -> Parquet's compression name
+_PARQUET_CODECS = {"gzip": "gzip", "gzipcodec": "gzip", "default": "gzip", "defaultcodec": "gzip",
+                   "snappy": "snappy", "snappycodec": "snappy", "zstandard": "zstd", "zstd": "zstd",
+                   "zstandardcodec": "zstd", "lz4": "lz4", "lz4codec": "lz4", "none": "none"}
 
 
 class HDFSEventSink(BatchSink):
@@ -110,11 +118,24 @@ class HDFSEventSink(BatchSink):
         self.retry_interval = conf["hdfs.retryInterval"]
         self.recover = conf["hdfs.recoverInUseFiles"]
         self.codec: Codec | None = None
-        if conf.get("hdfs.codeC"):
+        if conf.get("hdfs.codeC") and self.file_type != "Parquet":
             try:
                 self.codec = codec_for(conf["hdfs.codeC"])
             except ValueError as exc:
                 conf.error(str(exc), "hdfs.codeC")
+        self.parquet_compression = "snappy"
+        if self.file_type == "Parquet":
+            text = (conf.get("hdfs.codeC") or "snappy").rsplit(".", 1)[-1].lower()
+            self.codec = None  # Parquet compresses its pages itself
+            if text not in _PARQUET_CODECS:
+                conf.error(f"Parquet cannot use codec '{conf['hdfs.codeC']}'; use snappy, gzip, zstandard, lz4 or "
+                           f"none", "hdfs.codeC")
+            self.parquet_compression = _PARQUET_CODECS.get(text, "snappy")
+            if not self.suffix:
+                self.suffix = ".parquet"
+            if not self.in_use_prefix and not self.in_use_suffix:
+                conf.error("fileType Parquet stages each file under its in-use name; set hdfs.inUseSuffix or "
+                           "hdfs.inUsePrefix (emptyInUseSuffix needs an inUsePrefix)", "hdfs.fileType")
         if self.file_type == "DataStream" and self.codec is not None:
             conf.error("hdfs.codeC cannot be used with fileType DataStream; use CompressedStream", "hdfs.codeC")
         if self.file_type == "CompressedStream" and self.codec is None and not conf.get("hdfs.codeC"):
@@ -144,7 +165,7 @@ class HDFSEventSink(BatchSink):
             conf.error(str(exc), "hdfs.path" if "timeZone" not in str(exc) else "hdfs.timeZone")
             self.fs = None  # type: ignore[assignment]
         self.serializer_cls: type[EventSerializer] | None = None
-        if self.file_type != "SequenceFile":
+        if self.file_type not in ("SequenceFile", "Parquet"):
             try:
                 self.serializer_cls = registry.resolve("serializer", conf["serializer"])
                 self.serializer_conf = conf.nested("serializer.", self.serializer_cls.spec)
@@ -328,6 +349,11 @@ class HDFSEventSink(BatchSink):
             final = name[len(self.in_use_prefix):len(name) - len(tail) if tail else None]
             dst = f"{directory}/{final}"
             try:
+                if self.file_type == "Parquet":
+                    self._finish_parquet(src, dst)
+                    self.log.warning("HDFS sink %s: recovered %s left in use by an earlier run: converted to %s",
+                                     self.name, src, dst)
+                    continue
                 self.fs.rename(src, dst)
                 self.log.warning("HDFS sink %s: recovered %s left in use by an earlier run: renamed to %s",
                                  self.name, src, dst)
@@ -355,6 +381,18 @@ class HDFSEventSink(BatchSink):
                     self._close_writer(key)
             if self._pending_renames:
                 self._retry_renames()
+
+    def _finish_parquet(self, staging: str, final: str) -> None:
+        """Write the Parquet file from a staging log, then delete the log (idempotent after a crash)."""
+        if not self.fs.exists(final):
+            data, torn = parquet_from_staging(self.fs.read(staging), self.parquet_compression)
+            if torn:
+                # only a batch whose append never returned can be torn, and that batch was rolled back
+                self.log.warning("HDFS sink %s: %s ends with %d bytes of an unfinished batch; left out", self.name,
+                                 staging, torn)
+            self.fs.create(final, data)
+            self.fs.close(final)
+        self.fs.delete(staging)
 
     def new_serializer(self) -> EventSerializer | None:
         if self.serializer_cls is None:
@@ -389,7 +427,9 @@ class _BucketWriter:
         self.path = f"{self.directory}/{name}"
         self.in_use_path = f"{self.directory}/{sink.in_use_prefix}{name}{sink.in_use_suffix}"
         header = b""
-        if sink.file_type == "SequenceFile":
+        if sink.file_type == "Parquet":
+            pass  # the in-use file is the staging log: records appended batch by batch
+        elif sink.file_type == "SequenceFile":
             self._seq = SequenceFileFormat(sink.write_format, sink.codec, sink.seq_compression)
             header = self._seq.header()
         else:
@@ -413,7 +453,9 @@ class _BucketWriter:
         return data
 
     def append(self, events: list[Event]) -> None:
-        if self._seq is not None:
+        if self.sink.file_type == "Parquet":
+            self._pending.append(staging_records(events))
+        elif self._seq is not None:
             self._pending.append(self._seq.encode(events))
         else:
             assert self._serializer is not None
@@ -441,7 +483,42 @@ class _BucketWriter:
                 self._pending.append(tail)
         self.flush()
         self.fs.close(self.in_use_path)
-        if self.in_use_path != self.path:
+        if self.sink.file_type == "Parquet":
+            self.sink._finish_parquet(self.in_use_path, self.path)
+        elif self.in_use_path != self.path:
             self.fs.rename(self.in_use_path, self.path)
         self.sink.log.info("HDFS sink %s: closed %s (%d events)", self.sink.name, self.path, self.events)
 
+
+
+def staging_records(events: list[Event]) -> bytes:
+    """Parquet staging log records: a 4-byte big-endian length, then the event as an AvroFlumeEvent datum."""
+    out = []
+    for e in events:
+        datum = encode_event(e)
+        out.append(len(datum).to_bytes(4, "big"))
+        out.append(datum)
+    return b"".join(out)
+
+
+def parquet_from_staging(data: bytes, compression: str) -> tuple[bytes, int]:
+    """The Parquet file for a staging log, and how many bytes at its end were an incomplete record."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    headers: list[list[tuple[str, str]]] = []
+    bodies: list[bytes] = []
+    pos, n = 0, len(data)
+    while pos + 4 <= n:
+        size = int.from_bytes(data[pos:pos + 4], "big")
+        if pos + 4 + size > n:
+            break
+        e = decode_event(data[pos + 4:pos + 4 + size])
+        headers.append(list(e.headers.items()))
+        bodies.append(e.body)
+        pos += 4 + size
+    table = pa.table({"headers": pa.array(headers, type=pa.map_(pa.string(), pa.string())),
+                      "body": pa.array(bodies, type=pa.binary())})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression=compression)
+    return sink.getvalue().to_pybytes(), n - pos

@@ -50,6 +50,12 @@ class FileSystem:
     def mkdirs(self, directory: str) -> None:
         raise NotImplementedError
 
+    def read(self, path: str) -> bytes:
+        raise NotImplementedError
+
+    def delete(self, path: str) -> None:
+        raise NotImplementedError
+
     def describe(self) -> str:
         return type(self).__name__
 
@@ -100,6 +106,18 @@ class LocalFileSystem(FileSystem):
     def mkdirs(self, directory: str) -> None:
         os.makedirs(directory, exist_ok=True)
 
+    def read(self, path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    def delete(self, path: str) -> None:
+        self.close(path)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        _fsync_dir(os.path.dirname(path))
+
     def describe(self) -> str:
         return "local file system"
 
@@ -142,6 +160,13 @@ class WebHdfsFileSystem(FileSystem):
 
     def mkdirs(self, directory: str) -> None:
         self.client.makedirs(directory)
+
+    def read(self, path: str) -> bytes:
+        with self.client.read(path) as r:
+            return r.read()
+
+    def delete(self, path: str) -> None:
+        self.client.delete(path)
 
     def describe(self) -> str:
         return f"HDFS via WebHDFS at {', '.join(self.urls)}"

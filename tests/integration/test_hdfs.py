@@ -176,3 +176,41 @@ def test_cluster_restart_mid_stream_loses_nothing(run_agent, tmp_path) -> None:
         assert got == set(_expected(n))
     finally:
         cluster.stop()
+
+
+def _parquet_rows(client: InsecureClient, files: list[str]) -> list[dict]:
+    import io
+
+    import pyarrow.parquet as pq
+
+    rows: list[dict] = []
+    for f in files:
+        with client.read(f) as r:
+            rows += pq.read_table(io.BytesIO(r.read())).to_pylist()
+    return rows
+
+
+@pytest.mark.parametrize("codec", ["", "zstandard"])
+def test_parquet_files_roll_and_keep_headers(run_agent, minidfs, codec: str) -> None:
+    path = f"/flume/parquet-{codec or 'snappy'}"
+    extra = "a1.sinks.k1.hdfs.fileType = Parquet" + (f"\na1.sinks.k1.hdfs.codeC = {codec}" if codec else "")
+    files = _run(run_agent, minidfs, path, 5000, 2000, extra)
+    assert len(files) == 3 and all(f.endswith(".parquet") for f in files), files  # 2000 + 2000 + 1000
+    rows = _parquet_rows(_client(minidfs), files)
+    assert sorted(int(r["body"]) for r in rows) == list(range(5000))
+    assert all(dict(r["headers"]).keys() == {"timestamp"} for r in rows)
+
+
+def test_a_parquet_staging_file_left_by_a_crash_is_converted(run_agent, minidfs) -> None:
+    from agent.core import Event
+    from sinks.hdfs import staging_records
+
+    client = _client(minidfs)
+    path = "/flume/parquet-recover"
+    year = time.strftime("%Y", time.gmtime())
+    staged = staging_records([Event(b"kept-%d" % i, {"h": str(i)}) for i in range(3)]) + b"\x00\x00\x01"  # torn
+    client.write(f"{path}/{year}/FlumeData.7.parquet.tmp", data=staged)
+    files = _run(run_agent, minidfs, path, 100, 0, "a1.sinks.k1.hdfs.fileType = Parquet")
+    assert f"{path}/{year}/FlumeData.7.parquet" in files
+    rows = _parquet_rows(client, [f"{path}/{year}/FlumeData.7.parquet"])
+    assert [(r["body"], dict(r["headers"])) for r in rows] == [(b"kept-%d" % i, {"h": str(i)}) for i in range(3)]
