@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from agent.spec import Conf
 
-__all__ = ["client_config", "client_hooks", "check_client_config", "consumer_defaults", "GLOBAL_SSL"]
+__all__ = ["client_config", "client_hooks", "check_client_config", "consumer_defaults", "flush_timeout", "GLOBAL_SSL"]
 
 # Java client keys that mean nothing to librdkafka or are handled by pyflume itself: dropped silently.
 _DROPPED = {
@@ -143,3 +143,11 @@ def consumer_defaults(settings: dict[str, str]) -> None:
     """
     settings.setdefault("fetch.queue.backoff.ms", "10")
     settings.setdefault("queued.min.messages", "20000")
+
+
+def flush_timeout(settings: dict[str, str]) -> float:
+    """How long a producer flush may wait: a little longer than librdkafka takes to fail a record
+    (message.timeout.ms, 300 s by default; Java's delivery.timeout.ms accepted), so that when flush returns every
+    record has its delivery report."""
+    ms = settings.get("message.timeout.ms") or settings.get("delivery.timeout.ms") or "300000"
+    return int(ms) / 1000.0 + 5.0

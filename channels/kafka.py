@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from agent.avro_event import AvroEventError, decode_event, encode_event
 from agent.core import Channel, ChannelException, Event, Transaction
-from agent.kafka_conf import check_client_config, client_config, client_hooks, consumer_defaults
+from agent.kafka_conf import check_client_config, client_config, client_hooks, consumer_defaults, flush_timeout
 from agent.metrics import ChannelCounter
 from agent.spec import Conf, Prop, Spec
 
@@ -232,18 +232,13 @@ class KafkaChannel(Channel):
                     break
                 except BufferError:
                     producer.poll(0.1)
-        left = producer.flush(_flush_timeout(self.producer_settings))
+        left = producer.flush(flush_timeout(self.producer_settings))
         if left or failed:
             why = failed[0] if failed else f"{left} records not acknowledged in time"
             raise ChannelException(f"Kafka channel {self.name}: writing {len(events)} events to topic {topic} "
                                    f"failed ({why})")
         with self.counter.lock:
             self.counter.send_timer += int((time.monotonic() - started) * 1000)
-
-
-def _flush_timeout(settings: dict[str, str]) -> float:
-    ms = settings.get("message.timeout.ms") or settings.get("delivery.timeout.ms") or "300000"
-    return int(ms) / 1000.0 + 5.0
 
 
 class _KafkaTransaction(Transaction):

@@ -16,7 +16,7 @@ import time
 
 from agent.avro_event import encode_event
 from agent.core import BatchSink, Event, EventDeliveryException
-from agent.kafka_conf import check_client_config, client_config, client_hooks
+from agent.kafka_conf import check_client_config, client_config, client_hooks, flush_timeout
 from agent.metrics import SinkCounter
 from agent.spec import Conf, Prop, Spec
 from sinks.escapes import EscapeError, PathTemplate, has_escapes
@@ -157,7 +157,7 @@ class KafkaSink(BatchSink):
             else:
                 for e in events:
                     self._send_one(produce, e)
-            left = producer.flush(self._flush_timeout())
+            left = producer.flush(flush_timeout(self.settings))
         except BufferError as exc:  # the local queue stayed full even after waiting
             raise EventDeliveryException(f"Kafka sink {self.name}: producer queue full: {exc}") from exc
         if left or failed:
@@ -168,12 +168,6 @@ class KafkaSink(BatchSink):
                                          f"failed ({why}); the batch is rolled back")
         with self.counter.lock:
             self.counter.send_timer += int((time.monotonic() - started) * 1000)
-
-    def _flush_timeout(self) -> float:
-        # librdkafka fails a record after message.timeout.ms (default 300 s, Java's delivery.timeout.ms 120 s);
-        # waiting a little longer than that means every record has its report when flush returns.
-        ms = self.settings.get("message.timeout.ms") or self.settings.get("delivery.timeout.ms") or "300000"
-        return int(ms) / 1000.0 + 5.0
 
     def _produce(self, produce, topic: str, value: bytes, key: str | None, partition: int | None,  # noqa: ANN001
                  timestamp: int | None, headers: list[tuple[str, bytes]] | None) -> None:
