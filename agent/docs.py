@@ -24,6 +24,7 @@ _FAMILIES = [
     ("processor", "Sink processors", "`<agent>.sinkgroups.<name>.processor.type`"),
     ("interceptor", "Interceptors", "`<agent>.sources.<name>.interceptors.<i>.type`"),
     ("serializer", "Event serializers", "`serializer` (hdfs) or `sink.serializer` (file_roll)"),
+    ("hbase_serializer", "HBase serializers", "`serializer` of the hbase2, hbase and asynchbase sinks"),
 ]
 
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "components.md"
@@ -43,7 +44,10 @@ def _kind(prop: Prop) -> str:
 
 
 def _name(prop: Prop) -> str:
-    name = f"`{prop.name}.*`" if prop.prefix else f"`{prop.name}`"
+    if prop.prefix:
+        name = f"`{prop.name.rstrip('.')}.*`" if prop.name else "any key"
+    else:
+        name = f"`{prop.name}`"
     if prop.required:
         name = f"**{name}**"
     if prop.aliases:
@@ -73,7 +77,13 @@ def render() -> str:
             continue
         toc.append(f"- [{title}](#{title.lower().replace(' ', '-')})")
         body += [f"## {title}", "", f"Set with {where}.", ""]
+        seen: dict[str, list[str]] = {}  # one section per implementation, listing every Flume name it answers to
         for entry in entries:
+            seen.setdefault(entry.target, []).append(entry.flume_class or "")
+        for entry in entries:
+            if entry.target not in seen:
+                continue
+            flume_classes = [c for c in seen.pop(entry.target) if c]
             cls = load_target(entry.target)
             label = entry.alias or entry.flume_class or entry.target
             body += [f"### {label}", ""]
@@ -83,8 +93,9 @@ def render() -> str:
             names = []
             if entry.alias:
                 names.append(f"alias `{entry.alias}`")
-            if entry.flume_class:
-                names.append(f"Flume class `{entry.flume_class}`")
+            if flume_classes:
+                names.append(("Flume class " if len(flume_classes) == 1 else "Flume classes ")
+                             + ", ".join(f"`{c}`" for c in flume_classes))
             names.append(f"Python `{entry.target.replace(':', '.')}`")
             body += ["Type: " + "; ".join(names) + ".", ""]
             props = [p for p in cls.spec if not p.hidden]

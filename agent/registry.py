@@ -57,6 +57,9 @@ ENTRIES: list[Entry] = [
     _e("sink", "hdfs", "org.apache.flume.sink.hdfs.HDFSEventSink", "sinks.hdfs:HDFSEventSink"),
     _e("sink", "avro", "org.apache.flume.sink.AvroSink", "sinks.avro:AvroSink"),
     _e("sink", "kafka", "org.apache.flume.sink.kafka.KafkaSink", "sinks.kafka:KafkaSink"),
+    _e("sink", "hbase2", "org.apache.flume.sink.hbase2.HBase2Sink", "sinks.hbase:HBase2Sink"),
+    _e("sink", "hbase", "org.apache.flume.sink.hbase.HBaseSink", "sinks.hbase:HBaseSink"),
+    _e("sink", "asynchbase", "org.apache.flume.sink.hbase.AsyncHBaseSink", "sinks.hbase:AsyncHBaseSink"),
     # Channel selectors
     _e("selector", "replicating", "org.apache.flume.channel.ReplicatingChannelSelector",
        "channels.selectors:ReplicatingChannelSelector"),
@@ -92,6 +95,17 @@ ENTRIES: list[Entry] = [
        "sinks.serializers:HeaderAndBodyTextEventSerializer"),
     _e("serializer", "avro_event", "org.apache.flume.serialization.FlumeEventAvroEventSerializer$Builder",
        "sinks.serializers:FlumeEventAvroEventSerializer"),
+    # HBase sink serializers (the HBase 1, HBase 2 and asynchbase names of the same two serializers)
+    _e("hbase_serializer", None, "org.apache.flume.sink.hbase2.SimpleHBase2EventSerializer",
+       "sinks.hbase:SimpleHbaseEventSerializer"),
+    _e("hbase_serializer", None, "org.apache.flume.sink.hbase.SimpleHbaseEventSerializer",
+       "sinks.hbase:SimpleHbaseEventSerializer"),
+    _e("hbase_serializer", None, "org.apache.flume.sink.hbase.SimpleAsyncHbaseEventSerializer",
+       "sinks.hbase:SimpleHbaseEventSerializer"),
+    _e("hbase_serializer", None, "org.apache.flume.sink.hbase2.RegexHBase2EventSerializer",
+       "sinks.hbase:RegexHbaseEventSerializer"),
+    _e("hbase_serializer", None, "org.apache.flume.sink.hbase.RegexHbaseEventSerializer",
+       "sinks.hbase:RegexHbaseEventSerializer"),
 ]
 
 FAMILIES = {
@@ -102,6 +116,7 @@ FAMILIES = {
     "processor": ("agent.core", "SinkProcessor"),
     "interceptor": ("agent.core", "Interceptor"),
     "serializer": ("sinks.serializers", "EventSerializer"),
+    "hbase_serializer": ("sinks.hbase", "HbaseEventSerializer"),
 }
 
 # Flume components that exist in Flume 1.11 but that pyflume does not provide (yet): a precise message beats
@@ -110,7 +125,7 @@ _NOT_YET = {
     "source": {"exec", "spooldir", "taildir", "http", "avro", "thrift", "syslogtcp", "multiport_syslogtcp",
                "syslogudp", "jms", "kafka"},
     "channel": {"file", "jdbc", "spillablememory"},
-    "sink": {"hdfs", "avro", "thrift", "hbase", "asynchbase", "hbase2", "morphline_solr", "hive", "http", "irc",
+    "sink": {"hdfs", "avro", "thrift", "morphline_solr", "hive", "http", "irc",
              "kafka", "elasticsearch"},
     "selector": {"load_balancing"},
     "serializer": set(),

@@ -155,3 +155,16 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     broker = KafkaBroker(tmp_path_factory.mktemp("kafka")).start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def hbase(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """One Apache HBase (standalone master + Thrift server) for the whole session; skips without java/mvn.
+
+    Tests that stop and restart it must leave it running when they finish (``hbase.start()`` again)."""
+    require_java_peers()
+    from peers.hbase import HBase
+
+    cluster = HBase(tmp_path_factory.mktemp("hbase")).start()
+    yield cluster
+    cluster.stop()

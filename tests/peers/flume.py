@@ -27,6 +27,8 @@ MODULES = {
     "kafka": [f"org.apache.flume.flume-ng-sources:flume-kafka-source:{FLUME_VERSION}",
               f"org.apache.flume.flume-ng-sinks:flume-ng-kafka-sink:{FLUME_VERSION}"],
     "hdfs": [f"org.apache.flume.flume-ng-sinks:flume-hdfs-sink:{FLUME_VERSION}", "org.apache.hadoop:hadoop-client:3.3.6"],
+    "hbase2": [f"org.apache.flume.flume-ng-sinks:flume-ng-hbase2-sink:{FLUME_VERSION}",
+               "org.apache.hbase:hbase-client:2.6.1"],
 }
 
 _LOG4J2 = """<?xml version="1.0" encoding="UTF-8"?>
@@ -44,7 +46,7 @@ def classpath() -> str:
 
 
 def module_classpath(*modules: str) -> str:
-    """Flume 1.11 plus optional modules ("kafka", "hdfs")."""
+    """Flume 1.11 plus optional modules ("kafka", "hdfs", "hbase2")."""
     parts = [classpath()]
     for m in modules:
         parts.append(str(maven.resolve(f"flume-{m}-{FLUME_VERSION}", MODULES[m]) / "lib" / "*"))
@@ -60,6 +62,9 @@ def modules_for(conf_text: str) -> tuple[str, ...]:
     if re.search(r"^\s*\S+\.sinks\.\S+\.type\s*[=:]\s*(hdfs|org\.apache\.flume\.sink\.hdfs\.HDFSEventSink)\s*$",
                  conf_text, re.M):
         found.append("hdfs")
+    if re.search(r"^\s*\S+\.sinks\.\S+\.type\s*[=:]\s*(hbase2|org\.apache\.flume\.sink\.hbase2\.HBase2Sink)\s*$",
+                 conf_text, re.M):
+        found.append("hbase2")
     return tuple(found)
 
 
