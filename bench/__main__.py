@@ -90,6 +90,19 @@ def run_once(system: str, case: Case, n: int) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def ceiling_once(case: Case, n: int) -> dict:
+    """The destination's own client writing the same data as fast as it can, in this process (the ceiling)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"bench-{case.name}-ceiling-"))
+    ctx = Ctx(tmp, n, 0, 0)
+    try:
+        case.prepare(ctx, cache_dir())
+        seconds = case.ceiling(ctx)  # type: ignore[attr-defined]
+        return {"system": "ceiling", "case": case.name, "n": n, "seconds": seconds, "eps": n / seconds,
+                "mbps": n * case.line_size / seconds / 1e6, "cpu": 0.0, "rss": 0.0}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def latency_once(system: str, case: Case, rate: int, seconds: float) -> dict | None:
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-lat-{case.name}-{system}-"))
     ctx = Ctx(tmp, 0, free_port(), free_port())
@@ -149,6 +162,18 @@ def table(results: list[dict], latencies: list[dict], systems: tuple[str, ...]) 
             f"| {fmt(med(mine, 'cpu'), '.2f')} | {fmt(med(theirs, 'cpu'), '.2f')} | {fmt(med(mine, 'rss'), '.0f')} "
             f"| {fmt(med(theirs, 'rss'), '.0f')} | {fmt(rss_ratio, '.2f')} |"
         )
+    ceilings = [k for k in keys if any(r["case"] == k[0] and r["n"] == k[1] and r["system"] == "ceiling"
+                                       for r in results)]
+    if ceilings:
+        lines += ["", "| Case | Events | pyflume events/s | client ceiling events/s | pyflume / ceiling "
+                  "| Flume events/s |", "|---|---:|---:|---:|---:|---:|"]
+        for case, n in ceilings:
+            rows = [r for r in results if r["case"] == case and r["n"] == n]
+            mine = med([r for r in rows if r["system"] == "pyflume"], "eps")
+            top = med([r for r in rows if r["system"] == "ceiling"], "eps")
+            theirs = med([r for r in rows if r["system"] == "flume"], "eps")
+            lines.append(f"| {ALL[case].title} | {n:,} | {fmt_int(mine)} | {fmt_int(top)} "
+                         f"| {fmt(ratio_of(mine, top) * 100, '.0f', '%')} | {fmt_int(theirs)} |")
     if latencies:
         lines += ["", "| Case | paced rate (events/s) | pyflume p50 ms | pyflume p99 ms | Flume p50 ms "
                   "| Flume p99 ms |", "|---|---:|---:|---:|---:|---:|"]
@@ -203,6 +228,11 @@ topic with one partition per run; Flume uses its own flume-kafka-source/sink 1.1
 librdkafka; each with its default client settings. The Kafka source case pre-fills the topic and measures from the
 first event counted; the sink case also checks the topic's record count after every run.
 
+HBase cases run against one Apache HBase 2.6.1 (standalone master and Thrift server, same machine, started by the
+harness), a fresh one-region table per run. Flume uses its own flume-ng-hbase2-sink 1.11 with hbase-client 2.6.1
+(HBase's native RPC); pyflume goes through the Thrift server. The client ceiling is happybase writing the same
+rows in batches of the same size, single-threaded, measured in the same session; every run's row count is checked.
+
 {table(results, latencies, SYSTEMS)}
 
 ## Every run
@@ -256,6 +286,11 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(r)
                     print(f"{case.name} n={n:,} run {i + 1} {system}: {r['eps']:,.0f} events/s, "
                           f"CPU {r['cpu']:.2f} s, peak RSS {r['rss']:.0f} MB", file=sys.stderr)
+                if hasattr(case, "ceiling"):
+                    r = ceiling_once(case, n)
+                    results.append(r)
+                    print(f"{case.name} n={n:,} run {i + 1} client ceiling: {r['eps']:,.0f} events/s",
+                          file=sys.stderr)
         for _ in range((1 if args.quick else 3) if case.has_latency else 0):
             for system in systems:
                 lat = latency_once(system, case, args.latency_rate, 3.0)

@@ -673,6 +673,117 @@ a1.sinks.k1.batchSize = 1000
 
 
 
+_HBASE = None
+
+
+def hbase_peer():
+    """One HBase (standalone + Thrift server) for the whole benchmark process; every run writes a fresh table."""
+    global _HBASE
+    if _HBASE is None:
+        import atexit
+        import tempfile
+
+        from peers.hbase import HBase
+
+        _HBASE = HBase(Path(tempfile.mkdtemp(prefix="bench-hbase-"))).start()
+        atexit.register(_HBASE.stop)
+    return _HBASE
+
+
+def hbase_row_count(table: str) -> int:
+    conn = hbase_peer().connection()
+    try:
+        return sum(1 for _ in conn.table(table).scan(filter="FirstKeyOnlyFilter() AND KeyOnlyFilter()",
+                                                     batch_size=10_000))
+    finally:
+        conn.close()
+
+
+def hbase_drop(table: str) -> None:
+    conn = hbase_peer().connection()
+    try:
+        conn.delete_table(table, disable=True)
+    finally:
+        conn.close()
+
+
+class NetcatMemoryHBase(TakeCounted, NetcatMemoryFileRoll):
+    """100-byte lines into the hbase2 sink, one put per line (row key = the line's id, column = the rest, through
+    the regex serializer), at a given batchSize; a fresh one-region table per run. ``ceiling`` writes the same rows
+    with happybase's own batch puts, the fastest Python path over the same Thrift server."""
+
+    has_latency = False
+    conf = """\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = netcat
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.ack-every-event = false
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 100000
+a1.channels.c1.transactionCapacity = 1000
+a1.sinks.k1.type = hbase2
+a1.sinks.k1.channel = c1
+a1.sinks.k1.table = {table}
+a1.sinks.k1.columnFamily = cf
+a1.sinks.k1.zookeeperQuorum = {zk}
+a1.sinks.k1.thrift = {thrift}
+a1.sinks.k1.batchSize = {batch}
+a1.sinks.k1.serializer = org.apache.flume.sink.hbase2.RegexHBase2EventSerializer
+a1.sinks.k1.serializer.regex = ([0-9]{{10}}) (.*)
+a1.sinks.k1.serializer.colNames = ROW_KEY,payload
+a1.sinks.k1.serializer.rowKeyIndex = 0
+"""
+
+    def __init__(self, batch: int):
+        self.batch = batch
+        self.name = f"netcat-memory-hbase2-batch{batch}"
+        self.title = f"netcat → memory → hbase2 sink (100 B lines, one put each, batchSize {batch})"
+
+    def prepare(self, ctx: Ctx, cache: Path) -> None:
+        super().prepare(ctx, cache)
+        ctx.extra["table"] = "bench_" + "".join(c if c.isalnum() else "_" for c in ctx.tmp.name)
+        hbase_peer().create_table(ctx.extra["table"], "cf")
+
+    def render(self, ctx: Ctx) -> str:
+        h = hbase_peer()
+        return self.conf.format(port=ctx.port, table=ctx.extra["table"], zk=h.zk_quorum, thrift=h.thrift,
+                                batch=self.batch)
+
+    def verify(self, ctx: Ctx) -> None:
+        super().verify(ctx)
+        try:
+            got = hbase_row_count(ctx.extra["table"])
+            if got != ctx.n:
+                raise AssertionError(f"{self.name}: the table holds {got} rows, expected {ctx.n}")
+        finally:
+            hbase_drop(ctx.extra["table"])
+
+    def ceiling(self, ctx: Ctx) -> float:
+        """Seconds happybase takes to write the same rows in batches of ``batch`` puts (checked like a run)."""
+        conn = hbase_peer().connection()
+        try:
+            table = conn.table(ctx.extra["table"])
+            lines = ctx.extra["data"].read_bytes().split(b"\n")[:-1]
+            t0 = time.monotonic()
+            with table.batch(batch_size=self.batch) as b:
+                for line in lines:
+                    b.put(line[:10], {b"cf:payload": line[11:]})
+            elapsed = time.monotonic() - t0
+        finally:
+            conn.close()
+        try:
+            got = hbase_row_count(ctx.extra["table"])
+            if got != ctx.n:
+                raise AssertionError(f"{self.name} ceiling: the table holds {got} rows, expected {ctx.n}")
+        finally:
+            hbase_drop(ctx.extra["table"])
+        return elapsed
+
+
 class SeqMemoryNull(Case):
     name = "seq-memory-null"
     title = "seq → memory → null"
@@ -721,4 +832,7 @@ EXTRA_CASES: dict[str, Case] = {c.name: c for c in (
     NetcatFileChannelFileRoll(), SpoolFileChannelFileRoll(100, 100), SpoolFileChannelFileRoll(1024, 100),
     # HDFS: both systems (Flume with its hdfs module and hadoop-client); the mini cluster takes a minute to start
     NetcatMemoryHdfs("minidfs", 100), NetcatMemoryHdfs("minidfs", 1000), NetcatMemoryHdfs("file", 100),
-    NetcatMemoryHdfs("file", 1000))}
+    NetcatMemoryHdfs("file", 1000),
+    # HBase: both systems (Flume with its hbase2 module and hbase-client 2.6.1) plus happybase's own batch puts;
+    # HBase writes about 10k rows/s here, so run these with --burst 50000 --sustained 200000
+    NetcatMemoryHBase(100), NetcatMemoryHBase(1000))}

@@ -22,3 +22,15 @@ def test_each_case_runs_and_checks_its_output(name: str) -> None:
 def test_latency_probe_sees_every_line() -> None:
     lat = latency_once("pyflume", CASES["netcat-memory-file_roll"], 2000, 1.0)
     assert lat is not None and 0 < lat["p50"] <= lat["p99"]
+
+
+def test_hbase_case_and_its_client_ceiling(hbase) -> None:
+    """The HBase case (an extra case, run on request) counts rows in the table; its ceiling writes the same rows."""
+    import bench.cases as cases
+    from bench.__main__ import ceiling_once
+
+    cases._HBASE = hbase  # the session's HBase instead of a second one
+    case = cases.EXTRA_CASES["netcat-memory-hbase2-batch1000"]
+    r = run_once("pyflume", case, 20_000)
+    c = ceiling_once(case, 20_000)
+    assert r["eps"] > 0 and c["eps"] > 0 and c["system"] == "ceiling"

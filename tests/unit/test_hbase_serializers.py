@@ -159,3 +159,24 @@ def test_regex_serializer_case_charset_and_group_mismatch():
     s = RegexHbaseEventSerializer("k1", conf, b"cf")
     assert s.serialize([Event(b"ab")]) == ([], [])
     assert any("the regex has 2 groups but colNames lists 1 columns" in str(p) for p in conf.problems)
+
+
+def test_a_custom_serializer_by_dotted_path(tmp_path, monkeypatch):
+    (tmp_path / "my_hbase_ser.py").write_text('''
+from sinks.hbase import HbaseEventSerializer
+
+class StatusCounter(HbaseEventSerializer):
+    def increments(self, event):
+        return [(event.headers.get("status", "unknown").encode(), self.column(b"hits"), 1)]
+''')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    topo, errors, _ = build(tmp_path, "a1.sinks.k1.type = hbase2\na1.sinks.k1.thrift = h:1\n"
+                                      "a1.sinks.k1.serializer = my_hbase_ser.StatusCounter\n"
+                                      "a1.sinks.k1.serializer.anything = goes\n")
+    assert not errors
+    ser = topo.sinks["k1"].serializer
+    assert ser.serialize([Event(b"", {"status": "200"}), Event(b"")]) == (
+        [], [(b"200", b"cf:hits", 1), (b"unknown", b"cf:hits", 1)])
+    _, errors, _ = build(tmp_path, "a1.sinks.k1.type = hbase2\na1.sinks.k1.thrift = h:1\n"
+                                   "a1.sinks.k1.serializer = sinks.logger.LoggerSink\n")
+    assert "must subclass sinks.hbase.HbaseEventSerializer" in "\n".join(errors)
