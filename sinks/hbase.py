@@ -15,6 +15,7 @@ in the channel until it does.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import string
@@ -504,6 +505,7 @@ class _HBaseSinkBase(BatchSink):
                                          f"{len(events)} events: {exc or type(exc).__name__}") from None
 
 
+@functools.cache
 def _thrift():  # noqa: ANN202 - the generated module
     """HBase's Thrift 1 types (Mutation, BatchMutation, TIncrement, IOError), as happybase loads them."""
     import happybase  # noqa: F401 - loading happybase registers the Hbase_thrift module

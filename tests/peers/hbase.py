@@ -178,17 +178,6 @@ class HBase:
         finally:
             conn.close()
 
-    def stop_thrift(self) -> None:
-        self._stop(self.thrift_proc)
-
-    def start_thrift(self, timeout: float = 90) -> None:
-        self.thrift_proc = self._spawn("thrift", self._java(
-            "512m", "org.apache.hadoop.hbase.thrift.ThriftServer", "-p", str(self.thrift_port), "start"))
-        deadline = time.monotonic() + timeout
-        while not _port_open(self.thrift_port):
-            self._check_alive(self.thrift_proc, "thrift", deadline)
-            time.sleep(0.3)
-
     @staticmethod
     def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 60) -> None:
         if proc is None or proc.poll() is not None:
