@@ -461,7 +461,8 @@ def minidfs():
 
 
 class NetcatMemoryHdfs(TakeCounted, NetcatMemoryFileRoll):
-    """1 KiB lines into the hdfs sink (DataStream), on the mini cluster through WebHDFS or on the local disk."""
+    """1 KiB lines into the hdfs sink (DataStream): on the mini cluster over RPC (pyflume's default for hdfs://) or
+    through WebHDFS, or on the local disk."""
 
     has_latency = False
     line_size = 1000
@@ -493,14 +494,18 @@ a1.sinks.k1.hdfs.rollSize = 134217728
         self.target = target
         self.batch = batch
         self.name = f"netcat-memory-hdfs-{target}-batch{batch}"
-        where = "mini HDFS cluster via WebHDFS" if target == "minidfs" else "file://"
+        where = {"minidfs": "mini HDFS cluster over RPC", "webhdfs": "mini HDFS cluster via WebHDFS",
+                 "file": "file://"}[target]
         self.title = f"netcat → memory → hdfs sink ({where}, 1 KB lines, batch {self.batch})"
 
     def render(self, ctx: Ctx) -> str:
-        if self.target == "minidfs":
+        if self.target in ("minidfs", "webhdfs"):
             dfs = minidfs()
             path = f"hdfs://127.0.0.1:{dfs.rpc_port}/bench/{ctx.tmp.name}"
-            extra = f"a1.sinks.k1.hdfs.webhdfs.address = 127.0.0.1:{dfs.http_port}"
+            extra = ""
+            if self.target == "webhdfs":  # Flume ignores both lines (its sink always speaks RPC)
+                extra = ("a1.sinks.k1.hdfs.transport = webhdfs\n"
+                         f"a1.sinks.k1.hdfs.webhdfs.address = 127.0.0.1:{dfs.http_port}")
         else:
             path, extra = f"file://{ctx.out}", ""
         return self.conf.format(port=ctx.port, batch=self.batch, path=path, extra=extra)
@@ -831,8 +836,8 @@ CASES: dict[str, Case] = {c.name: c for c in (
 EXTRA_CASES: dict[str, Case] = {c.name: c for c in (
     NetcatFileChannelFileRoll(), SpoolFileChannelFileRoll(100, 100), SpoolFileChannelFileRoll(1024, 100),
     # HDFS: both systems (Flume with its hdfs module and hadoop-client); the mini cluster takes a minute to start
-    NetcatMemoryHdfs("minidfs", 100), NetcatMemoryHdfs("minidfs", 1000), NetcatMemoryHdfs("file", 100),
-    NetcatMemoryHdfs("file", 1000),
+    NetcatMemoryHdfs("minidfs", 100), NetcatMemoryHdfs("minidfs", 1000), NetcatMemoryHdfs("webhdfs", 100),
+    NetcatMemoryHdfs("webhdfs", 1000), NetcatMemoryHdfs("file", 100), NetcatMemoryHdfs("file", 1000),
     # HBase: both systems (Flume with its hbase2 module and hbase-client 2.6.1) plus happybase's own batch puts;
     # HBase writes about 10k rows/s here, so run these with --burst 50000 --sustained 200000
     NetcatMemoryHBase(100), NetcatMemoryHBase(1000))}

@@ -1,17 +1,22 @@
-"""The hdfs sink: events into files on HDFS (through WebHDFS) or a local file system, bucketed by path escapes.
+"""The hdfs sink: events into files on HDFS (over its RPC, or WebHDFS) or a local file system, bucketed by path
+escapes.
 
 Each batch is grouped by its resolved path (``hdfs.path`` + ``hdfs.filePrefix`` after escapes); each group is
 appended to that bucket's open file with one call, and the transaction commits only after every touched file
-has the batch durably (a WebHDFS APPEND completed, or a local write fdatasynced). Files are written under their
+has the batch durably (hsynced down the HDFS block pipeline, a WebHDFS APPEND completed, or a local write
+fdatasynced). Files are written under their
 in-use name (``inUsePrefix + name + inUseSuffix``) and renamed when they roll: on ``rollInterval``, ``rollSize``
-(body bytes), ``rollCount``, ``idleTimeout``, when more than ``maxOpenFiles`` are open, and at stop. In-use files
-that a crash left behind are renamed the first time the sink writes in their directory again
-(``hdfs.recoverInUseFiles``), so no ``.tmp`` is stranded.
+(body bytes), ``rollCount``, ``idleTimeout``, when more than ``maxOpenFiles`` are open, and at stop. A rolled file
+is sealed (its last bytes durable) by the sink thread, then closed and renamed by one of ``hdfs.threadsPoolSize``
+closer threads, so completing a file on the namenode never stalls the batches. In-use files that a crash left
+behind are renamed the first time the sink writes in their directory again (``hdfs.recoverInUseFiles``), so no
+``.tmp`` is stranded.
 """
 
 from __future__ import annotations
 
 import io
+import queue
 import threading
 import time
 from collections import OrderedDict
@@ -41,7 +46,7 @@ _PARQUET_CODECS = {"gzip": "gzip", "gzipcodec": "gzip", "default": "gzip", "defa
 
 
 class HDFSEventSink(BatchSink):
-    """Writes events to files in HDFS (WebHDFS) or a local file system, rolled by time, size, count or idleness."""
+    """Writes events to files in HDFS or a local file system, rolled by time, size, count or idleness."""
 
     alias = "hdfs"
     flume_class = "org.apache.flume.sink.hdfs.HDFSEventSink"
@@ -64,19 +69,23 @@ class HDFSEventSink(BatchSink):
              "Compression codec: gzip, bzip2, snappy, lz4, zstandard, default (or Hadoop class names)."),
         Prop("hdfs.fileType", "enum", "SequenceFile", "File format.", choices=_FILE_TYPES),
         Prop("hdfs.maxOpenFiles", "int", 5000, "Most files open at once; the least recently used is closed.", min=1),
-        Prop("hdfs.minBlockReplicas", "int", None, "Accepted; WebHDFS does not report the replication of a block "
-             "being written, so under-replication does not trigger a roll.", min=1),
+        Prop("hdfs.minBlockReplicas", "int", None, "Accepted; the sink does not watch the replication of the block "
+             "being written (the HDFS client replaces failed datanodes itself), so it does not trigger a roll.",
+             min=1),
         Prop("hdfs.writeFormat", "enum", "Writable", "SequenceFile value type.",
              choices={"Writable": "BytesWritable", "Text": "Text"}),
         Prop("hdfs.sequenceFileCompression", "enum", "BLOCK",
              "pyflume: how hdfs.codeC compresses a SequenceFile (Flume always uses BLOCK).",
              choices={"BLOCK": "one compressed block per batch", "RECORD": "each value compressed"}),
-        Prop("hdfs.callTimeout", "int", 30000, "Milliseconds an HDFS call may take.", min=1),
-        Prop("hdfs.threadsPoolSize", "int", 10, "Accepted for compatibility (calls are made per batch).", min=1),
+        Prop("hdfs.callTimeout", "int", 30000, "Milliseconds an HDFS call may take; a call that outlives it fails "
+             "its batch (over RPC the client is then replaced).", min=1),
+        Prop("hdfs.threadsPoolSize", "int", 10, "Threads that close and rename rolled files in the background "
+             "(appends are made by the sink thread, one call per file and batch).", min=1),
         Prop("hdfs.rollTimerPoolSize", "int", 1, "Accepted for compatibility (one timer thread).", min=1),
         Prop("hdfs.kerberosPrincipal", "str", None, "Kerberos is not supported yet."),
         Prop("hdfs.kerberosKeytab", "str", None, "Kerberos is not supported yet."),
-        Prop("hdfs.proxyUser", "str", None, "User name for WebHDFS (default: HADOOP_USER_NAME, else the OS user)."),
+        Prop("hdfs.proxyUser", "str", None, "User to write as (default: HADOOP_USER_NAME, else the OS user). Over "
+             "RPC one agent has one user, shared by its hdfs sinks."),
         Prop("hdfs.round", "bool", False, "Round the event timestamp down before the time escapes."),
         Prop("hdfs.roundValue", "int", 1, "Round down to a multiple of this many roundUnits.", min=1),
         Prop("hdfs.roundUnit", "enum", "second", "Unit of rounding.",
@@ -87,9 +96,13 @@ class HDFSEventSink(BatchSink):
              min=0),
         Prop("hdfs.retryInterval", "int", 180, "Seconds between close attempts.", min=0),
         Prop("hdfs.useRawLocalFileSystem", "bool", False, "Accepted for compatibility."),
+        Prop("hdfs.transport", "enum", "rpc", "pyflume: how hdfs:// paths are reached.",
+             choices={"rpc": "HDFS's own RPC and data transfer protocols (hdfs-native, no JVM): files stay open, "
+                             "each batch is hsynced; HA and fs.defaultFS from HADOOP_CONF_DIR",
+                      "webhdfs": "the namenode's WebHDFS REST API: one APPEND call per batch and file"}),
         Prop("hdfs.webhdfs.address", "list", [],
-             "pyflume: namenode HTTP address(es) host:port for hdfs:// paths, several for HA (default: from "
-             "HADOOP_CONF_DIR, else the path's host on port 9870).", sep=","),
+             "pyflume: namenode HTTP address(es) host:port for hdfs:// paths with hdfs.transport = webhdfs, several "
+             "for HA (default: from HADOOP_CONF_DIR, else the path's host on port 9870).", sep=","),
         Prop("hdfs.recoverInUseFiles", "bool", True,
              "pyflume: rename in-use files with this sink's prefix left by a crash, when the sink next writes in "
              "their directory. Turn off if several agents share a directory and a file prefix."),
@@ -144,8 +157,7 @@ class HDFSEventSink(BatchSink):
         self.seq_compression = conf["hdfs.sequenceFileCompression"] if self.codec is not None else None
         for prop in ("hdfs.kerberosPrincipal", "hdfs.kerberosKeytab"):
             if conf.get(prop):
-                conf.error("Kerberos is not supported yet (pyflume talks to HDFS through WebHDFS without "
-                           "SPNEGO); use an unsecured cluster or an HttpFS gateway", prop)
+                conf.error("Kerberos is not supported yet; use an unsecured cluster or an HttpFS gateway", prop)
         tz = conf.get("hdfs.timeZone")
         round_unit = conf["hdfs.roundUnit"] if conf["hdfs.round"] else None
         round_value = conf["hdfs.roundValue"]
@@ -156,13 +168,19 @@ class HDFSEventSink(BatchSink):
         try:
             kw = dict(tz=tz, round_unit=round_unit, round_value=round_value,
                       use_local_timestamp=conf["hdfs.useLocalTimeStamp"])
+            transport = conf["hdfs.transport"]
+            if conf.is_set("hdfs.webhdfs.address") and transport != "webhdfs":
+                conf.warn("hdfs.webhdfs.address is used only with hdfs.transport = webhdfs (hdfs:// paths go over "
+                          "RPC by default)", "hdfs.webhdfs.address")
             self.fs, path_in_fs = file_system_for(self.path_text, webhdfs=conf["hdfs.webhdfs.address"],
                                                   user=conf.get("hdfs.proxyUser"),
-                                                  timeout=conf["hdfs.callTimeout"] / 1000)
+                                                  timeout=conf["hdfs.callTimeout"] / 1000, transport=transport)
             self.path_template = PathTemplate(path_in_fs.rstrip("/") or "/", **kw)
             self.prefix_template = PathTemplate(self.prefix_text, **kw)
         except (ValueError, EscapeError) as exc:
-            conf.error(str(exc), "hdfs.path" if "timeZone" not in str(exc) else "hdfs.timeZone")
+            msg = str(exc)
+            conf.error(msg, "hdfs.timeZone" if "timeZone" in msg else "hdfs.proxyUser" if "RPC as" in msg
+                       else "hdfs.path")
             self.fs = None  # type: ignore[assignment]
         self.serializer_cls: type[EventSerializer] | None = None
         if self.file_type not in ("SequenceFile", "Parquet"):
@@ -178,7 +196,15 @@ class HDFSEventSink(BatchSink):
         self._timer: threading.Thread | None = None
         self._recovered_dirs: set[str] = set()
         self._counters: dict[tuple[str, str], int] = {}
-        self._pending_renames: list[tuple[str, str, int, float]] = []  # src, dst, tries, next attempt
+        self._pending_renames: list[tuple[str, str | None, int, float]] = []  # src, dst (None: delete), tries, due
+        self._state_lock = threading.Lock()  # guards _pending_renames and _closing (closers share them)
+        self._closing: set[str] = set()  # in-use paths handed to the closers, not renamed yet
+        # files a failed pipeline or a dead writer left open, whose lease recovery has not finished: path -> next try
+        self._lease_recovery: dict[str, float] = {}
+        self.close_threads: int = conf["hdfs.threadsPoolSize"]
+        self.call_timeout = conf["hdfs.callTimeout"] / 1000
+        self._close_queue: queue.Queue[_BucketWriter | None] | None = None
+        self._closers: list[threading.Thread] = []
 
     # Lifecycle ----------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -186,6 +212,12 @@ class HDFSEventSink(BatchSink):
         self.counter.started()
         self._timer = threading.Thread(target=self._timer_loop, name=f"{self.name}-roll-timer", daemon=True)
         self._timer.start()
+        # bounded: when files roll faster than they close, the sink waits instead of piling up open files
+        self._close_queue = queue.Queue(maxsize=4 * self.close_threads)
+        self._closers = [threading.Thread(target=self._closer_loop, name=f"{self.name}-closer-{i}", daemon=True)
+                         for i in range(self.close_threads)]
+        for t in self._closers:
+            t.start()
         self.log.info("HDFS sink %s started: %s on %s, fileType %s", self.name, self.path_text, self.fs.describe(),
                       self.file_type)
 
@@ -196,7 +228,20 @@ class HDFSEventSink(BatchSink):
         with self._lock:
             for key in list(self._writers):
                 self._close_writer(key)
-            self._retry_renames(force=True)
+        q, self._close_queue = self._close_queue, None
+        if q is not None:
+            for _ in self._closers:
+                q.put(None)
+            deadline = time.monotonic() + max(2 * self.call_timeout, 10)
+            for t in self._closers:
+                t.join(max(deadline - time.monotonic(), 0))
+            with self._state_lock:
+                left = sorted(self._closing)
+            if left:
+                self.log.warning("HDFS sink %s: stopped while %d files were still closing (%s); their data is "
+                                 "durable and the next start renames them", self.name, len(left), ", ".join(left))
+            self._closers = []
+        self._retry_renames(force=True)
         self.counter.stopped()
         self.log.info("HDFS sink %s stopped", self.name)
 
@@ -289,15 +334,41 @@ class HDFSEventSink(BatchSink):
         return w
 
     def _close_writer(self, key: tuple[str, str]) -> None:
+        """Seal the bucket's file now (its last bytes durable); a closer thread closes and renames it."""
         w = self._writers.pop(key, None)
         if w is None:
             return
         try:
-            w.close()
-        except Exception as exc:  # the data is durable; only the rename is missing: retry it later
+            w.seal()
+        except Exception as exc:  # noqa: BLE001 - the batches are durable; only a serializer footer is missing
+            self.log.warning("HDFS sink %s: writing the end of %s failed (%s)", self.name, w.in_use_path, exc)
+        q = self._close_queue
+        with self._state_lock:
+            self._closing.add(w.in_use_path)
+        if q is None:  # not started (or stopping): close here
+            self._finish(w)
+        else:
+            q.put(w)
+
+    def _closer_loop(self) -> None:
+        q = self._close_queue
+        assert q is not None
+        while True:
+            w = q.get()
+            if w is None:
+                return
+            self._finish(w)
+
+    def _finish(self, w: _BucketWriter) -> None:
+        try:
+            w.finish()
+        except Exception as exc:  # noqa: BLE001 - the data is durable; only the rename is missing: retry it later
             self.log.warning("HDFS sink %s: closing %s failed (%s); will retry every %d s", self.name, w.path, exc,
                              self.retry_interval)
-            self._pending_renames.append((w.in_use_path, w.path, 1, time.monotonic() + self.retry_interval))
+            with self._state_lock:
+                self._pending_renames.append((w.in_use_path, w.path, 1, time.monotonic() + self.retry_interval))
+        with self._state_lock:
+            self._closing.discard(w.in_use_path)
         self.counter.connection_closed += 1
 
     def _abandon(self, w: _BucketWriter) -> None:
@@ -308,33 +379,50 @@ class HDFSEventSink(BatchSink):
             self.fs.close(w.in_use_path)
         except Exception:  # noqa: BLE001 - best effort; the rename below decides
             pass
-        self._pending_renames.append((w.in_use_path, w.path, 0, time.monotonic()))
         self.counter.connection_failed += 1
+        # A file none of whose batches was ever acknowledged holds no event: it is deleted rather than kept (after
+        # a datanode restart its never-synced block may not even be recoverable, which makes it unreadable).
+        with self._state_lock:
+            self._pending_renames.append((w.in_use_path, w.path if w.durable_events else None, 0, time.monotonic()))
+        self._retry_renames()
 
     def _retry_renames(self, force: bool = False) -> None:
+        """Rename (or, when ``dst`` is None, delete) files that could not be finished when they were closed or
+        abandoned; a failed attempt is retried after 1, 2, 4 ... s, at most hdfs.retryInterval apart."""
         now = time.monotonic()
         keep = []
-        for src, dst, tries, due in self._pending_renames:
+        with self._state_lock:
+            pending, self._pending_renames = self._pending_renames, []
+        for src, dst, tries, due in pending:
             if due > now and not force:
                 keep.append((src, dst, tries, due))
                 continue
             try:
-                if self.fs.exists(src):
+                if dst is None:
+                    if self.fs.exists(src):
+                        self.fs.delete(src)
+                        self.log.info("HDFS sink %s: deleted %s, which held no committed event", self.name, src)
+                elif self.fs.exists(src):
+                    closed = self.fs.recover_lease(src)  # a broken pipeline left it open: have the namenode close it
                     self.fs.rename(src, dst)
+                    if not closed:
+                        self._recover_later(dst)
                     self.log.info("HDFS sink %s: renamed %s to %s", self.name, src, dst)
             except Exception as exc:  # noqa: BLE001
                 if self.close_tries and tries + 1 >= self.close_tries:
                     self.log.error("HDFS sink %s: giving up renaming %s after %d tries: %s", self.name, src,
                                    tries + 1, exc)
                 else:
-                    keep.append((src, dst, tries + 1, now + self.retry_interval))
-        self._pending_renames = keep
+                    keep.append((src, dst, tries + 1, now + min(self.retry_interval, 2 ** tries)))
+        with self._state_lock:
+            self._pending_renames.extend(keep)
 
     def _recover(self, directory: str, prefix: str) -> None:
         head, tail = self.in_use_prefix + prefix + ".", self.in_use_suffix
         if not head and not tail:
             return
-        open_paths = {w.in_use_path for w in self._writers.values()}
+        with self._state_lock:
+            open_paths = {w.in_use_path for w in self._writers.values()} | self._closing
         try:
             names = self.fs.list(directory)
         except Exception as exc:  # noqa: BLE001
@@ -354,11 +442,34 @@ class HDFSEventSink(BatchSink):
                     self.log.warning("HDFS sink %s: recovered %s left in use by an earlier run: converted to %s",
                                      self.name, src, dst)
                     continue
+                closed = self.fs.recover_lease(src)  # a writer that died holds it open: close it where it ends
                 self.fs.rename(src, dst)
+                if not closed:
+                    self._recover_later(dst)
                 self.log.warning("HDFS sink %s: recovered %s left in use by an earlier run: renamed to %s",
                                  self.name, src, dst)
             except Exception as exc:  # noqa: BLE001
                 self.log.warning("HDFS sink %s: could not recover %s: %s", self.name, src, exc)
+
+    def _recover_later(self, path: str) -> None:
+        """Block recovery can only finish once the datanodes have reported the replica (after a restart, their
+        first block report): ask the namenode again every few seconds until the file is closed."""
+        with self._state_lock:
+            self._lease_recovery[path] = time.monotonic() + 2
+
+    def _retry_lease_recovery(self) -> None:
+        now = time.monotonic()
+        with self._state_lock:
+            due = [path for path, at in self._lease_recovery.items() if at <= now]
+        for path in due:
+            closed = self.fs.recover_lease(path)
+            with self._state_lock:
+                if closed:
+                    self._lease_recovery.pop(path, None)
+                else:
+                    self._lease_recovery[path] = now + 5
+            if closed:
+                self.log.info("HDFS sink %s: %s is closed (its lease was recovered)", self.name, path)
 
     def idle(self) -> None:
         self._check_timers()
@@ -371,6 +482,8 @@ class HDFSEventSink(BatchSink):
                 self.log.exception("HDFS sink %s: roll timer failed", self.name)
 
     def _check_timers(self) -> None:
+        if self._lease_recovery:
+            self._retry_lease_recovery()
         if not (self.roll_interval or self.idle_timeout or self._pending_renames):
             return
         now = time.monotonic()
@@ -385,6 +498,8 @@ class HDFSEventSink(BatchSink):
     def _finish_parquet(self, staging: str, final: str) -> None:
         """Write the Parquet file from a staging log, then delete the log (idempotent after a crash)."""
         if not self.fs.exists(final):
+            if not self.fs.recover_lease(staging, wait=self.call_timeout):  # a dead writer's file reads short
+                raise OSError(f"{staging} is still open by an earlier writer (lease recovery not finished)")
             data, torn = parquet_from_staging(self.fs.read(staging), self.parquet_compression)
             if torn:
                 # only a batch whose append never returned can be torn, and that batch was rolled back
@@ -410,6 +525,7 @@ class _BucketWriter:
         self.prefix = prefix
         self.counter = int(time.time() * 1000)
         self.events = 0
+        self.durable_events = 0  # events whose append returned (durable in the file)
         self.body_bytes = 0
         self.opened = time.monotonic()
         self.last_write = self.opened
@@ -474,14 +590,20 @@ class _BucketWriter:
             data = self.sink.codec.compress(data)
         self.fs.append(self.in_use_path, data)
         self._pending = []
+        self.durable_events = self.events
 
-    def close(self) -> None:
+    def seal(self) -> None:
+        """Write what is left (the serializer's footer, pending bytes) durably; no more appends after this."""
         if self._serializer is not None:
             self._serializer.close()
+            self._serializer = None
             tail = self._take_buf()
             if tail:
                 self._pending.append(tail)
         self.flush()
+
+    def finish(self) -> None:
+        """Close the sealed file and give it its final name (the closer threads do this)."""
         self.fs.close(self.in_use_path)
         if self.sink.file_type == "Parquet":
             self.sink._finish_parquet(self.in_use_path, self.path)
