@@ -219,9 +219,9 @@ self-generating seq source) to the last event counted at the destination; CPU se
 peak RSS is the process's VmHWM (summed over both agents in the two-agent avro chain). Input lines are 100 bytes
 unless the case says otherwise. Latency is measured with paced input stamped at send time and the output tailed
 every millisecond. Rows with "–" for Flume were run for pyflume only (`--systems pyflume`). Flume's hdfs sink runs
-with its flume-hdfs-sink module and hadoop-client 3.3.6 on the classpath and talks Hadoop RPC to the mini cluster;
-pyflume's goes through WebHDFS. Cases measured in separate
-invocations are merged with `--merge` (bench/results.json keeps every run).
+with its flume-hdfs-sink module and hadoop-client 3.3.6 on the classpath and talks Hadoop RPC to the mini cluster
+(hflush per batch); pyflume's talks HDFS RPC through hdfs-native (hsync per batch), or WebHDFS in the "via WebHDFS"
+rows. Cases measured in separate invocations are merged with `--merge` (bench/results.json keeps every run).
 
 Kafka cases run against one Apache Kafka 3.7.1 broker (KRaft, same machine, started by the harness), a fresh
 topic with one partition per run; Flume uses its own flume-kafka-source/sink 1.11 (kafka-clients 2.7.2), pyflume
