@@ -19,6 +19,7 @@ import functools
 import random
 import re
 import string
+import struct
 import threading
 import time
 import uuid
@@ -167,6 +168,9 @@ def _java_split(text: str, sep: str) -> list[str]:
 _NAMED_GROUP = re.compile(r"(?<!\\)\(\?<(?![=!])")
 
 
+_ASCII = bytes(range(128))
+
+
 def java_regex(pattern: str) -> str:
     """The Python spelling of a Java regex: ``(?<name>...)`` named groups become ``(?P<name>...)``."""
     return _NAMED_GROUP.sub("(?P<", pattern)
@@ -198,16 +202,21 @@ class RegexHbaseEventSerializer(HbaseEventSerializer):
 
     def __init__(self, name: str, conf: Conf, family: bytes = b""):
         super().__init__(name, conf, family)
-        flags = re.DOTALL | (re.IGNORECASE if conf["regexIgnoreCase"] else 0)
+        # Java's \w \d \s \b and case-insensitive matching are ASCII-only unless a pattern asks otherwise: re.ASCII
+        flags = re.DOTALL | re.ASCII | (re.IGNORECASE if conf["regexIgnoreCase"] else 0)
+        text = java_regex(conf["regex"])
         try:
-            self.pattern = re.compile(java_regex(conf["regex"]), flags)
+            self.pattern = re.compile(text, flags)
         except re.error as exc:
             raise ConfigError(f"invalid regex {conf['regex']!r}: {exc}", "regex") from None
         self.charset = conf["charset"]
         try:
-            "".encode(self.charset)
+            ascii_same = _ASCII.decode("ascii").encode(self.charset) == _ASCII
         except LookupError:
             raise ConfigError(f"unknown charset {self.charset!r}", "charset") from None
+        # An ASCII body in an ASCII-compatible charset matches an ASCII pattern the same as bytes or as text, and
+        # its groups are already their UTF-8 bytes: that path skips the decode and the encodes.
+        self.bytes_pattern = re.compile(text.encode("ascii"), flags) if ascii_same and text.isascii() else None
         names = _java_split(conf["colNames"], ",")
         self.columns = [self.column(n.encode(self.charset)) for n in names]
         self.row_key_index = conf["rowKeyIndex"]
@@ -234,6 +243,7 @@ class RegexHbaseEventSerializer(HbaseEventSerializer):
         if not self.usable:
             return [], []
         match = self.pattern.fullmatch
+        bmatch = self.bytes_pattern.fullmatch if self.bytes_pattern is not None else None
         charset = self.charset
         columns = self.columns
         rk = self.row_key_index
@@ -242,17 +252,24 @@ class RegexHbaseEventSerializer(HbaseEventSerializer):
         puts: list[Put] = []
         generated: list[int] = []
         for e in events:
-            m = match(e.body.decode(charset, "replace"))
-            if m is None:
-                continue
-            groups = m.groups()
-            cells = {c: g.encode() for c, g in zip(columns, groups, strict=True) if g is not None}
+            body = e.body
+            if bmatch is not None and body.isascii():
+                m = bmatch(body)
+                if m is None:
+                    continue
+                groups = m.groups()
+                cells = {c: g for c, g in zip(columns, groups, strict=True) if g is not None}
+            else:
+                m = match(body.decode(charset, "replace"))
+                if m is None:
+                    continue
+                groups = tuple(g.encode() if g is not None else None for g in m.groups())  # values in UTF-8
+                cells = {c: g for c, g in zip(columns, groups, strict=True) if g is not None}
             if rk >= 0:
-                key = groups[rk]
-                if key is None:
+                row = groups[rk]
+                if row is None:
                     continue  # no row key to write to (Flume fails the batch on this event, forever)
                 cells.pop(columns[rk], None)
-                row = key.encode()
             else:
                 row = b""
                 generated.append(len(puts))
@@ -383,6 +400,7 @@ class _HBaseSinkBase(BatchSink):
         self._client: Any = None
         self._next_target = 0
         self._checked = False
+        self._heads: dict[bytes, bytes] = {}  # encoded Mutation prefix per column (encode_mutate_rows)
 
     # -- connection -----------------------------------------------------------------------------------------
 
@@ -472,7 +490,14 @@ class _HBaseSinkBase(BatchSink):
             if not self._checked:
                 self._check_table()
             client = self._client
-            if puts:
+            if puts and self.protocol == "binary" and hasattr(client, "_recv"):
+                # the call's bytes straight from the serializer's tuples (byte-equal to thriftpy2's encoding of
+                # the Mutation structs, tested), then thriftpy2 reads the reply and raises HBase's errors
+                trans = client._oprot.trans
+                trans.write(encode_mutate_rows(self.table_b, puts, self.wal, client._seqid, self._heads))
+                trans.flush()
+                client._recv("mutateRows")
+            elif puts:
                 wal = self.wal
                 mutation = Hbase.Mutation
                 batch = [Hbase.BatchMutation(row, [mutation(column=c, value=v, writeToWAL=wal)
@@ -503,6 +528,33 @@ class _HBaseSinkBase(BatchSink):
             self._disconnect()
             raise EventDeliveryException(f"HBase sink {self.name}: lost the Thrift server while writing "
                                          f"{len(events)} events: {exc or type(exc).__name__}") from None
+
+
+_I32 = struct.Struct(">i").pack
+_MUTATE_ROWS = b"\x80\x01\x00\x01" + _I32(10) + b"mutateRows"  # strict binary message header: CALL mutateRows
+
+
+def encode_mutate_rows(table: bytes, puts: Sequence[Put], wal: bool, seqid: int, heads: dict[bytes, bytes]) -> bytes:
+    """HBase Thrift 1 ``mutateRows(table, [BatchMutation(row, [Mutation(isDelete=false, column, value, writeToWAL)
+    ...]) ...], {})`` in the strict binary protocol, as one bytes object. ``heads`` caches each column's encoded
+    field prefix (a serializer writes a handful of columns)."""
+    i32 = _I32
+    tail = b"\x02\x00\x04\x01\x00" if wal else b"\x02\x00\x04\x00\x00"  # writeToWAL, end of Mutation
+    parts = [_MUTATE_ROWS, i32(seqid), b"\x0b\x00\x01", i32(len(table)), table,  # 1: tableName
+             b"\x0f\x00\x02\x0c", i32(len(puts))]  # 2: rowBatches, a list of structs
+    extend = parts.extend
+    for row, cells in puts:
+        extend((b"\x0b\x00\x01", i32(len(row)), row, b"\x0f\x00\x02\x0c", i32(len(cells))))  # row, mutations
+        for column, value in cells.items():
+            head = heads.get(column)
+            if head is None:  # isDelete = false, then the column
+                head = b"\x02\x00\x01\x00\x0b\x00\x02" + i32(len(column)) + column + b"\x0b\x00\x03"
+                if len(heads) < 4096:
+                    heads[column] = head
+            extend((head, i32(len(value)), value, tail))
+        parts.append(b"\x00")  # end of BatchMutation
+    parts.append(b"\x0d\x00\x03\x0b\x0b\x00\x00\x00\x00\x00")  # 3: attributes, an empty map; end of args
+    return b"".join(parts)
 
 
 @functools.cache

@@ -180,3 +180,23 @@ class StatusCounter(HbaseEventSerializer):
     _, errors, _ = build(tmp_path, "a1.sinks.k1.type = hbase2\na1.sinks.k1.thrift = h:1\n"
                                    "a1.sinks.k1.serializer = sinks.logger.LoggerSink\n")
     assert "must subclass sinks.hbase.HbaseEventSerializer" in "\n".join(errors)
+
+
+@pytest.mark.parametrize(("pattern", "columns", "ignore_case"), [
+    (r"(\S+) (\w+) \[([^\]]*)\] (\d+)(.*)", "ROW_KEY,b,c,d,e", "false"),
+    (r"(?<ip>[0-9.]+) (GET|post) (\s*)(.*)", "ROW_KEY,b,c,d", "true")])
+def test_regex_serializer_bytes_path_equals_the_text_path(pattern: str, columns: str, ignore_case: str):
+    """ASCII bodies take a bytes-level regex; it must write exactly what the decoded-text path writes, and both
+    keep Java's ASCII-only classes (\\w, \\d, \\s, case folding)."""
+    s = regex(regex=pattern, colNames=columns, rowKeyIndex="0", regexIgnoreCase=ignore_case)
+    assert s.bytes_pattern is not None
+    bodies = [b"10.0.0.1 GET [x] 200 rest", b"10.0.0.2 Post  tail", b"a_b \xc3\xa9t\xc3\xa9 [y] 1", b"x \x1c [z] 2 ",
+              b"10.0.0.3 post \x1c\x1dz", b"1.2.3.4 gEt [] 3", b"no match", b"9.9.9.9 get \xe2\x80\x83 [q] 4 \xc3\xa9"]
+    events = [Event(b) for b in bodies]
+    fast, _ = s.serialize(events)
+    s.bytes_pattern = None
+    slow, _ = s.serialize(events)
+    assert fast == slow and fast  # some match, some do not, in both paths alike
+    # Java's \s is [ \t\n\x0B\f\r]: \x1c is no whitespace there (Python's text regex says it is without re.ASCII)
+    assert regex(regex=r"(\s)", colNames="a").serialize([Event(b"\x1c")])[0] == []
+    assert regex(regex=r"(\w+)", colNames="a").serialize([Event("été".encode())])[0] == []
