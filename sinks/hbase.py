@@ -258,13 +258,12 @@ class RegexHbaseEventSerializer(HbaseEventSerializer):
                 if m is None:
                     continue
                 groups = m.groups()
-                cells = {c: g for c, g in zip(columns, groups, strict=True) if g is not None}
             else:
                 m = match(body.decode(charset, "replace"))
                 if m is None:
                     continue
                 groups = tuple(g.encode() if g is not None else None for g in m.groups())  # values in UTF-8
-                cells = {c: g for c, g in zip(columns, groups, strict=True) if g is not None}
+            cells = {c: g for c, g in zip(columns, groups, strict=True) if g is not None}
             if rk >= 0:
                 row = groups[rk]
                 if row is None:
@@ -314,7 +313,6 @@ class _HBaseSinkBase(BatchSink):
     """What the three HBase sink types share; they differ only in their Flume names and default serializer."""
 
     batch_size_prop = "batchSize"
-    default_serializer = "org.apache.flume.sink.hbase2.SimpleHBase2EventSerializer"
 
     @classmethod
     def make_spec(cls, default_serializer: str, *extra: Prop) -> Spec:

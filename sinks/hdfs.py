@@ -403,10 +403,7 @@ class HDFSEventSink(BatchSink):
                         self.fs.delete(src)
                         self.log.info("HDFS sink %s: deleted %s, which held no committed event", self.name, src)
                 elif self.fs.exists(src):
-                    closed = self.fs.recover_lease(src)  # a broken pipeline left it open: have the namenode close it
-                    self.fs.rename(src, dst)
-                    if not closed:
-                        self._recover_later(dst)
+                    self._rename_closing(src, dst)  # a broken pipeline may have left it open
                     self.log.info("HDFS sink %s: renamed %s to %s", self.name, src, dst)
             except Exception as exc:  # noqa: BLE001
                 if self.close_tries and tries + 1 >= self.close_tries:
@@ -442,20 +439,21 @@ class HDFSEventSink(BatchSink):
                     self.log.warning("HDFS sink %s: recovered %s left in use by an earlier run: converted to %s",
                                      self.name, src, dst)
                     continue
-                closed = self.fs.recover_lease(src)  # a writer that died holds it open: close it where it ends
-                self.fs.rename(src, dst)
-                if not closed:
-                    self._recover_later(dst)
+                self._rename_closing(src, dst)  # a writer that died holds it open
                 self.log.warning("HDFS sink %s: recovered %s left in use by an earlier run: renamed to %s",
                                  self.name, src, dst)
             except Exception as exc:  # noqa: BLE001
                 self.log.warning("HDFS sink %s: could not recover %s: %s", self.name, src, exc)
 
-    def _recover_later(self, path: str) -> None:
-        """Block recovery can only finish once the datanodes have reported the replica (after a restart, their
-        first block report): ask the namenode again every few seconds until the file is closed."""
-        with self._state_lock:
-            self._lease_recovery[path] = time.monotonic() + 2
+    def _rename_closing(self, src: str, dst: str) -> None:
+        """Rename a file another writer may still hold open, after asking the namenode to close it where it ends
+        (lease recovery). Block recovery can only finish once the datanodes have reported the replica (after a
+        restart, their first block report), so until the file is closed the timer asks again every few seconds."""
+        closed = self.fs.recover_lease(src)
+        self.fs.rename(src, dst)
+        if not closed:
+            with self._state_lock:
+                self._lease_recovery[dst] = time.monotonic() + 2
 
     def _retry_lease_recovery(self) -> None:
         now = time.monotonic()
