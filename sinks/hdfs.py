@@ -39,6 +39,8 @@ _FILE_TYPES = {
                "hdfs.codeC (snappy by default; gzip, zstandard, lz4). The file is written when it rolls; until "
                "then every batch is durable in the in-use file, a staging log, which a restart converts.",
 }
+#: seconds between a failed write and the rename + lease recovery of its file (see HDFSEventSink._abandon)
+_SETTLE_S = 10
 # hdfs.codeC (alias or Hadoop class name) -> Parquet's compression name
 _PARQUET_CODECS = {"gzip": "gzip", "gzipcodec": "gzip", "default": "gzip", "defaultcodec": "gzip",
                    "snappy": "snappy", "snappycodec": "snappy", "zstandard": "zstd", "zstd": "zstd",
@@ -381,9 +383,16 @@ class HDFSEventSink(BatchSink):
             pass
         self.counter.connection_failed += 1
         # A file none of whose batches was ever acknowledged holds no event: it is deleted rather than kept (after
-        # a datanode restart its never-synced block may not even be recoverable, which makes it unreadable).
+        # a datanode restart its never-synced block may not even be recoverable, which makes it unreadable). Any
+        # other file is renamed, with its lease recovered, once the cluster had time to settle: a recovery asked
+        # before the datanodes re-registered finds no replica, and the namenode then refuses further attempts
+        # until that one times out (about 90 s), leaving the file unreadable as long.
+        if w.durable_events:
+            with self._state_lock:
+                self._pending_renames.append((w.in_use_path, w.path, 0, time.monotonic() + _SETTLE_S))
+            return
         with self._state_lock:
-            self._pending_renames.append((w.in_use_path, w.path if w.durable_events else None, 0, time.monotonic()))
+            self._pending_renames.append((w.in_use_path, None, 0, time.monotonic()))
         self._retry_renames()
 
     def _retry_renames(self, force: bool = False) -> None:

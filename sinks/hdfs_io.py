@@ -223,13 +223,8 @@ class NativeHdfsFileSystem(FileSystem):
             w = self._writers.pop(path, None)
         if w is None:
             return
-        try:
-            self._call("close", path, w.close)  # type: ignore[attr-defined]
-        except OSError:
-            # a broken pipeline cannot complete the file: have the namenode recover it (closes it at the length
-            # the datanodes hold, which includes every hsynced batch), then let the caller retry the rename
-            self.recover_lease(path)
-            raise
+        # a broken pipeline cannot complete the file; the sink then has its lease recovered before renaming it
+        self._call("close", path, w.close)  # type: ignore[attr-defined]
 
     def recover_lease(self, path: str, wait: float = 0) -> bool:
         # starts block recovery on the namenode, which closes the file at the length the datanodes hold
