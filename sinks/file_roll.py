@@ -8,6 +8,9 @@ sink's start, and a file opened as soon as the sink runs, before the first event
 Delivery: each batch is serialized into one buffer and handed to the operating system with one ``write`` before
 the transaction commits. There is no fsync per batch (Flume's file_roll does not sync either): a crash of the
 process loses nothing that was committed, a crash of the machine can lose the batches of the last few seconds.
+A process killed in the middle of that ``write`` can leave its file ending in part of the batch (the kernel may
+stop a large write at a page boundary); that batch was not committed, so the next start writes it whole to a new
+file. Readers of a directory written through crashes should treat a last line without a newline as torn.
 
 Rolling needs no timer thread: the sink checks the clock before each batch and each time it finds the channel
 empty. The sink runner calls ``process()`` at least every few seconds when idle (the memory channel's take waits
