@@ -47,6 +47,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for(cond, timeout: float = 60.0, what: str = "condition", every: float = 0.05) -> None:  # noqa: ANN001
+    """Poll ``cond()`` every ``every`` seconds until it is true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def rolled_lines(out: Path, torn: list[bytes] | None = None) -> list[bytes]:
+    """The newline-terminated lines of every file in ``out`` (a file_roll directory), file by file in name order.
+
+    A file's last line without a newline is left out: the sink is still writing it, or the agent was killed in the
+    middle of a batch's ``write`` (the kernel can stop a large write at a page boundary) — that batch was not
+    committed and is written again whole to the next file. Such tails are appended to ``torn`` when given, so a
+    crash test can check them."""
+    lines: list[bytes] = []
+    if not out.exists():
+        return lines
+    for path in sorted(out.iterdir()):
+        parts = path.read_bytes().split(b"\n")
+        lines += parts[:-1]
+        if parts[-1] and torn is not None:
+            torn.append(parts[-1])
+    return lines
+
+
 def agent_command() -> list[str]:
     """The installed console script when there is one (as a user runs it), else ``python -m agent``."""
     beside = Path(sys.executable).parent / "agent"  # the venv's script, activated or not

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from agent.core import Event
 from agent.rpc import RpcClient, RpcError
-from conftest import agent_command, free_port
+from conftest import agent_command, free_port, rolled_lines, wait_for
 
 AGGREGATOR = """\
 agg.sources = r1
@@ -69,22 +69,6 @@ col.sinks.k2.compression-type = {compression}
 """
 
 
-def output(out: Path) -> list[bytes]:
-    if not out.exists():
-        return []
-    data = b"".join(p.read_bytes() for p in sorted(out.iterdir()))
-    return data.split(b"\n")[:-1] if data else []
-
-
-def wait_for(cond, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def aggregator_conf(d: Path, port: int, compression: str = "none", capacity: int = 100000,
                     durable: bool = False) -> str:
     """The aggregator's properties; ``durable`` swaps the memory channel for a file channel under ``d``, so an
@@ -126,12 +110,12 @@ def test_two_tier_chain_with_failover_loses_nothing(run_agent, tmp_path: Path) -
         lines = [b"line-%06d" % i for i in range(60_000)]
         with socket.create_connection(("127.0.0.1", col_port)) as s:
             s.sendall(b"\n".join(lines[:30_000]) + b"\n")
-            wait_for(lambda: len(output(tmp_path / "agg1" / "out")) >= 10_000)
+            wait_for(lambda: len(rolled_lines(tmp_path / "agg1" / "out")) >= 10_000)
             agg1.kill()  # the preferred aggregator dies mid-stream (SIGKILL)
             s.sendall(b"\n".join(lines[30_000:]) + b"\n")
-        got = lambda: output(tmp_path / "agg1" / "out") + output(tmp_path / "agg2" / "out")  # noqa: E731
+        got = lambda: rolled_lines(tmp_path / "agg1" / "out") + rolled_lines(tmp_path / "agg2" / "out")  # noqa: E731
         # the failover target takes everything the collector still holds ...
-        wait_for(lambda: len(output(tmp_path / "agg2" / "out")) >= 30_000, timeout=60)
+        wait_for(lambda: len(rolled_lines(tmp_path / "agg2" / "out")) >= 30_000, timeout=60)
         # ... and what agg1 acknowledged but had not written yet sits in its file channel until it comes back
         agg1 = start_aggregator(run_agent, tmp_path, "agg1", agg1_port, "deflate", durable=True, restart=True)
         wait_for(lambda: {g.split(b"} ", 1)[1] for g in got()} >= set(lines), timeout=60)
@@ -164,8 +148,9 @@ def test_full_channel_answers_failed_and_the_retry_succeeds(run_agent, tmp_path:
                 statuses.append("FAILED")
                 time.sleep(0.01)
     client.close()
-    wait_for(lambda: len(output(tmp_path / "out")) >= 40_000)
-    assert sorted(output(tmp_path / "out")) == sorted(b"{} b%02d-%04d" % (k, i) for k in range(40) for i in range(1000))
+    wait_for(lambda: len(rolled_lines(tmp_path / "out")) >= 40_000)
+    want = sorted(b"{} b%02d-%04d" % (k, i) for k in range(40) for i in range(1000))
+    assert sorted(rolled_lines(tmp_path / "out")) == want
     assert agent.terminate() == 0
 
 
@@ -190,7 +175,7 @@ def test_bad_frames_close_only_that_connection(run_agent, tmp_path: Path) -> Non
     client = RpcClient("127.0.0.1", port)
     client.append_batch([Event(b"still works", {"k": "v"})])
     client.close()
-    wait_for(lambda: output(tmp_path / "out") == [b"{k=v} still works"])
+    wait_for(lambda: rolled_lines(tmp_path / "out") == [b"{k=v} still works"])
     assert "closing the connection" in agent.log()
     assert agent.terminate() == 0
 
@@ -208,8 +193,8 @@ def test_avro_client_command(run_agent, tmp_path: Path) -> None:
     proc = subprocess.run([*agent_command(), "avro-client", "-H", "127.0.0.1", "-p", str(port), "-F", str(data),
                            "-R", str(headers)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    wait_for(lambda: len(output(tmp_path / "out")) == 250)
-    assert output(tmp_path / "out")[0] == b"{host=web1} row 0"
+    wait_for(lambda: len(rolled_lines(tmp_path / "out")) == 250)
+    assert rolled_lines(tmp_path / "out")[0] == b"{host=web1} row 0"
     assert agent.terminate() == 0
 
 
@@ -252,10 +237,10 @@ def test_two_collectors_load_balance_over_two_aggregators_one_restarted(run_agen
             s.close()
 
         def received() -> set[bytes]:
-            return {g.split(b"} ", 1)[1] for i in (1, 2) for g in output(tmp_path / f"agg{i}" / "out")}
+            return {g.split(b"} ", 1)[1] for i in (1, 2) for g in rolled_lines(tmp_path / f"agg{i}" / "out")}
 
         wait_for(lambda: received() >= set(sent), timeout=90)
-        restarted = output(tmp_path / "agg1" / "out")
+        restarted = rolled_lines(tmp_path / "agg1" / "out")
         assert len(restarted) > 0
         for col, _ in collectors:
             assert col.terminate() == 0

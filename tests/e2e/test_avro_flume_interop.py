@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import socket
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, rolled_lines, wait_for
 from peers.flume import FlumeAgent, avro_client
 
 pytestmark = pytest.mark.peer
@@ -61,20 +60,6 @@ SENDER = """\
 N = 100_000
 
 
-def output(out: Path) -> list[bytes]:
-    data = b"".join(p.read_bytes() for p in sorted(out.iterdir())) if out.exists() else b""
-    return data.split(b"\n")[:-1] if data else []
-
-
-def wait_for(cond, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")
-
-
 def wait_port(port: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -107,10 +92,10 @@ def test_flume_avro_sink_into_pyflume_avro_source(compression, tmp_path, flume_c
         wait_port(nc)
         lines = send_lines(nc)
         try:
-            wait_for(lambda: len(output(out)) >= N)
+            wait_for(lambda: len(rolled_lines(out)) >= N)
         except AssertionError:
             raise AssertionError(flume.log()[-3000:] + ours.log()[-3000:]) from None
-    assert sorted(output(out)) == sorted("{from=fl-é} ".encode() + line for line in lines)  # exactly once
+    assert sorted(rolled_lines(out)) == sorted("{from=fl-é} ".encode() + line for line in lines)  # exactly once
     assert ours.terminate() == 0
 
 
@@ -127,11 +112,11 @@ def test_pyflume_avro_sink_into_flume_avro_source(compression, tmp_path, flume_c
         ours.wait_for_port(nc)
         lines = send_lines(nc)
         try:
-            wait_for(lambda: len(output(out)) >= N)
+            wait_for(lambda: len(rolled_lines(out)) >= N)
         except AssertionError:
             raise AssertionError(flume.log()[-3000:] + ours.log()[-3000:]) from None
         assert ours.terminate() == 0
-    assert sorted(output(out)) == sorted("{from=py-é} ".encode() + line for line in lines)  # exactly once
+    assert sorted(rolled_lines(out)) == sorted("{from=py-é} ".encode() + line for line in lines)  # exactly once
 
 
 def test_flume_avro_client_into_pyflume(tmp_path, flume_classpath, run_agent) -> None:
@@ -146,6 +131,6 @@ def test_flume_avro_client_into_pyflume(tmp_path, flume_classpath, run_agent) ->
     headers.write_text("host=web1\n")
     proc = avro_client("127.0.0.1", port, data, headers)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    wait_for(lambda: len(output(out)) >= 1000)
-    assert sorted(output(out)) == sorted(f"{{host=web1}} row {i} é".encode() for i in range(1000))
+    wait_for(lambda: len(rolled_lines(out)) >= 1000)
+    assert sorted(rolled_lines(out)) == sorted(f"{{host=web1}} row {i} é".encode() for i in range(1000))
     assert ours.terminate() == 0

@@ -6,6 +6,8 @@ import os
 import time
 from pathlib import Path
 
+from conftest import rolled_lines, wait_for
+
 CONF = """\
 a1.sources = r1
 a1.channels = c1
@@ -23,27 +25,13 @@ a1.sinks.k1.sink.rollInterval = 0
 """
 
 
-def output(out: Path) -> list[bytes]:
-    data = b"".join(p.read_bytes() for p in sorted(out.iterdir())) if out.exists() else b""
-    return data.split(b"\n")[:-1] if data else []
-
-
-def wait_for(cond, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def test_every_line_of_the_command_once(run_agent, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     agent = run_agent(CONF.format(out=out, extra="a1.sources.r1.command = seq 1 50000\n"
                                                   "a1.sources.r1.batchSize = 1000"))
-    wait_for(lambda: len(output(out)) == 50000)
-    assert output(out) == [str(i).encode() for i in range(1, 50001)]
+    wait_for(lambda: len(rolled_lines(out)) == 50000)
+    assert rolled_lines(out) == [str(i).encode() for i in range(1, 50001)]
     wait_for(lambda: "command exited with code 0" in agent.log())
     assert agent.terminate() == 0
 
@@ -59,10 +47,10 @@ a1.sources.r1.logStdErr = true
 a1.sources.r1.batchSize = 100
 a1.sources.r1.batchTimeout = 200"""
     agent = run_agent(CONF.format(out=out, extra=extra))
-    wait_for(lambda: output(out).count(b"TWO") >= 3)
+    wait_for(lambda: rolled_lines(out).count(b"TWO") >= 3)
     log = agent.log()
     assert "stderr: oops" in log and "command exited with code 3" in log and "restarting" in log
-    assert output(out)[:2] == [b"one", b"TWO"]
+    assert rolled_lines(out)[:2] == [b"one", b"TWO"]
     assert agent.terminate() == 0
 
 
@@ -75,7 +63,7 @@ a1.sources.r1.command = sleep 600 & echo $! > {pidfile}; while true; do echo tic
 a1.sources.r1.batchSize = 1
 a1.sources.r1.batchTimeout = 100"""
     agent = run_agent(CONF.format(out=out, extra=extra))
-    wait_for(lambda: len(output(out)) >= 3 and pidfile.exists() and pidfile.read_text().strip())
+    wait_for(lambda: len(rolled_lines(out)) >= 3 and pidfile.exists() and pidfile.read_text().strip())
     child = int(pidfile.read_text())
     assert agent.terminate() == 0
     deadline = time.monotonic() + 5

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import free_port
+from conftest import free_port, rolled_lines
 
 CONF = """\
 a1.sources = r1
@@ -64,20 +64,6 @@ def _send_all(port: int, lines: list[bytes], stop: threading.Event, progress: li
             time.sleep(0.05)  # the agent is down: retry the unacknowledged chunk once it is back
 
 
-def _output(out: Path) -> tuple[list[bytes], list[bytes]]:
-    """Whole lines of every output file, and the torn tails: a SIGKILL during the sink's write of a batch can cut
-    it at a page boundary (the kernel stops a write between pages for a fatal signal), leaving a file that does not
-    end in a newline. That batch was never committed, so the restarted agent writes it again to a new file."""
-    lines: list[bytes] = []
-    torn: list[bytes] = []
-    for path in sorted(out.glob("*")):
-        parts = path.read_bytes().split(b"\n")
-        lines += parts[:-1]
-        if parts[-1]:
-            torn.append(parts[-1])
-    return lines, torn
-
-
 def test_sigkill_at_random_moments_loses_nothing(run_agent, tmp_path: Path) -> None:
     port = free_port()
     (tmp_path / "out").mkdir()
@@ -106,11 +92,12 @@ def test_sigkill_at_random_moments_loses_nothing(run_agent, tmp_path: Path) -> N
         sender.join(120)
         assert not sender.is_alive(), "sender did not finish"
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(set(_output(tmp_path / "out")[0])) < TOTAL:
+        while time.monotonic() < deadline and len(set(rolled_lines(tmp_path / "out"))) < TOTAL:
             time.sleep(0.2)
     finally:
         stop.set()
-    got, torn = _output(tmp_path / "out")
+    torn: list[bytes] = []  # a kill during file_roll's write of a batch can leave its file ending mid-line
+    got = rolled_lines(tmp_path / "out", torn)
     assert len(torn) <= kills, f"{len(torn)} torn file tails after {kills} kills"
     for tail in torn:  # each one the start of a line the sink was writing when it was killed
         assert any(line.startswith(tail) for line in lines), f"torn tail {tail[:60]!r} is no line's start"

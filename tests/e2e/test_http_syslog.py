@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from conftest import free_port
+from conftest import free_port, wait_for
 
 HTTP = """\
 a1.sources = r1
@@ -46,15 +45,6 @@ def post(port: int, data: bytes, content_type: str = "application/json", path: s
 def got(tmp: Path) -> list[bytes]:
     p = tmp / "got"
     return p.read_bytes().split(b"\n")[:-1] if p.exists() else []
-
-
-def wait_for(cond, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def test_http_json_statuses_and_retry_after_503(run_agent, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import free_port
+from conftest import free_port, wait_for
 
 BASE = """\
 a1.sources = r1
@@ -60,15 +60,6 @@ def lines_in(*dirs: Path) -> list[bytes]:
             for p in sorted(d.iterdir()):
                 out += p.read_bytes().splitlines()
     return out
-
-
-def wait_for(cond, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def metrics(port: int) -> dict:

@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+from conftest import rolled_lines, wait_for
+
 CONF = """\
 a1.sources = r1
 a1.channels = c1
@@ -44,20 +46,6 @@ def setup(tmp: Path, extra: str = "", serializer: str = "text") -> str:
     return CONF.format(logs=tmp / "logs", tmp=tmp, extra=extra, serializer=serializer)
 
 
-def output(tmp: Path) -> list[bytes]:
-    data = b"".join(p.read_bytes() for p in sorted((tmp / "out").iterdir()))
-    return data.split(b"\n")[:-1] if data else []
-
-
-def wait_for(cond, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def test_headers_offsets_and_partial_lines(run_agent, tmp_path: Path) -> None:
     conf = setup(tmp_path, "a1.sources.r1.byteOffsetHeader = true", serializer="header_and_text")
     logs = tmp_path / "logs"
@@ -65,15 +53,15 @@ def test_headers_offsets_and_partial_lines(run_agent, tmp_path: Path) -> None:
     (logs / "other-1.log").write_bytes(b"x\n")
     (logs / "ignored.txt").write_bytes(b"nope\n")
     agent = run_agent(conf)
-    wait_for(lambda: len(output(tmp_path)) == 3)
+    wait_for(lambda: len(rolled_lines(tmp_path / "out")) == 3)
     with open(logs / "app.log", "ab") as f:
         f.write(b"par")
         f.flush()
         time.sleep(0.8)
-        assert len(output(tmp_path)) == 3  # the partial line waits for its newline
+        assert len(rolled_lines(tmp_path / "out")) == 3  # the partial line waits for its newline
         f.write(b"tial\n")
-    wait_for(lambda: len(output(tmp_path)) == 4)
-    got = sorted(output(tmp_path))
+    wait_for(lambda: len(rolled_lines(tmp_path / "out")) == 4)
+    got = sorted(rolled_lines(tmp_path / "out"))
     assert b"{kind=app, byteoffset=0} first" in got  # the \r before \n is stripped
     assert b"{kind=app, byteoffset=7} second" in got
     assert b"{kind=app, byteoffset=14} partial" in got
@@ -114,8 +102,8 @@ def test_rotation_by_rename_while_writing_loses_nothing(run_agent, tmp_path: Pat
     n = 30_000
     _writer(tmp_path / "logs" / "app.log", n, 7_000, "rename", threading.Event())
     expected = [b"line-%06d" % i for i in range(n)]
-    wait_for(lambda: len(output(tmp_path)) >= n, timeout=30)
-    assert sorted(output(tmp_path)) == expected  # exactly once: the renamed files were read to their end
+    wait_for(lambda: len(rolled_lines(tmp_path / "out")) >= n, timeout=30)
+    assert sorted(rolled_lines(tmp_path / "out")) == expected  # exactly once: the renamed files were read to their end
     assert agent.terminate() == 0
 
 
@@ -124,15 +112,15 @@ def test_copytruncate_is_noticed_and_the_file_read_again_from_the_start(run_agen
     time.sleep(0.5)
     app = tmp_path / "logs" / "app.log"
     app.write_bytes(b"".join(b"old-%04d\n" % i for i in range(5000)))
-    wait_for(lambda: len(output(tmp_path)) == 5000)
+    wait_for(lambda: len(rolled_lines(tmp_path / "out")) == 5000)
     shutil.copyfile(app, tmp_path / "app.log.1")
     with open(app, "r+b") as f:
         f.truncate(0)
     time.sleep(1.0)
     with open(app, "ab") as f:
         f.write(b"".join(b"new-%02d\n" % i for i in range(50)))
-    wait_for(lambda: len(output(tmp_path)) == 5050)
-    assert output(tmp_path)[5000:] == [b"new-%02d" % i for i in range(50)]
+    wait_for(lambda: len(rolled_lines(tmp_path / "out")) == 5050)
+    assert rolled_lines(tmp_path / "out")[5000:] == [b"new-%02d" % i for i in range(50)]
     assert "truncated" in agent.log()
     assert agent.terminate() == 0
 
@@ -146,15 +134,15 @@ a1.channels.c1.minimumRequiredSpace = 1048576""")
     app = tmp_path / "logs" / "app.log"
     app.write_bytes(b"".join(b"a-%05d\n" % i for i in range(1000)))
     agent = run_agent(conf)
-    wait_for(lambda: len(output(tmp_path)) == 1000)
+    wait_for(lambda: len(rolled_lines(tmp_path / "out")) == 1000)
     assert agent.terminate() == 0
     with open(app, "ab") as f:  # written while the agent is down
         f.write(b"".join(b"b-%05d\n" % i for i in range(1000)))
     (tmp_path / "agent.log").rename(tmp_path / "agent-1.log")
     agent = run_agent(conf)
-    wait_for(lambda: len(output(tmp_path)) == 2000)
+    wait_for(lambda: len(rolled_lines(tmp_path / "out")) == 2000)
     time.sleep(0.5)
-    assert len(output(tmp_path)) == 2000  # nothing read twice after a clean restart
+    assert len(rolled_lines(tmp_path / "out")) == 2000  # nothing read twice after a clean restart
     # now write a lot and SIGKILL in the middle
     def write_more() -> None:
         with open(app, "ab") as f:
@@ -171,7 +159,7 @@ a1.channels.c1.minimumRequiredSpace = 1048576""")
     (tmp_path / "agent.log").rename(tmp_path / "agent-2.log")
     agent = run_agent(conf)
     expected = {b"c-%05d-%03d" % (k, i) for k in range(300) for i in range(100)}
-    wait_for(lambda: expected <= set(output(tmp_path)), timeout=30)
-    counts = collections.Counter(output(tmp_path))
+    wait_for(lambda: expected <= set(rolled_lines(tmp_path / "out")), timeout=30)
+    counts = collections.Counter(rolled_lines(tmp_path / "out"))
     assert all(counts[b"a-%05d" % i] == 1 and counts[b"b-%05d" % i] == 1 for i in range(1000))
     assert agent.terminate() == 0

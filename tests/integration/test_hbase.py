@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, wait_for
 
 pytest.importorskip("happybase")
 
@@ -70,15 +70,6 @@ def four_sinks(prefix: str, hbase) -> str:  # noqa: ANN001
     return FOUR_SINKS.format(n=N, prefix=prefix, channels="\n".join(channels))
 
 
-def wait_for(cond, timeout: float = 60.0, what: str = "condition") -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def rows_of(hbase, table: str) -> dict[bytes, dict[bytes, bytes]]:  # noqa: ANN001
     return hbase.scan(table)
 
@@ -110,8 +101,8 @@ def test_each_serializer_writes_what_flumes_hbase2_sink_writes(hbase, flume_clas
 
     with FlumeAgent(fconf, name="a1"):
         py = run_agent(four_sinks(pp, hbase))
-        wait_for(lambda: complete(pp), timeout=120, what="pyflume's rows")
-        wait_for(lambda: complete(fp), timeout=180, what="Flume's rows")
+        wait_for(lambda: complete(pp), timeout=120, what="pyflume's rows", every=0.25)
+        wait_for(lambda: complete(fp), timeout=180, what="Flume's rows", every=0.25)
         time.sleep(1)  # anything past the expected counts would be a duplicate: let it land, then compare
         py.terminate()
     f = {t: rows_of(hbase, f"{fp}_{t}") for t in TABLES}
@@ -195,7 +186,7 @@ def test_hbase_stopped_and_restarted_mid_stream_loses_nothing(hbase, run_agent, 
     sender = threading.Thread(target=send_lines, args=(port, lines, 100, 0.05))  # about 30 s of traffic
     sender.start()
     try:
-        wait_for(lambda: len(rows_of(hbase, table)) >= 500, timeout=60, what="the first rows")
+        wait_for(lambda: len(rows_of(hbase, table)) >= 500, timeout=60, what="the first rows", every=0.25)
         hbase.stop()
         agent.wait_for_log("HBase sink k1:", timeout=60)  # a failed batch, rolled back
         time.sleep(2)
@@ -204,7 +195,8 @@ def test_hbase_stopped_and_restarted_mid_stream_loses_nothing(hbase, run_agent, 
         sender.join()
         if hbase.master is None or hbase.master.poll() is not None:
             hbase.start()
-    wait_for(lambda: len(rows_of(hbase, table)) >= len(lines), timeout=180, what="every line after the restart")
+    wait_for(lambda: len(rows_of(hbase, table)) >= len(lines), timeout=180, what="every line after the restart",
+             every=0.25)
     rows = rows_of(hbase, table)
     assert sorted(rows) == lines
     assert all(rows[k] == {b"cf:line": k} for k in lines)
@@ -244,7 +236,7 @@ def test_missing_table_and_family_are_named_and_the_events_wait(hbase, run_agent
     hbase.create_table(table, "other")
     agent.wait_for_log(f"table '{table}' has no column family 'data' (it has: other)", timeout=30)
     hbase.create_table(table, "other", "data")
-    wait_for(lambda: len(rows_of(hbase, table)) >= 3001, timeout=60, what="every event")
+    wait_for(lambda: len(rows_of(hbase, table)) >= 3001, timeout=60, what="every event", every=0.25)
     time.sleep(1)
     rows = rows_of(hbase, table)
     # 3000 increments, coalesced per batch into one cell update each

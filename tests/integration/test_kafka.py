@@ -11,7 +11,7 @@ import pytest
 
 from agent.avro_event import decode_event, encode_event
 from agent.core import Event
-from conftest import free_port
+from conftest import free_port, rolled_lines, wait_for
 
 pytest.importorskip("confluent_kafka")
 
@@ -60,20 +60,6 @@ a1.sinks.k2.sink.rollInterval = 0
 a1.sinks.k2.sink.batchSize = 1000
 a1.sinks.k2.sink.serializer = header_and_text
 """
-
-
-def wait_for(cond, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def output(out: Path) -> list[bytes]:
-    data = b"".join(p.read_bytes() for p in sorted(out.iterdir())) if out.exists() else b""
-    return data.split(b"\n")[:-1] if data else []
 
 
 def headers_of(line: bytes) -> tuple[dict[str, str], bytes]:
@@ -131,8 +117,8 @@ def test_source_channel_sink_round_trip_with_headers(kafka_broker, run_agent, tm
     agent.wait_for_port(port)
     lines = [b"line-%05d" % i for i in range(20_000)]
     send_lines(port, lines)
-    wait_for(lambda: len(output(out)) >= len(lines), what="every line through Kafka twice")
-    got = output(out)
+    wait_for(lambda: len(rolled_lines(out)) >= len(lines), what="every line through Kafka twice")
+    got = rolled_lines(out)
     assert sorted(headers_of(g)[1] for g in got) == sorted(lines)  # exactly once on a clean run
     h, _ = headers_of(got[0])
     assert h["origin"] == "netcat"  # the interceptor's header survived the channel and the topic
@@ -156,7 +142,7 @@ def test_broker_restarted_mid_stream_loses_nothing(kafka_broker, run_agent, tmp_
     first = [b"a-%05d" % i for i in range(20_000)]
     second = [b"b-%05d" % i for i in range(20_000)]
     send_lines(port, first)
-    wait_for(lambda: len(output(out)) >= 5_000, what="the stream to be under way")
+    wait_for(lambda: len(rolled_lines(out)) >= 5_000, what="the stream to be under way")
     kafka_broker.stop()  # mid-stream: the sink's batches wait, the source's polls come back empty
     try:
         send_lines(port, second)
@@ -164,7 +150,8 @@ def test_broker_restarted_mid_stream_loses_nothing(kafka_broker, run_agent, tmp_
     finally:
         kafka_broker.start()
     want = set(first + second)
-    wait_for(lambda: {headers_of(g)[1] for g in output(out)} >= want, timeout=120, what="every line after restart")
+    wait_for(lambda: {headers_of(g)[1] for g in rolled_lines(out)} >= want, timeout=120,
+             what="every line after restart")
     # Kafka itself has every line too (at least once)
     assert {decode_event(m.value()).body for m in consume_all(kafka_broker.bootstrap, topic, len(want))} >= want
     assert agent.terminate() == 0
@@ -219,9 +206,9 @@ def test_a_consumer_group_resumes_where_it_committed(kafka_broker, tmp_path: Pat
         runs.append(agent)
         try:
             expect = 3000
-            wait_for(lambda d=d, expect=expect: len(output(d / "out")) >= expect, what=f"run {run}")
+            wait_for(lambda d=d, expect=expect: len(rolled_lines(d / "out")) >= expect, what=f"run {run}")
             time.sleep(1.0)  # nothing more arrives
-            got = output(d / "out")
+            got = rolled_lines(d / "out")
             assert len(got) == expect
             if run == 0:
                 h, body = headers_of(got[0])
@@ -353,11 +340,11 @@ def test_flume_and_pyflume_share_topics_in_flume_event_format(kafka_broker, flum
         flume_lines = [b"fl-%05d" % i for i in range(5000)]
         send_lines(pport, py_lines)
         send_lines(fport, flume_lines)
-        wait_for(lambda: len(output(fout)) >= 5000 and len(output(pout)) >= 5000, timeout=120,
+        wait_for(lambda: len(rolled_lines(fout)) >= 5000 and len(rolled_lines(pout)) >= 5000, timeout=120,
                  what="both directions")
         for out, lines, origin, topic in ((fout, py_lines, "pyflume", from_py), (pout, flume_lines, "flume",
                                                                                   from_flume)):
-            got = [headers_of(g) for g in output(out)]
+            got = [headers_of(g) for g in rolled_lines(out)]
             assert sorted(b for _, b in got) == sorted(lines)
             h = got[0][0]
             assert h["made-by"] == origin and h["topic"] == topic and "partition" in h and "offset" in h
