@@ -57,6 +57,17 @@ def wait_for(cond, timeout: float = 60.0, what: str = "condition", every: float 
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
+def send_lines(port: int, lines: list[bytes], pause_every: int = 0, pause: float = 0.0) -> None:
+    """Send lines to a netcat source on loopback, each with its newline; optionally pausing every few lines."""
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        if not pause_every:
+            s.sendall(b"".join(line + b"\n" for line in lines))
+            return
+        for i in range(0, len(lines), pause_every):
+            s.sendall(b"".join(line + b"\n" for line in lines[i:i + pause_every]))
+            time.sleep(pause)
+
+
 def rolled_lines(out: Path, torn: list[bytes] | None = None) -> list[bytes]:
     """The newline-terminated lines of every file in ``out`` (a file_roll directory), file by file in name order.
 

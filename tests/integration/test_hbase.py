@@ -4,7 +4,6 @@ what Apache Flume 1.11's own HBase2Sink writes into the same HBase from the same
 from __future__ import annotations
 
 import re
-import socket
 import struct
 import threading
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import free_port, send_lines, wait_for
 
 pytest.importorskip("happybase")
 
@@ -162,16 +161,6 @@ a1.sinks.k1.serializer.regex = ((.*))
 a1.sinks.k1.serializer.colNames = ROW_KEY,line
 a1.sinks.k1.serializer.rowKeyIndex = 0
 """
-
-
-def send_lines(port: int, lines: list[bytes], pause_every: int = 0, pause: float = 0.0) -> None:
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        if not pause_every:
-            s.sendall(b"".join(line + b"\n" for line in lines))
-            return
-        for i in range(0, len(lines), pause_every):
-            s.sendall(b"".join(line + b"\n" for line in lines[i:i + pause_every]))
-            time.sleep(pause)
 
 
 def test_hbase_stopped_and_restarted_mid_stream_loses_nothing(hbase, run_agent, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from agent.avro_event import decode_event, encode_event
 from agent.core import Event
-from conftest import free_port, rolled_lines, wait_for
+from conftest import free_port, rolled_lines, send_lines, wait_for
 
 pytest.importorskip("confluent_kafka")
 
@@ -80,11 +80,6 @@ def _connectable(port: int) -> bool:
         return True
     except OSError:
         return False
-
-
-def send_lines(port: int, lines: list[bytes]) -> None:
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall(b"\n".join(lines) + b"\n")
 
 
 def consume_all(servers: str, topic: str, expect: int, timeout: float = 60.0) -> list:
