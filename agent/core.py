@@ -495,10 +495,12 @@ class BatchSink(Sink):
 
     The base takes up to ``batch_size()`` events, calls ``deliver``, commits, and keeps Flume's counters
     (BatchEmpty/Underflow/Complete, EventDrainAttempt/Success, EventWriteFail, ChannelReadFail).
-    ``deliver`` must return only when the destination has the batch; any exception rolls the batch back.
+    ``deliver`` must return only when the destination has the batch; any exception rolls the batch back. It may
+    return a number to add to EventDrainSuccessCount instead of the batch's event count, for a sink whose Flume
+    counterpart counts something else (the HBase sinks count puts).
     """
 
-    def deliver(self, events: list[Event]) -> None:
+    def deliver(self, events: list[Event]) -> int | None:
         raise NotImplementedError
 
     def idle(self) -> None:
@@ -527,12 +529,12 @@ class BatchSink(Sink):
             counter.batch_complete += n == size
             counter.drain_attempt += n
             try:
-                self.deliver(events)
+                drained = self.deliver(events)
             except Exception:
                 counter.write_fail += 1
                 raise
             tx.commit()
-            counter.drain_success += n
+            counter.drain_success += n if drained is None else drained
             return Status.READY
         except BaseException as exc:
             tx.rollback()
