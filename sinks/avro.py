@@ -13,7 +13,7 @@ import time
 from agent.core import BatchSink, Event, EventDeliveryException
 from agent.rpc import RpcClient, RpcError
 from agent.spec import Conf, Prop, Spec
-from sources.avro import SSL_PROPS, _apply_protocols
+from agent.tls import CLIENT_TLS_PROPS, apply_client_protocols
 
 __all__ = ["AvroSink"]
 
@@ -40,7 +40,7 @@ class AvroSink(BatchSink):
         Prop("truststore", "str", None, "pyflume: PEM file of the CA certificates to trust (default: the system's)."),
         Prop("truststore-password", "str", None, "Accepted (a PEM truststore has no password)."),
         Prop("truststore-type", "str", "JKS", "PEM (JKS truststores must be converted to PEM)."),
-        *SSL_PROPS,
+        *CLIENT_TLS_PROPS,
         Prop("maxIoWorkers", "int", None, "Accepted for compatibility (one connection per sink).", min=1),
     )
 
@@ -66,7 +66,7 @@ class AvroSink(BatchSink):
                         conf.error(f"cannot load {conf['truststore']}: {exc}", "truststore")
             else:
                 ctx.load_default_certs()
-            _apply_protocols(ctx, conf)
+            apply_client_protocols(ctx, conf)
         if ctx is not None and conf["compression-type"] == "deflate":
             conf.error("ssl together with compression-type deflate is not supported yet; use one of them",
                        "compression-type")

@@ -16,16 +16,9 @@ import threading
 from agent import rpc
 from agent.core import ChannelException, EventDrivenSource
 from agent.spec import Conf, Prop, Spec
+from agent.tls import ServerTls, server_tls_props
 
-__all__ = ["AvroSource", "IpFilter", "server_ssl_context", "SSL_PROPS"]
-
-SSL_PROPS = (
-    Prop("exclude-protocols", "list", ["SSLv3"], "TLS protocol versions not to use (space-separated)."),
-    Prop("include-protocols", "list", [], "TLS protocol versions to allow (empty: all the others)."),
-    Prop("include-cipher-suites", "list", [], "Cipher suites to allow (OpenSSL names; empty: the defaults)."),
-    Prop("exclude-cipher-suites", "list", [], "Accepted; list the suites to keep in include-cipher-suites."),
-)
-
+__all__ = ["AvroSource", "IpFilter"]
 
 class IpFilter:
     """Flume's ipFilterRules: ``allow|deny:ip|name:pattern`` separated by commas; the first matching rule decides;
@@ -56,41 +49,6 @@ class IpFilter:
         return True
 
 
-def server_ssl_context(conf: Conf, component: str) -> ssl.SSLContext | None:
-    if not conf["ssl"]:
-        return None
-    keystore = conf.get("keystore")
-    if not keystore:
-        conf.error("ssl is true but keystore is not set (a PEM file with the certificate chain and private key)",
-                   "keystore")
-        return None
-    if conf["keystore-type"].upper() in ("JKS", "PKCS12") and not keystore.endswith(".pem"):
-        conf.error(f"keystore-type {conf['keystore-type']}: Java keystores cannot be read here; convert it to PEM "
-                   f"(keytool -importkeystore -destkeystore k.p12 -deststoretype PKCS12, then openssl pkcs12 -in "
-                   f"k.p12 -nodes -out k.pem) and set keystore-type = PEM", "keystore-type")
-        return None
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        ctx.load_cert_chain(keystore, password=conf.get("keystore-password") or None)
-    except (OSError, ssl.SSLError) as exc:
-        conf.error(f"cannot load {keystore}: {exc}", "keystore")
-        return None
-    _apply_protocols(ctx, conf)
-    return ctx
-
-
-def _apply_protocols(ctx: ssl.SSLContext, conf: Conf) -> None:
-    versions = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1, "TLSv1.2": ssl.TLSVersion.TLSv1_2,
-                "TLSv1.3": ssl.TLSVersion.TLSv1_3}
-    include = [v for v in conf["include-protocols"] if v in versions]
-    allowed = [v for v in (include or list(versions)) if v not in conf["exclude-protocols"]]
-    if allowed:
-        ctx.minimum_version = min(versions[v] for v in allowed)
-        ctx.maximum_version = max(versions[v] for v in allowed)
-    if conf["include-cipher-suites"]:
-        ctx.set_ciphers(":".join(conf["include-cipher-suites"]))
-
-
 class AvroSource(EventDrivenSource):
     """Listens for Flume Avro RPC; answers OK only after the batch is committed to the channels."""
 
@@ -103,11 +61,7 @@ class AvroSource(EventDrivenSource):
              min=1),
         Prop("compression-type", "enum", "none", "deflate: zlib-compress both directions (senders must match).",
              choices={"none": "", "deflate": ""}),
-        Prop("ssl", "bool", False, "Serve TLS (no client certificates are requested, as in Flume)."),
-        Prop("keystore", "str", None, "pyflume: a PEM file with the certificate chain and private key."),
-        Prop("keystore-password", "str", None, "Password of the private key in the PEM file."),
-        Prop("keystore-type", "str", "JKS", "PEM (JKS/PKCS12 keystores must be converted to PEM)."),
-        *SSL_PROPS,
+        *server_tls_props("TLS"),
         Prop("ipFilter", "bool", False, "Check each connection against ipFilterRules."),
         Prop("ipFilterRules", "str", None, "allow|deny:ip|name:<pattern>, comma-separated; first match decides."),
     )
@@ -117,8 +71,9 @@ class AvroSource(EventDrivenSource):
         self.bind = conf["bind"]
         self.port = conf["port"]
         self.deflate = conf["compression-type"] == "deflate"
-        self.ssl_context = server_ssl_context(conf, name)
-        if self.deflate and self.ssl_context is not None:
+        self._tls = ServerTls(conf) if conf["ssl"] else None
+        self.ssl_context: ssl.SSLContext | None = None  # read from the key store at start
+        if self.deflate and self._tls is not None:
             conf.error("ssl together with compression-type deflate is not supported yet; use one of them",
                        "compression-type")
         self.filter: IpFilter | None = None
@@ -134,6 +89,8 @@ class AvroSource(EventDrivenSource):
         self._lock = threading.Lock()
 
     def start(self) -> None:
+        if self._tls is not None:
+            self.ssl_context = self._tls.context()  # OSError naming the file when the key material cannot be read
         sock = socket.socket(socket.AF_INET6 if ":" in self.bind else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.bind, self.port))

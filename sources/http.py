@@ -32,11 +32,9 @@ import importlib
 import importlib.util
 import json
 import logging
-import os
 import re
 import socket
 import ssl
-import tempfile
 import threading
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,6 +44,7 @@ from urllib.parse import parse_qsl
 import agent
 from agent.core import ChannelException, Event, EventDrivenSource, _rate_limited
 from agent.spec import Conf, ConfigError, Prop, Spec
+from agent.tls import ServerTls, server_tls_props
 
 __all__ = [
     "HTTPSource",
@@ -357,9 +356,6 @@ def _handler_class(name: str) -> type[HTTPSourceHandler]:
 # ServerConnector.* key is accepted with a warning that it has no effect.
 _JETTY_USED = {"ServerConnector.idleTimeout": "int", "HttpConfiguration.sendServerVersion": "bool",
                "HttpConfiguration.sendDateHeader": "bool"}
-_TLS_VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
-                 "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
-
 
 class HTTPSource(EventDrivenSource):
     """Accepts events by HTTP POST (and GET); a handler turns each request into one batch (JSON by default)."""
@@ -374,25 +370,7 @@ class HTTPSource(EventDrivenSource):
              f"path to a subclass of sources.http.HTTPSourceHandler."),
         Prop("handler.", prefix=True, doc="Properties of the handler, checked against its spec "
                                           "(e.g. handler.maxBlobLength)."),
-        Prop("ssl", "bool", False, "Serve HTTPS (also read as enableSSL, Flume's deprecated name).",
-             aliases=("enableSSL",)),
-        Prop("keystore", "str", None,
-             "With ssl: the key store file, PKCS12 or PEM (see keystore-type); FLUME_SSL_KEYSTORE_PATH when unset."),
-        Prop("keystore-password", "str", None,
-             "Password of the key store (also keystorePassword, deprecated); FLUME_SSL_KEYSTORE_PASSWORD when unset.",
-             aliases=("keystorePassword",)),
-        Prop("keystore-type", "str", "JKS",
-             "PKCS12 (read with the cryptography package), or PEM (certificate chain and key in one file). JKS "
-             "cannot be read by pyflume: convert it to PKCS12 with keytool. FLUME_SSL_KEYSTORE_TYPE when unset."),
-        Prop("ssl.certificate", "str", None,
-             "pyflume: PEM file with the server certificate chain (instead of keystore)."),
-        Prop("ssl.key", "str", None,
-             "pyflume: PEM file with the private key of ssl.certificate (keystore-password decrypts it)."),
-        Prop("exclude-protocols", "list", ["SSLv3"],
-             "TLS versions not to offer (also excludeProtocols, deprecated); SSLv3 is always excluded."),
-        Prop("include-protocols", "list", [], "TLS versions to offer (empty: TLSv1.2 and TLSv1.3)."),
-        Prop("exclude-cipher-suites", "list", [], "Cipher suites not to offer (OpenSSL names)."),
-        Prop("include-cipher-suites", "list", [], "Cipher suites to offer (OpenSSL names; empty: the defaults)."),
+        *server_tls_props("HTTPS", deprecated_names=True),
         Prop("QueuedThreadPool.", prefix=True,
              doc="Jetty thread pool settings: accepted, no effect (each connection has its own thread)."),
         Prop("HttpConfiguration.", prefix=True,
@@ -425,7 +403,7 @@ class HTTPSource(EventDrivenSource):
         self.send_date = True
         self._jetty(conf)
         self.ssl_enabled: bool = conf["ssl"]
-        self._tls = _TlsSettings(conf) if self.ssl_enabled else None
+        self._tls = ServerTls(conf) if self.ssl_enabled else None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._running = False
@@ -537,117 +515,6 @@ class HTTPSource(EventDrivenSource):
             counter.append_batch_accepted += 1
             counter.event_accepted += n
         return 200, ""
-
-
-class _TlsSettings:
-    """The source's TLS configuration, checked at configuration time; ``context()`` reads the files at start."""
-
-    def __init__(self, conf: Conf):
-        env = os.environ
-        self.certificate: str | None = conf.get("ssl.certificate")
-        self.key: str | None = conf.get("ssl.key")
-        self.keystore: str | None = conf.get("keystore") or env.get("FLUME_SSL_KEYSTORE_PATH")
-        self.password: str | None = conf.get("keystore-password") or env.get("FLUME_SSL_KEYSTORE_PASSWORD")
-        ktype = conf["keystore-type"] if conf.is_set("keystore-type") else env.get("FLUME_SSL_KEYSTORE_TYPE", "JKS")
-        self.keystore_type = ktype.upper()
-        if self.key and not self.certificate:
-            conf.error("ssl.key needs ssl.certificate (the PEM certificate chain)", "ssl.key")
-        elif self.certificate:
-            pass  # PEM files; keystore settings unused
-        elif not self.keystore:
-            conf.error("ssl is true but no key store is set: set keystore (PKCS12 or PEM) or ssl.certificate and "
-                       "ssl.key (PEM files)", "ssl")
-        elif self.keystore_type == "JKS":
-            conf.error("a Java keystore (JKS) cannot be read by pyflume; convert it with keytool -importkeystore "
-                       "-srckeystore ks.jks -destkeystore ks.p12 -deststoretype PKCS12 and set keystore-type = "
-                       "PKCS12, or give PEM files in ssl.certificate and ssl.key",
-                       "keystore-type" if conf.is_set("keystore-type") else "keystore")
-        elif self.keystore_type == "PKCS12":
-            if importlib.util.find_spec("cryptography") is None:
-                conf.error("keystore-type PKCS12 needs the Python package 'cryptography', which is not installed; "
-                           "install it, or convert the keystore to PEM (openssl pkcs12 -in ks.p12 -out ks.pem "
-                           "-nodes) and set keystore-type = PEM", "keystore-type")
-            if self.password is None:
-                conf.error("keystore-password must be set when ssl is true (it opens the PKCS12 keystore)",
-                           "keystore-password")
-        elif self.keystore_type != "PEM":
-            conf.error(f"keystore-type {ktype!r} is not supported; expected PKCS12 or PEM (JKS must be converted)",
-                       "keystore-type")
-        env_exclude = env.get("FLUME_SSL_EXCLUDE_PROTOCOLS", "").split()
-        env_include = env.get("FLUME_SSL_INCLUDE_PROTOCOLS", "").split()
-        exclude = set(conf["exclude-protocols"] if conf.is_set("exclude-protocols") else env_exclude) | {"SSLv3"}
-        include = conf["include-protocols"] if conf.is_set("include-protocols") else env_include
-        for name in list(include) + sorted(exclude):
-            if name != "SSLv3" and name not in _TLS_VERSIONS:
-                conf.warn(f"unknown TLS protocol {name!r}; known: {', '.join(_TLS_VERSIONS)}",
-                          "include-protocols" if name in include else "exclude-protocols")
-        offered = [v for v in _TLS_VERSIONS if (v in include if include else v in ("TLSv1.2", "TLSv1.3"))
-                   and v not in exclude]
-        self.versions = offered
-        if not offered:
-            conf.error("no TLS protocol is left to offer after include-protocols and exclude-protocols",
-                       "include-protocols" if include else "exclude-protocols")
-        else:
-            names = list(_TLS_VERSIONS)
-            span = names[names.index(offered[0]):names.index(offered[-1]) + 1]
-            if span != offered:
-                conf.warn(f"TLS versions can only be enabled as a range here; offering {span[0]} to {span[-1]}",
-                          "exclude-protocols")
-        self.include_ciphers: list[str] = conf["include-cipher-suites"]
-        self.exclude_ciphers: list[str] = conf["exclude-cipher-suites"]
-        try:
-            self._base()
-        except ssl.SSLError:
-            conf.error("no cipher suite matches include-cipher-suites / exclude-cipher-suites; give OpenSSL names "
-                       "such as ECDHE-RSA-AES128-GCM-SHA256", "include-cipher-suites")
-
-    def _base(self) -> ssl.SSLContext:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        if self.versions:
-            ctx.minimum_version = _TLS_VERSIONS[self.versions[0]]
-            ctx.maximum_version = _TLS_VERSIONS[self.versions[-1]]
-        if self.include_ciphers or self.exclude_ciphers:
-            spec = ":".join(self.include_ciphers) if self.include_ciphers else "DEFAULT"
-            ctx.set_ciphers(spec + "".join(f":!{c}" for c in self.exclude_ciphers))
-        return ctx
-
-    def context(self) -> ssl.SSLContext:
-        ctx = self._base()
-        try:
-            if self.certificate:
-                ctx.load_cert_chain(self.certificate, self.key or None, self.password)
-            elif self.keystore_type == "PEM":
-                assert self.keystore is not None
-                ctx.load_cert_chain(self.keystore, None, self.password)
-            else:
-                self._load_pkcs12(ctx)
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            where = self.certificate or self.keystore
-            raise OSError(f"cannot load the TLS certificate and key from {where}: {exc}") from None
-        return ctx
-
-    def _load_pkcs12(self, ctx: ssl.SSLContext) -> None:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.serialization import pkcs12
-
-        assert self.keystore is not None and self.password is not None
-        with open(self.keystore, "rb") as f:
-            key, cert, chain = pkcs12.load_key_and_certificates(f.read(), self.password.encode())
-        if key is None or cert is None:
-            raise ValueError("the PKCS12 keystore holds no private key with its certificate")
-        secret = os.urandom(24).hex()
-        pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.BestAvailableEncryption(secret.encode()))
-        pem_certs = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in [cert, *chain])
-        # ssl loads only from files: a private directory, the key encrypted with a one-time password, removed at once
-        with tempfile.TemporaryDirectory(prefix="pyflume-tls-") as tmp:
-            cert_path = os.path.join(tmp, "cert.pem")
-            key_path = os.path.join(tmp, "key.pem")
-            for path, data in ((cert_path, pem_certs), (key_path, pem_key)):
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as out:
-                    out.write(data)
-            ctx.load_cert_chain(cert_path, key_path, secret)
 
 
 # --------------------------------------------------------------------------------------------------------------

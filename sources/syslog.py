@@ -15,6 +15,11 @@ A message the parser cannot read is kept, never dropped: its body is the raw tex
 the rest of it becomes the next event (flagged ``Invalid`` by the TCP parser, since it does not start with ``<``).
 TCP messages end at ``\\n`` (no octet counting, as in Flume); a UDP datagram is one message.
 
+``ssl = true`` serves the TCP sources over TLS with the key store settings of the avro and http sources
+(:mod:`agent.tls`: PKCS12 or PEM, Flume's FLUME_SSL_* environment defaults); the framing inside is the same.
+No TLS 1.3 session tickets are sent: a sender that never reads and closes at once would otherwise make its kernel
+reset the connection, losing the messages the source had not read yet.
+
 Each read chunk becomes one channel batch (``multiport_syslogtcp`` slices it by ``batchSize``). A full channel is
 back-pressure: the connection stops being read while the same batch is retried; Flume drops the event instead.
 
@@ -37,6 +42,7 @@ import ipaddress
 import re
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +50,7 @@ from datetime import datetime, timedelta
 
 from agent.core import ChannelException, Event, EventDrivenSource, _rate_limited
 from agent.spec import Conf, Prop, Spec
+from agent.tls import ServerTls, server_tls_props
 
 __all__ = [
     "SyslogTcpSource",
@@ -582,16 +589,8 @@ def split_lines(data: bytes, saved: bytes, max_len: int) -> tuple[list[tuple[byt
 # --------------------------------------------------------------------------------------------------------------
 # Shared source plumbing
 
-_SSL_PROPS = (
-    Prop("ssl", "bool", False, "TLS is not supported yet for syslog sources; ssl = true is rejected."),
-    Prop("keystore", "str", None, "Used only with ssl (not supported yet for syslog sources)."),
-    Prop("keystore-password", "str", None, "Used only with ssl (not supported yet for syslog sources)."),
-    Prop("keystore-type", "str", "JKS", "Used only with ssl (not supported yet for syslog sources)."),
-    Prop("exclude-protocols", "list", ["SSLv3"], "Used only with ssl (not supported yet for syslog sources)."),
-    Prop("include-protocols", "list", [], "Used only with ssl (not supported yet for syslog sources)."),
-    Prop("exclude-cipher-suites", "list", [], "Used only with ssl (not supported yet for syslog sources)."),
-    Prop("include-cipher-suites", "list", [], "Used only with ssl (not supported yet for syslog sources)."),
-)
+_HANDSHAKE_TIMEOUT = 30.0  # seconds a TLS client has to finish its handshake
+_SSL_PROPS = server_tls_props("syslog over TLS (one message per line, as on plain TCP)")
 _CLIENT_PROPS = (
     Prop("clientIPHeader", "str", None, "Header that gets the client's IP address (do not reuse a syslog header)."),
     Prop("clientHostnameHeader", "str", None,
@@ -602,10 +601,7 @@ _FORMAT_PROP = Prop("format.", prefix=True,
                         "supported yet, rejected.")
 
 
-def _reject_unsupported(conf: Conf, kind: str) -> None:
-    if conf.get("ssl"):
-        conf.error(f"ssl is not supported yet for {kind}; terminate TLS in front of the agent (stunnel, rsyslog "
-                   f"with gtls) or use plain TCP", "ssl")
+def _reject_unsupported(conf: Conf) -> None:
     for key in conf.sub("format."):
         conf.error("format.* (an extra syslog format) is not supported yet", "format." + key)
 
@@ -705,8 +701,10 @@ class _TcpListeners:
     """Listens on one or more TCP ports: one thread accepts on all of them, each connection gets a thread."""
 
     def __init__(self, source: _SyslogSource, ports: list[int],
-                 serve: Callable[[socket.socket, int, str], None]):
+                 serve: Callable[[socket.socket, int, str], None], tls: ServerTls | None = None):
         self.source = source
+        # read from the key store here, at start: a missing or wrong file fails the start, naming the file
+        self.context: ssl.SSLContext | None = tls.context(session_tickets=False) if tls is not None else None
         self.requested = ports
         self.ports: list[int] = []
         self.serve = serve
@@ -788,6 +786,20 @@ class _TcpListeners:
 
     def _serve(self, conn: socket.socket, port: int, ip: str) -> None:
         try:
+            if self.context is not None:
+                raw = conn
+                raw.settimeout(_HANDSHAKE_TIMEOUT)
+                try:
+                    conn = self.context.wrap_socket(raw, server_side=True)
+                except OSError as exc:  # ssl.SSLError included: a client that does not speak TLS, a bad certificate
+                    _rate_limited(self.source.log, f"Source {self.source.name}: TLS handshake with {ip} failed: "
+                                                   f"{exc}")
+                    return
+                finally:
+                    with self._lock:  # stop() shuts down what it finds here: the TLS socket from now on
+                        self._conns.pop(id(raw), None)
+                        self._conns[id(conn)] = conn
+                conn.settimeout(None)
             self.serve(conn, port, ip)
         except OSError:
             pass
@@ -829,15 +841,16 @@ class SyslogTcpSource(_SyslogSource):
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
         self.event_size: int = conf["eventSize"]
-        _reject_unsupported(conf, "syslogtcp")
+        _reject_unsupported(conf)
+        self._tls = ServerTls(conf) if conf["ssl"] else None
         self._listeners: _TcpListeners | None = None
         self.port: int = conf["port"]
 
     def start(self) -> None:
         self._running = True
         self._crash = None
-        listeners = _TcpListeners(self, [self.port], self._serve)
         try:
+            listeners = _TcpListeners(self, [self.port], self._serve, self._tls)
             listeners.start()
         except OSError:
             self._running = False
@@ -904,7 +917,8 @@ class MultiportSyslogTCPSource(_SyslogSource):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        _reject_unsupported(conf, "multiport_syslogtcp")
+        _reject_unsupported(conf)
+        self._tls = ServerTls(conf) if conf["ssl"] else None
         self.ports: list[int] = []
         for text in conf["ports"] or []:
             try:
@@ -939,8 +953,8 @@ class MultiportSyslogTCPSource(_SyslogSource):
     def start(self) -> None:
         self._running = True
         self._crash = None
-        listeners = _TcpListeners(self, self.ports, self._serve)
         try:
+            listeners = _TcpListeners(self, self.ports, self._serve, self._tls)
             listeners.start()
         except OSError:
             self._running = False
@@ -1013,7 +1027,7 @@ class SyslogUDPSource(_SyslogSource):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        _reject_unsupported(conf, "syslogudp")
+        _reject_unsupported(conf)
         self.port: int = conf["port"]
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None

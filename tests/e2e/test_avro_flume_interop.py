@@ -1,5 +1,5 @@
 """Avro RPC against a real Apache Flume 1.11: Flume's avro sink and avro-client into pyflume's avro source, and
-pyflume's avro sink into Flume's avro source, with and without deflate."""
+pyflume's avro sink into Flume's avro source: plain, with deflate, and over TLS."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import free_port, rolled_lines, wait_for
+from conftest import free_port, rolled_lines, self_signed, wait_for
 from peers.flume import FlumeAgent, avro_client
 
 pytestmark = pytest.mark.peer
@@ -22,7 +22,7 @@ RECEIVER = """\
 {a}.sources.r1.port = {port}
 {a}.sources.r1.compression-type = {compression}
 {a}.sources.r1.channels = c1
-{a}.channels.c1.type = memory
+{tls}{a}.channels.c1.type = memory
 {a}.channels.c1.capacity = 100000
 {a}.channels.c1.transactionCapacity = 1000
 {a}.sinks.k1.type = file_roll
@@ -55,9 +55,22 @@ SENDER = """\
 {a}.sinks.k1.port = {target}
 {a}.sinks.k1.batch-size = 500
 {a}.sinks.k1.compression-type = {compression}
-"""
+{tls}"""
 
 N = 100_000
+
+
+def transport(mode: str, tmp, side: str, a: str) -> dict[str, str]:  # noqa: ANN001
+    """Template values for one side ("source" or "sink") of a link: deflate, TLS (a PKCS12 key store, which Flume
+    and pyflume both read, and a sink that trusts any certificate), or neither."""
+    if mode != "tls":
+        return {"compression": mode, "tls": ""}
+    if side == "sink":
+        return {"compression": "none", "tls": f"{a}.sinks.k1.ssl = true\n{a}.sinks.k1.trust-all-certs = true\n"}
+    _, _, p12 = self_signed(tmp)
+    return {"compression": "none", "tls": f"{a}.sources.r1.ssl = true\n{a}.sources.r1.keystore = {p12}\n"
+                                          f"{a}.sources.r1.keystore-type = PKCS12\n"
+                                          f"{a}.sources.r1.keystore-password = secret\n"}
 
 
 def wait_port(port: int, timeout: float = 60) -> None:
@@ -79,15 +92,16 @@ def send_lines(port: int) -> list[bytes]:
     return lines
 
 
-@pytest.mark.parametrize("compression", ["none", "deflate"])
+@pytest.mark.parametrize("compression", ["none", "deflate", "tls"])
 def test_flume_avro_sink_into_pyflume_avro_source(compression, tmp_path, flume_classpath, run_agent) -> None:
     port, nc = free_port(), free_port()
     out = tmp_path / "out"
     out.mkdir()
-    ours = run_agent(RECEIVER.format(a="py", port=port, out=out, compression=compression), name="py")
+    ours = run_agent(RECEIVER.format(a="py", port=port, out=out, **transport(compression, tmp_path, "source", "py")),
+                     name="py")
     ours.wait_for_port(port)
     conf = tmp_path / "flume.conf"
-    conf.write_text(SENDER.format(a="fl", port=nc, target=port, compression=compression))
+    conf.write_text(SENDER.format(a="fl", port=nc, target=port, **transport(compression, tmp_path, "sink", "fl")))
     with FlumeAgent(conf, "fl", log_path=tmp_path / "flume.log") as flume:
         wait_port(nc)
         lines = send_lines(nc)
@@ -96,19 +110,21 @@ def test_flume_avro_sink_into_pyflume_avro_source(compression, tmp_path, flume_c
         except AssertionError:
             raise AssertionError(flume.log()[-3000:] + ours.log()[-3000:]) from None
     assert sorted(rolled_lines(out)) == sorted("{from=fl-é} ".encode() + line for line in lines)  # exactly once
+    assert ("(TLS)" in ours.log()) == (compression == "tls")
     assert ours.terminate() == 0
 
 
-@pytest.mark.parametrize("compression", ["none", "deflate"])
+@pytest.mark.parametrize("compression", ["none", "deflate", "tls"])
 def test_pyflume_avro_sink_into_flume_avro_source(compression, tmp_path, flume_classpath, run_agent) -> None:
     port, nc = free_port(), free_port()
     out = tmp_path / "out"
     out.mkdir()
     conf = tmp_path / "flume.conf"
-    conf.write_text(RECEIVER.format(a="fl", port=port, out=out, compression=compression))
+    conf.write_text(RECEIVER.format(a="fl", port=port, out=out, **transport(compression, tmp_path, "source", "fl")))
     with FlumeAgent(conf, "fl", log_path=tmp_path / "flume.log") as flume:
         wait_port(port)
-        ours = run_agent(SENDER.format(a="py", port=nc, target=port, compression=compression), name="py")
+        ours = run_agent(SENDER.format(a="py", port=nc, target=port, **transport(compression, tmp_path, "sink", "py")),
+                         name="py")
         ours.wait_for_port(nc)
         lines = send_lines(nc)
         try:
@@ -123,7 +139,8 @@ def test_flume_avro_client_into_pyflume(tmp_path, flume_classpath, run_agent) ->
     port = free_port()
     out = tmp_path / "out"
     out.mkdir()
-    ours = run_agent(RECEIVER.format(a="py", port=port, out=out, compression="none"), name="py")
+    ours = run_agent(RECEIVER.format(a="py", port=port, out=out, **transport("none", tmp_path, "source", "py")),
+                     name="py")
     ours.wait_for_port(port)
     data = tmp_path / "data.txt"
     data.write_text("".join(f"row {i} é\n" for i in range(1000)))

@@ -4,9 +4,7 @@ chunked requests, charsets as Java writes them, the blob handlers, a handler of 
 
 from __future__ import annotations
 
-import datetime
 import http.client
-import ipaddress
 import json
 import os
 import ssl
@@ -20,7 +18,7 @@ import pytest
 from agent.core import Event
 from agent.spec import Prop, Spec
 from sources.http import HTTPBadRequestError, HTTPRequest, HTTPSourceHandler
-from tests.conftest import ROOT, agent_command, free_port
+from tests.conftest import ROOT, agent_command, free_port, self_signed
 
 pytestmark = pytest.mark.e2e
 
@@ -280,33 +278,6 @@ def test_a_handler_of_ones_own_by_dotted_path(run_agent, tmp_path):
     assert agent.terminate() == 0
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path, Path]:
-    """A certificate for 127.0.0.1 as PEM files and as a PKCS12 keystore (password 'secret')."""
-    pytest.importorskip("cryptography", reason="PKCS12 keystores are read with the cryptography package")
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import pkcs12
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_pem, key_pem, p12 = tmp / "cert.pem", tmp / "key.pem", tmp / "ks.p12"
-    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    p12.write_bytes(pkcs12.serialize_key_and_certificates(b"server", key, cert, None,
-                                                          serialization.BestAvailableEncryption(b"secret")))
-    return cert_pem, key_pem, p12
-
-
 TLS = """\
 a1.sources = pem p12
 a1.channels = c1
@@ -337,7 +308,7 @@ a1.sinks.k1.sink.rollInterval = 0
 
 
 def test_https_with_pem_files_and_a_pkcs12_keystore(run_agent, tmp_path):
-    cert, key, p12 = _self_signed(tmp_path)
+    cert, key, p12 = self_signed(tmp_path)
     p1, p2 = free_port(), free_port()
     out = tmp_path / "out"
     agent = run_agent(TLS.format(p1=p1, p2=p2, cert=cert, key=key, p12=p12, out=out))

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, agent_command, free_port
+from tests.conftest import ROOT, agent_command, free_port, self_signed
 
 pytestmark = pytest.mark.e2e
 
@@ -223,6 +224,7 @@ a1.sources.r1.ssl = true
 a1.sources.r1.keepFields = host
 a1.sources.r1.format.regex = (.*)
 a1.sources.r1.channels = c1
+a1.sources.r1.keystore = /etc/flume/keystore.jks
 a1.sources.r2.type = multiport_syslogtcp
 a1.sources.r2.ports = 5140 51x41
 a1.sources.r2.charset.default = no-such-charset
@@ -233,11 +235,67 @@ a1.sources.r2.channels = c1
                        capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=60)
     text = r.stdout + r.stderr
     assert r.returncode == 1, text
-    assert "check.conf:4: a1.sources.r1 (syslogtcp): ssl: ssl is not supported yet for syslogtcp" in text
+    # TLS is served, but a Java keystore cannot be read: the message says how to convert it
+    assert "check.conf:8: a1.sources.r1 (syslogtcp): keystore: a Java keystore (JKS) cannot be read by pyflume" in text
     assert ("check.conf:5: a1.sources.r1 (syslogtcp): keepFields: warning: keepFields = 'host': 'host' not "
             "recognised; expected none, all, or any of priority version timestamp hostname") in text
     assert "check.conf:6: a1.sources.r1 (syslogtcp): format.regex: format.* (an extra syslog format) is not " \
            "supported yet" in text
-    assert "check.conf:9: a1.sources.r2 (multiport_syslogtcp): ports: '51x41' is not a port number" in text
-    assert "check.conf:10: a1.sources.r2 (multiport_syslogtcp): charset.default: unknown character set " \
+    assert "check.conf:10: a1.sources.r2 (multiport_syslogtcp): ports: '51x41' is not a port number" in text
+    assert "check.conf:11: a1.sources.r2 (multiport_syslogtcp): charset.default: unknown character set " \
            "'no-such-charset'" in text
+
+
+def test_syslog_over_tls_on_both_tcp_sources(run_agent, tmp_path):
+    """syslogtcp with a PEM key store (Flume's default keystore-type left as is) and multiport_syslogtcp with a
+    PKCS12 one, as Flume 1.11 serves them: the same line framing and headers as plain TCP, inside TLS. A client
+    that does not speak TLS is refused without disturbing the next one."""
+    _, _, p12 = self_signed(tmp_path)
+    p1, p2 = free_port(), free_port()
+    out = tmp_path / "out"
+    agent = run_agent(f"""\
+a1.sources = r1 r2
+a1.sources.r1.type = syslogtcp
+a1.sources.r1.host = 127.0.0.1
+a1.sources.r1.port = {p1}
+a1.sources.r1.ssl = true
+a1.sources.r1.keystore = {tmp_path / "both.pem"}
+a1.sources.r1.channels = c1
+a1.sources.r2.type = multiport_syslogtcp
+a1.sources.r2.host = 127.0.0.1
+a1.sources.r2.ports = {p2}
+a1.sources.r2.portHeader = port
+a1.sources.r2.ssl = true
+a1.sources.r2.keystore = {p12}
+a1.sources.r2.keystore-type = PKCS12
+a1.sources.r2.keystore-password = secret
+a1.sources.r2.include-protocols = TLSv1.3
+a1.sources.r2.channels = c1
+""" + SINK.format(out=out))
+    agent.wait_for_port(p1)
+    agent.wait_for_port(p2)
+    with socket.create_connection(("127.0.0.1", p1)) as plain:  # no TLS: the handshake fails, the agent goes on
+        plain.sendall(b"<13>1 2012-04-13T11:11:11Z h0 plain text\n")
+        plain.settimeout(5)
+        try:
+            assert plain.recv(100) == b""  # closed by the source (or an alert record, then closed)
+        except (ConnectionResetError, TimeoutError):
+            pass
+    client = ssl.create_default_context()
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    for port, host in ((p1, b"h1"), (p2, b"h2")):
+        with client.wrap_socket(socket.create_connection(("127.0.0.1", port))) as s:
+            if port == p2:
+                assert s.version() == "TLSv1.3"
+            for i in range(500):
+                s.sendall(b"<13>1 2012-04-13T11:11:11Z %s m%03d\n" % (host, i))
+    lines = read_lines(out, 1000)
+    want = {b"{Facility=1, Severity=5, priority=13, version=1, timestamp=1334315471000, host=h1} m%03d" % i
+            for i in range(500)}
+    # multiport_syslogtcp uses Flume's SyslogParser, which names two of its headers differently
+    want |= {b"{Facility=1, Severity=5, Priority=13, Version=1, timestamp=1334315471000, host=h2, port=%d} m%03d"
+             % (p2, i) for i in range(500)}
+    assert len(lines) == 1000 and set(lines) == want
+    assert "TLS handshake with 127.0.0.1 failed" in agent.log()
+    assert agent.terminate() == 0
