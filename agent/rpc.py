@@ -9,10 +9,11 @@ Byte for byte what Apache Flume 1.11's AvroSource, AvroSink (NettyAvroRpcClient)
   (NONE: the client re-sends with its protocol text); later requests carry none;
 - a request is ``meta map<bytes>, message name, parameters``; a response is ``meta, error flag, Status`` or a
   system-error string;
-- ``compression-type = deflate`` makes each direction one zlib stream, sync-flushed after every pack.
+- ``compression-type = deflate`` makes each direction one zlib stream, sync-flushed after every pack; with ``ssl``
+  too, the TLS records travel inside that zlib stream (Flume 1.11's order, :class:`ZlibTlsSocket`).
 
-Datums are encoded with fastavro; framing, handshake state and zlib are here. Limits keep a hostile or broken
-peer from making us allocate without bound.
+Datums are encoded with fastavro; framing, handshake state, zlib and the TLS layering are here. Limits keep a
+hostile or broken peer from making us allocate without bound.
 """
 
 from __future__ import annotations
@@ -177,6 +178,108 @@ class Connection:
             pass
 
 
+class ZlibTlsSocket:
+    """TLS carried inside a zlib stream in each direction: Flume 1.11's layering when ``ssl`` and
+    ``compression-type = deflate`` are both on (its Netty pipeline puts the inflater and deflater nearest the wire,
+    the TLS handler inside them; so the TLS records are what gets compressed, each write sync-flushed). Flume 1.9
+    and earlier layered it the other way round; 1.11 talks only to 1.11 here, as pyflume does.
+
+    A socket-like object for :class:`Connection`: ``recv``, ``sendall``, ``shutdown``, ``close`` over a plain TCP
+    socket, with an :class:`ssl.SSLObject` on memory buffers doing the TLS. Inflation is bounded per step, so a
+    hostile peer's zlib bomb cannot make it allocate without limit."""
+
+    _STEP = 256 * 1024
+
+    def __init__(self, raw: socket.socket, context: ssl.SSLContext, *, server_side: bool,
+                 server_hostname: str | None = None, level: int = 6):
+        self.raw = raw
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=server_side,
+                                     server_hostname=server_hostname)
+        self._inflater = zlib.decompressobj()
+        self._deflater = zlib.compressobj(level)
+        self._tail = b""  # compressed bytes received but not inflated yet (bounded steps)
+        self._eof = False
+
+    def version(self) -> str | None:
+        return self._tls.version()
+
+    def _send_out(self) -> None:
+        data = self._outgoing.read()
+        if data:
+            self.raw.sendall(self._deflater.compress(data) + self._deflater.flush(zlib.Z_SYNC_FLUSH))
+
+    def _feed(self) -> bool:
+        """Hand the TLS object more of the peer's bytes; False once the peer closed and nothing is left."""
+        if not self._tail:
+            if self._eof:
+                return False
+            data = self.raw.recv(65536)
+            if not data:
+                self._eof = True
+                self._incoming.write_eof()
+                return False
+            self._tail = data
+        try:
+            plain = self._inflater.decompress(self._tail, self._STEP)
+        except zlib.error as exc:
+            raise FrameError(f"the zlib stream around TLS is corrupt: {exc}") from None
+        self._tail = self._inflater.unconsumed_tail
+        self._incoming.write(plain)
+        return True
+
+    def do_handshake(self) -> None:
+        while True:
+            try:
+                self._tls.do_handshake()
+                self._send_out()
+                return
+            except ssl.SSLWantReadError:
+                self._send_out()
+                if not self._feed():
+                    raise ssl.SSLEOFError("the peer closed the connection during the TLS handshake") from None
+
+    def recv(self, n: int) -> bytes:
+        while True:
+            try:
+                data = self._tls.read(n)
+                self._send_out()  # TLS 1.3 may answer something (a key update)
+                return data
+            except ssl.SSLWantReadError:
+                self._send_out()
+                if not self._feed():
+                    return b""  # the peer closed; a cut record is a short read for Connection to report
+            except ssl.SSLZeroReturnError:
+                return b""  # close_notify
+
+    def sendall(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = self._tls.write(view)
+            view = view[n:]
+        self._send_out()
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.raw.settimeout(timeout)
+
+    def shutdown(self, how: int) -> None:
+        self.raw.shutdown(how)
+
+    def close(self) -> None:
+        try:
+            try:
+                self._tls.unwrap()  # close_notify; the peer's answer is not awaited
+            except (ssl.SSLError, ValueError):
+                pass
+            self._send_out()
+            self.raw.sendall(self._deflater.flush(zlib.Z_FINISH))
+        except OSError:
+            pass
+        finally:
+            self.raw.close()
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Server side
 
@@ -265,12 +368,17 @@ class RpcClient:
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.ssl_context is not None:
+            if self.ssl_context is not None and self.deflate:  # Flume 1.11's order: TLS inside zlib
+                sock = ZlibTlsSocket(sock, self.ssl_context, server_side=False, server_hostname=self.host,
+                                     level=self.level)
+                sock.do_handshake()
+            elif self.ssl_context is not None:
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
-        except OSError as exc:
+        except (OSError, FrameError) as exc:
             raise RpcError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         sock.settimeout(self.request_timeout)
-        self.conn = Connection(sock, deflate=self.deflate, level=self.level)
+        inner_deflate = self.deflate and not isinstance(sock, ZlibTlsSocket)
+        self.conn = Connection(sock, deflate=inner_deflate, level=self.level)  # type: ignore[arg-type]
         self._handshaken = False
 
     def close(self) -> None:

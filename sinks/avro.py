@@ -67,9 +67,6 @@ class AvroSink(BatchSink):
             else:
                 ctx.load_default_certs()
             apply_client_protocols(ctx, conf)
-        if ctx is not None and conf["compression-type"] == "deflate":
-            conf.error("ssl together with compression-type deflate is not supported yet; use one of them",
-                       "compression-type")
         self.client = RpcClient(self.host, self.port, connect_timeout=conf["connect-timeout"] / 1000,
                                 request_timeout=conf["request-timeout"] / 1000,
                                 deflate=conf["compression-type"] == "deflate", level=conf["compression-level"],

@@ -73,9 +73,6 @@ class AvroSource(EventDrivenSource):
         self.deflate = conf["compression-type"] == "deflate"
         self._tls = ServerTls(conf) if conf["ssl"] else None
         self.ssl_context: ssl.SSLContext | None = None  # read from the key store at start
-        if self.deflate and self._tls is not None:
-            conf.error("ssl together with compression-type deflate is not supported yet; use one of them",
-                       "compression-type")
         self.filter: IpFilter | None = None
         if conf["ipFilter"]:
             try:
@@ -147,14 +144,20 @@ class AvroSource(EventDrivenSource):
         peer = f"{addr[0]}:{addr[1]}"
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        deflate = self.deflate
         if self.ssl_context is not None:
             try:
-                sock = self.ssl_context.wrap_socket(sock, server_side=True)
-            except (OSError, ssl.SSLError) as exc:
+                if deflate:  # Flume 1.11's order: the TLS records travel inside the zlib streams
+                    sock = rpc.ZlibTlsSocket(sock, self.ssl_context, server_side=True)  # type: ignore[assignment]
+                    deflate = False
+                    sock.do_handshake()  # type: ignore[attr-defined]
+                else:
+                    sock = self.ssl_context.wrap_socket(sock, server_side=True)
+            except (OSError, ssl.SSLError, rpc.FrameError) as exc:
                 self.log.warning("Avro source %s: TLS handshake with %s failed: %s", self.name, peer, exc)
                 sock.close()
                 return
-        conn = rpc.Connection(sock, deflate=self.deflate)
+        conn = rpc.Connection(sock, deflate=deflate)
         state = rpc.ServerState()
         with self._lock:
             self._conns.add(conn)

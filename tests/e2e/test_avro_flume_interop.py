@@ -1,5 +1,5 @@
 """Avro RPC against a real Apache Flume 1.11: Flume's avro sink and avro-client into pyflume's avro source, and
-pyflume's avro sink into Flume's avro source: plain, with deflate, and over TLS."""
+pyflume's avro sink into Flume's avro source: plain, with deflate, over TLS, and both (TLS inside zlib)."""
 
 from __future__ import annotations
 
@@ -63,14 +63,16 @@ N = 100_000
 def transport(mode: str, tmp, side: str, a: str) -> dict[str, str]:  # noqa: ANN001
     """Template values for one side ("source" or "sink") of a link: deflate, TLS (a PKCS12 key store, which Flume
     and pyflume both read, and a sink that trusts any certificate), or neither."""
-    if mode != "tls":
+    if not mode.startswith("tls"):
         return {"compression": mode, "tls": ""}
+    compression = "deflate" if mode == "tls+deflate" else "none"  # Flume 1.11 runs TLS inside the zlib stream
     if side == "sink":
-        return {"compression": "none", "tls": f"{a}.sinks.k1.ssl = true\n{a}.sinks.k1.trust-all-certs = true\n"}
+        return {"compression": compression,
+                "tls": f"{a}.sinks.k1.ssl = true\n{a}.sinks.k1.trust-all-certs = true\n"}
     _, _, p12 = self_signed(tmp)
-    return {"compression": "none", "tls": f"{a}.sources.r1.ssl = true\n{a}.sources.r1.keystore = {p12}\n"
-                                          f"{a}.sources.r1.keystore-type = PKCS12\n"
-                                          f"{a}.sources.r1.keystore-password = secret\n"}
+    return {"compression": compression, "tls": f"{a}.sources.r1.ssl = true\n{a}.sources.r1.keystore = {p12}\n"
+                                               f"{a}.sources.r1.keystore-type = PKCS12\n"
+                                               f"{a}.sources.r1.keystore-password = secret\n"}
 
 
 def wait_port(port: int, timeout: float = 60) -> None:
@@ -92,7 +94,7 @@ def send_lines(port: int) -> list[bytes]:
     return lines
 
 
-@pytest.mark.parametrize("compression", ["none", "deflate", "tls"])
+@pytest.mark.parametrize("compression", ["none", "deflate", "tls", "tls+deflate"])
 def test_flume_avro_sink_into_pyflume_avro_source(compression, tmp_path, flume_classpath, run_agent) -> None:
     port, nc = free_port(), free_port()
     out = tmp_path / "out"
@@ -110,11 +112,12 @@ def test_flume_avro_sink_into_pyflume_avro_source(compression, tmp_path, flume_c
         except AssertionError:
             raise AssertionError(flume.log()[-3000:] + ours.log()[-3000:]) from None
     assert sorted(rolled_lines(out)) == sorted("{from=fl-é} ".encode() + line for line in lines)  # exactly once
-    assert ("(TLS)" in ours.log()) == (compression == "tls")
+    assert ("(TLS)" in ours.log()) == compression.startswith("tls")
+    assert ("(deflate)" in ours.log()) == compression.endswith("deflate")
     assert ours.terminate() == 0
 
 
-@pytest.mark.parametrize("compression", ["none", "deflate", "tls"])
+@pytest.mark.parametrize("compression", ["none", "deflate", "tls", "tls+deflate"])
 def test_pyflume_avro_sink_into_flume_avro_source(compression, tmp_path, flume_classpath, run_agent) -> None:
     port, nc = free_port(), free_port()
     out = tmp_path / "out"

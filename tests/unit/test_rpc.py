@@ -116,3 +116,77 @@ def test_client_and_server_round_trip_over_a_socket_including_the_none_path() ->
     t.join(5)
     assert got == [Event(b"a", {"h": "é"}), Event(b""), Event(b"b")]
     listener.close()
+
+
+def _tls_contexts(tmp_path):  # noqa: ANN001, ANN202
+    import ssl
+
+    from conftest import self_signed
+
+    cert, key, _ = self_signed(tmp_path)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    return server, client
+
+
+def test_tls_with_deflate_runs_tls_inside_the_zlib_stream(tmp_path) -> None:  # noqa: ANN001
+    """Flume 1.11's layering with ssl + deflate: the wire is zlib, and what it inflates to is TLS records."""
+    server_ctx, client_ctx = _tls_contexts(tmp_path)
+    a, b = socket.socketpair()
+    wire = bytearray()
+
+    class Tap:  # the client's socket, keeping a copy of every byte it sends
+        def __init__(self, sock: socket.socket):
+            self.sock = sock
+
+        def sendall(self, data: bytes) -> None:
+            wire.extend(data)
+            self.sock.sendall(data)
+
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(self.sock, name)
+
+    got: list[tuple[int, bytes]] = []
+
+    def serve() -> None:
+        conn = rpc.Connection(rpc.ZlibTlsSocket(b, server_ctx, server_side=True), deflate=False)  # type: ignore[arg-type]
+        conn.sock.do_handshake()  # type: ignore[attr-defined]
+        while True:
+            try:
+                serial, payload = conn.read_pack()
+            except EOFError:
+                return
+            got.append((serial, payload))
+            conn.write_pack(serial, payload[::-1])
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    client = rpc.ZlibTlsSocket(Tap(a), client_ctx, server_side=False)  # type: ignore[arg-type]
+    client.do_handshake()
+    conn = rpc.Connection(client, deflate=False)  # type: ignore[arg-type]
+    big = bytes(range(256)) * 2000  # more than one TLS record
+    conn.write_pack(1, b"first")
+    conn.write_pack(2, big)
+    assert conn.read_pack() == (1, b"tsrif")
+    assert conn.read_pack() == (2, big[::-1])
+    conn.close()
+    t.join(5)
+    assert got == [(1, b"first"), (2, big)]
+    assert client.version() in ("TLSv1.2", "TLSv1.3")
+    assert wire[:2] == b"\x78\x9c"  # a zlib stream on the wire ...
+    inner = zlib.decompressobj().decompress(bytes(wire))
+    assert inner[0] == 0x16 and inner[1] == 0x03  # ... that carries a TLS handshake record first
+    assert big[:64] not in inner  # and the packs only inside TLS
+
+
+def test_tls_with_deflate_refuses_a_corrupt_zlib_stream(tmp_path) -> None:  # noqa: ANN001
+    server_ctx, _ = _tls_contexts(tmp_path)
+    a, b = socket.socketpair()
+    a.sendall(b"\x78\x9c\xff\xff\xff\xff garbage")
+    with pytest.raises(rpc.FrameError, match="zlib stream around TLS is corrupt"):
+        rpc.ZlibTlsSocket(b, server_ctx, server_side=True).do_handshake()
+    a.close()
+    b.close()
