@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent import registry
+from agent import registry, tls
 from agent.core import Channel, ChannelProcessor, ChannelSelector, Interceptor, Sink, SinkProcessor, Source
 from agent.properties import Entry, PropertiesError, load_properties
 from agent.spec import ConfigError, Problem, Raw, Spec
@@ -343,6 +343,7 @@ def build(ap: AgentPlan, reuse: Topology | None = None) -> tuple[Topology | None
     agent then restarts only what differs (see ``Agent.reload``).
     """
     problems = ap.problems
+    tls.use_system_properties(ap.sysprops)  # Flume's global SSL settings (-Djavax.net.ssl.* …) for TLS components
     old = reuse.plan if reuse is not None else None
     channels: dict[str, Channel] = {}
     for name, cp in ap.channels.items():

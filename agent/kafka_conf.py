@@ -13,9 +13,10 @@ import logging
 import re
 from collections.abc import Callable
 
+from agent import tls
 from agent.spec import Conf
 
-__all__ = ["client_config", "client_hooks", "check_client_config", "consumer_defaults", "flush_timeout", "GLOBAL_SSL"]
+__all__ = ["client_config", "client_hooks", "check_client_config", "consumer_defaults", "flush_timeout"]
 
 # Java client keys that mean nothing to librdkafka or are handled by pyflume itself: dropped silently.
 _DROPPED = {
@@ -45,9 +46,6 @@ _ALIASES = {"request.required.acks": "acks", "queue.buffering.max.ms": "linger.m
             "sasl.mechanisms": "sasl.mechanism"}
 _JAAS = re.compile(r'(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"')
 
-# Flume's global SSL system properties (-Djavax.net.ssl.*) that apply to Kafka clients with SSL.
-GLOBAL_SSL = {"javax.net.ssl.keyStore": "ssl.keystore.location",
-              "javax.net.ssl.keyStorePassword": "ssl.keystore.password"}
 
 
 def client_config(conf: Conf, prefix: str, *, component_prop: str | None = None) -> dict[str, str]:
@@ -86,7 +84,35 @@ def client_config(conf: Conf, prefix: str, *, component_prop: str | None = None)
                 conf.error(f"'{value}' is not valid here", full)
             continue
         out[key] = value
+    if out.get("security.protocol", "").upper() in ("SSL", "SASL_SSL"):
+        _add_global_ssl(conf, prefix, out)
     return out
+
+
+def _add_global_ssl(conf: Conf, prefix: str, out: dict[str, str]) -> None:
+    """Flume's global SSL settings (-Djavax.net.ssl.*, else FLUME_SSL_*) fill what the client leaves unset, as
+    Flume's KafkaSSLUtil does: the key store (PKCS12, which librdkafka reads) and a PEM trust store."""
+    keystore = tls.global_setting("keystore")
+    if keystore and "ssl.keystore.location" not in out:
+        ktype = (tls.global_setting("keystore-type") or "JKS").upper()
+        if ktype == "PKCS12" or keystore.lower().endswith((".p12", ".pfx")):
+            out["ssl.keystore.location"] = keystore
+            password = tls.global_setting("keystore-password")
+            if password is not None and "ssl.keystore.password" not in out:
+                out["ssl.keystore.password"] = password
+        else:
+            conf.warn(f"the global key store {keystore} (javax.net.ssl.keyStore / FLUME_SSL_KEYSTORE_PATH) is not "
+                      "PKCS12, which is all librdkafka reads: convert it (keytool -importkeystore -deststoretype "
+                      f"PKCS12) or set {prefix}ssl.keystore.location; the client connects without it",
+                      prefix + "security.protocol")
+    truststore = tls.global_setting("truststore")
+    if truststore and "ssl.ca.location" not in out:
+        if truststore.lower().endswith(".pem"):
+            out["ssl.ca.location"] = truststore
+        else:
+            conf.warn(f"the global trust store {truststore} (javax.net.ssl.trustStore / FLUME_SSL_TRUSTSTORE_PATH) "
+                      "is a Java trust store, which librdkafka cannot read: export its CA to PEM (keytool "
+                      f"-exportcert -rfc) and set {prefix}ssl.ca.location", prefix + "security.protocol")
 
 
 def check_client_config(conf: Conf, settings: dict[str, str], kind: str) -> None:

@@ -1,9 +1,13 @@
 """TLS for listening sources (avro, http, syslogtcp, multiport_syslogtcp) and the protocol settings of clients.
 
 Flume's keys are kept: ``ssl``, ``keystore``, ``keystore-password``, ``keystore-type``, ``include-protocols``,
-``exclude-protocols``, ``include-cipher-suites``, ``exclude-cipher-suites``, and the global defaults from the
-environment (``FLUME_SSL_KEYSTORE_PATH``, ``FLUME_SSL_KEYSTORE_PASSWORD``, ``FLUME_SSL_KEYSTORE_TYPE``,
-``FLUME_SSL_INCLUDE_PROTOCOLS``, ``FLUME_SSL_EXCLUDE_PROTOCOLS``) used when the component sets none. Key stores are
+``exclude-protocols``, ``include-cipher-suites``, ``exclude-cipher-suites``, and Flume's global defaults for a key
+the component leaves unset: the system property on the command line (``-Djavax.net.ssl.keyStore``,
+``keyStorePassword``, ``keyStoreType``, ``trustStore``…, ``-Dflume.ssl.include.protocols``, ``exclude.protocols``,
+``include.cipherSuites``, ``exclude.cipherSuites``), else the environment variable (``FLUME_SSL_KEYSTORE_PATH``,
+``FLUME_SSL_KEYSTORE_PASSWORD``, ``FLUME_SSL_KEYSTORE_TYPE``, ``FLUME_SSL_TRUSTSTORE_PATH``…,
+``FLUME_SSL_INCLUDE_PROTOCOLS``, ``FLUME_SSL_EXCLUDE_PROTOCOLS``, ``FLUME_SSL_INCLUDE_CIPHERSUITES``,
+``FLUME_SSL_EXCLUDE_CIPHERSUITES``); global lists may be separated by commas. Key stores are
 PKCS12 (read with the ``cryptography`` package) or PEM; a Java keystore (JKS) cannot be read and is rejected with
 the keytool line that converts it. pyflume adds ``ssl.certificate`` + ``ssl.key`` for separate PEM files.
 
@@ -16,13 +20,62 @@ import importlib.util
 import os
 import ssl
 import tempfile
+from collections.abc import Mapping
 
 from agent.spec import Conf, Prop
 
-__all__ = ["TLS_VERSIONS", "ServerTls", "server_tls_props", "CLIENT_TLS_PROPS", "apply_client_protocols"]
+__all__ = ["TLS_VERSIONS", "ServerTls", "server_tls_props", "CLIENT_TLS_PROPS", "apply_client_protocols",
+           "use_system_properties", "global_setting", "setting", "list_setting"]
 
 TLS_VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
                 "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+
+# Flume's global SSL settings (SSLUtil): a component key left unset falls back to the system property given on the
+# command line (-Dkey=value), then to the environment variable.
+_GLOBAL = {
+    "keystore": ("javax.net.ssl.keyStore", "FLUME_SSL_KEYSTORE_PATH"),
+    "keystore-password": ("javax.net.ssl.keyStorePassword", "FLUME_SSL_KEYSTORE_PASSWORD"),
+    "keystore-type": ("javax.net.ssl.keyStoreType", "FLUME_SSL_KEYSTORE_TYPE"),
+    "truststore": ("javax.net.ssl.trustStore", "FLUME_SSL_TRUSTSTORE_PATH"),
+    "truststore-password": ("javax.net.ssl.trustStorePassword", "FLUME_SSL_TRUSTSTORE_PASSWORD"),
+    "truststore-type": ("javax.net.ssl.trustStoreType", "FLUME_SSL_TRUSTSTORE_TYPE"),
+    "include-protocols": ("flume.ssl.include.protocols", "FLUME_SSL_INCLUDE_PROTOCOLS"),
+    "exclude-protocols": ("flume.ssl.exclude.protocols", "FLUME_SSL_EXCLUDE_PROTOCOLS"),
+    "include-cipher-suites": ("flume.ssl.include.cipherSuites", "FLUME_SSL_INCLUDE_CIPHERSUITES"),
+    "exclude-cipher-suites": ("flume.ssl.exclude.cipherSuites", "FLUME_SSL_EXCLUDE_CIPHERSUITES"),
+}
+_system_properties: dict[str, str] = {}
+
+
+def use_system_properties(props: Mapping[str, str]) -> None:
+    """Remember the agent's -D system properties that carry global SSL settings (called when a topology is built)."""
+    names = {sysprop for sysprop, _ in _GLOBAL.values()}
+    _system_properties.clear()
+    _system_properties.update({k: v for k, v in props.items() if k in names})
+
+
+def global_setting(key: str) -> str | None:
+    """The global value of a component TLS key: its system property, else its environment variable."""
+    sysprop, env = _GLOBAL[key]
+    value = _system_properties.get(sysprop)
+    return value if value is not None else os.environ.get(env)
+
+
+def setting(conf: Conf, key: str, default: str | None = None) -> str | None:
+    """A TLS key as Flume reads it: the component's own value, else the global one, else ``default``."""
+    if conf.is_set(key):
+        return conf[key]
+    value = global_setting(key)
+    return value if value is not None else default
+
+
+def list_setting(conf: Conf, key: str) -> list[str]:
+    """A TLS list key: the component's own (space-separated), else the global one (commas or spaces), else the
+    key's default."""
+    if conf.is_set(key):
+        return list(conf[key])
+    value = global_setting(key)
+    return value.replace(",", " ").split() if value is not None else list(conf[key])
 
 
 def server_tls_props(what: str, deprecated_names: bool = False) -> tuple[Prop, ...]:
@@ -34,27 +87,31 @@ def server_tls_props(what: str, deprecated_names: bool = False) -> tuple[Prop, .
              + (" (also read as enableSSL, Flume's deprecated name)." if deprecated_names else "."),
              aliases=("enableSSL",) if deprecated_names else ()),
         Prop("keystore", "str", None,
-             "With ssl: the key store file, PKCS12 or PEM (see keystore-type); FLUME_SSL_KEYSTORE_PATH when unset."),
+             "With ssl: the key store file, PKCS12 or PEM (see keystore-type). Unset: -Djavax.net.ssl.keyStore, "
+             "else FLUME_SSL_KEYSTORE_PATH (Flume's global settings)."),
         Prop("keystore-password", "str", None,
              "Password of the key store" + (" (also keystorePassword, deprecated)" if deprecated_names else "")
-             + "; FLUME_SSL_KEYSTORE_PASSWORD when unset.",
+             + "; unset: -Djavax.net.ssl.keyStorePassword, else FLUME_SSL_KEYSTORE_PASSWORD.",
              aliases=("keystorePassword",) if deprecated_names else ()),
         Prop("keystore-type", "str", "JKS",
              "PKCS12 (read with the cryptography package), or PEM (certificate chain and key in one file; a "
              "keystore file named *.pem is read as PEM whatever the type). JKS cannot be read by pyflume: convert "
-             "it to PKCS12 with keytool. FLUME_SSL_KEYSTORE_TYPE when unset."),
+             "it to PKCS12 with keytool. Unset: -Djavax.net.ssl.keyStoreType, else FLUME_SSL_KEYSTORE_TYPE."),
         Prop("ssl.certificate", "str", None,
              "pyflume: PEM file with the server certificate chain (instead of keystore)."),
         Prop("ssl.key", "str", None,
              "pyflume: PEM file with the private key of ssl.certificate (keystore-password decrypts it)."),
         Prop("exclude-protocols", "list", ["SSLv3"],
              "TLS versions not to offer" + (" (also excludeProtocols, deprecated)" if deprecated_names else "")
-             + "; SSLv3 is always excluded. FLUME_SSL_EXCLUDE_PROTOCOLS when unset.",
+             + "; SSLv3 is always excluded. Unset: -Dflume.ssl.exclude.protocols, else FLUME_SSL_EXCLUDE_PROTOCOLS.",
              aliases=("excludeProtocols",) if deprecated_names else ()),
         Prop("include-protocols", "list", [],
-             "TLS versions to offer (empty: TLSv1.2 and TLSv1.3). FLUME_SSL_INCLUDE_PROTOCOLS when unset."),
-        Prop("exclude-cipher-suites", "list", [], "Cipher suites not to offer (OpenSSL names)."),
-        Prop("include-cipher-suites", "list", [], "Cipher suites to offer (OpenSSL names; empty: the defaults)."),
+             "TLS versions to offer (empty: TLSv1.2 and TLSv1.3). Unset: -Dflume.ssl.include.protocols, else "
+             "FLUME_SSL_INCLUDE_PROTOCOLS."),
+        Prop("exclude-cipher-suites", "list", [], "Cipher suites not to offer (OpenSSL names). Unset: "
+             "-Dflume.ssl.exclude.cipherSuites, else FLUME_SSL_EXCLUDE_CIPHERSUITES."),
+        Prop("include-cipher-suites", "list", [], "Cipher suites to offer (OpenSSL names; empty: the defaults). "
+             "Unset: -Dflume.ssl.include.cipherSuites, else FLUME_SSL_INCLUDE_CIPHERSUITES."),
     )
 
 
@@ -63,12 +120,11 @@ class ServerTls:
     material when the source starts (so a renewed certificate is picked up by a restart or a reload)."""
 
     def __init__(self, conf: Conf):
-        env = os.environ
         self.certificate: str | None = conf.get("ssl.certificate")
         self.key: str | None = conf.get("ssl.key")
-        self.keystore: str | None = conf.get("keystore") or env.get("FLUME_SSL_KEYSTORE_PATH")
-        self.password: str | None = conf.get("keystore-password") or env.get("FLUME_SSL_KEYSTORE_PASSWORD")
-        ktype = conf["keystore-type"] if conf.is_set("keystore-type") else env.get("FLUME_SSL_KEYSTORE_TYPE", "JKS")
+        self.keystore: str | None = setting(conf, "keystore")
+        self.password: str | None = setting(conf, "keystore-password")
+        ktype = setting(conf, "keystore-type", "JKS") or "JKS"
         self.keystore_type = ktype.upper()
         if self.key and not self.certificate:
             conf.error("ssl.key needs ssl.certificate (the PEM certificate chain)", "ssl.key")
@@ -77,8 +133,8 @@ class ServerTls:
         elif not self.keystore:
             conf.error("ssl is true but no key store is set: set keystore (PKCS12 or PEM) or ssl.certificate and "
                        "ssl.key (PEM files)", "ssl")
-        elif self.keystore_type == "JKS" and self.keystore.lower().endswith(".pem"):
-            self.keystore_type = "PEM"  # Flume's default type left in place with a PEM file: read it as PEM
+        elif self.keystore.lower().endswith(".pem"):
+            self.keystore_type = "PEM"  # e.g. Flume's default type (JKS) left in place, or a global type: it is PEM
         elif self.keystore_type == "JKS":
             conf.error("a Java keystore (JKS) cannot be read by pyflume; convert it with keytool -importkeystore "
                        "-srckeystore ks.jks -destkeystore ks.p12 -deststoretype PKCS12 and set keystore-type = "
@@ -95,10 +151,8 @@ class ServerTls:
         elif self.keystore_type != "PEM":
             conf.error(f"keystore-type {ktype!r} is not supported; expected PKCS12 or PEM (JKS must be converted)",
                        "keystore-type")
-        env_exclude = env.get("FLUME_SSL_EXCLUDE_PROTOCOLS", "").split()
-        env_include = env.get("FLUME_SSL_INCLUDE_PROTOCOLS", "").split()
-        exclude = set(conf["exclude-protocols"] if conf.is_set("exclude-protocols") else env_exclude) | {"SSLv3"}
-        include = conf["include-protocols"] if conf.is_set("include-protocols") else env_include
+        exclude = set(list_setting(conf, "exclude-protocols")) | {"SSLv3"}
+        include = list_setting(conf, "include-protocols")
         for name in list(include) + sorted(exclude):
             if name != "SSLv3" and name not in TLS_VERSIONS:
                 conf.warn(f"unknown TLS protocol {name!r}; known: {', '.join(TLS_VERSIONS)}",
@@ -115,8 +169,8 @@ class ServerTls:
             if span != offered:
                 conf.warn(f"TLS versions can only be enabled as a range here; offering {span[0]} to {span[-1]}",
                           "exclude-protocols")
-        self.include_ciphers: list[str] = conf["include-cipher-suites"]
-        self.exclude_ciphers: list[str] = conf["exclude-cipher-suites"]
+        self.include_ciphers: list[str] = list_setting(conf, "include-cipher-suites")
+        self.exclude_ciphers: list[str] = list_setting(conf, "exclude-cipher-suites")
         try:
             self._base()
         except ssl.SSLError:
@@ -187,10 +241,13 @@ CLIENT_TLS_PROPS = (
 
 
 def apply_client_protocols(ctx: ssl.SSLContext, conf: Conf) -> None:
-    include = [v for v in conf["include-protocols"] if v in TLS_VERSIONS]
-    allowed = [v for v in (include or list(TLS_VERSIONS)) if v not in conf["exclude-protocols"]]
+    """The protocol and cipher lists of a TLS client, its own or the global ones."""
+    include = [v for v in list_setting(conf, "include-protocols") if v in TLS_VERSIONS]
+    exclude = list_setting(conf, "exclude-protocols")
+    allowed = [v for v in (include or list(TLS_VERSIONS)) if v not in exclude]
     if allowed:
         ctx.minimum_version = min(TLS_VERSIONS[v] for v in allowed)
         ctx.maximum_version = max(TLS_VERSIONS[v] for v in allowed)
-    if conf["include-cipher-suites"]:
-        ctx.set_ciphers(":".join(conf["include-cipher-suites"]))
+    ciphers = list_setting(conf, "include-cipher-suites")
+    if ciphers:
+        ctx.set_ciphers(":".join(ciphers))

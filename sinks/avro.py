@@ -13,7 +13,7 @@ import time
 from agent.core import BatchSink, Event, EventDeliveryException
 from agent.rpc import RpcClient, RpcError
 from agent.spec import Conf, Prop, Spec
-from agent.tls import CLIENT_TLS_PROPS, apply_client_protocols
+from agent.tls import CLIENT_TLS_PROPS, apply_client_protocols, setting
 
 __all__ = ["AvroSink"]
 
@@ -37,7 +37,8 @@ class AvroSink(BatchSink):
         Prop("compression-level", "int", 6, "zlib level for deflate (0-9).", min=0, max=9),
         Prop("ssl", "bool", False, "Connect with TLS."),
         Prop("trust-all-certs", "bool", False, "Do not verify the server's certificate."),
-        Prop("truststore", "str", None, "pyflume: PEM file of the CA certificates to trust (default: the system's)."),
+        Prop("truststore", "str", None, "pyflume: PEM file of the CA certificates to trust (default: Flume's global "
+             "-Djavax.net.ssl.trustStore or FLUME_SSL_TRUSTSTORE_PATH, else the system's)."),
         Prop("truststore-password", "str", None, "Accepted (a PEM truststore has no password)."),
         Prop("truststore-type", "str", "JKS", "PEM (JKS truststores must be converted to PEM)."),
         *CLIENT_TLS_PROPS,
@@ -55,15 +56,16 @@ class AvroSink(BatchSink):
             ctx.check_hostname = False  # Flume's client does not verify host names either
             if conf["trust-all-certs"]:
                 ctx.verify_mode = ssl.CERT_NONE
-            elif conf.get("truststore"):
-                if conf["truststore-type"].upper() in ("JKS", "PKCS12") and not conf["truststore"].endswith(".pem"):
+            elif truststore := setting(conf, "truststore"):  # the sink's own, else Flume's global one
+                ttype = (setting(conf, "truststore-type", "JKS") or "JKS").upper()
+                if ttype in ("JKS", "PKCS12") and not truststore.endswith(".pem"):
                     conf.error("Java truststores cannot be read here; export the CA certificate to PEM (keytool "
                                "-exportcert -rfc) and set truststore-type = PEM", "truststore-type")
                 else:
                     try:
-                        ctx.load_verify_locations(conf["truststore"])
+                        ctx.load_verify_locations(truststore)
                     except (OSError, ssl.SSLError) as exc:
-                        conf.error(f"cannot load {conf['truststore']}: {exc}", "truststore")
+                        conf.error(f"cannot load {truststore}: {exc}", "truststore")
             else:
                 ctx.load_default_certs()
             apply_client_protocols(ctx, conf)

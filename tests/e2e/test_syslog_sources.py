@@ -299,3 +299,31 @@ a1.sources.r2.channels = c1
     assert len(lines) == 1000 and set(lines) == want
     assert "TLS handshake with 127.0.0.1 failed" in agent.log()
     assert agent.terminate() == 0
+
+
+def test_tls_key_store_from_flumes_global_settings(run_agent, tmp_path, monkeypatch):
+    """Only `ssl = true` in the file: the key store comes from -Djavax.net.ssl.* on the command line (as Flume's
+    flume-ng passes them), the protocol list from FLUME_SSL_INCLUDE_PROTOCOLS (commas allowed, as in Flume)."""
+    _, _, p12 = self_signed(tmp_path)
+    monkeypatch.setenv("FLUME_SSL_INCLUDE_PROTOCOLS", "TLSv1.2,TLSv1.1")
+    port = free_port()
+    out = tmp_path / "out"
+    agent = run_agent(f"""\
+a1.sources = r1
+a1.sources.r1.type = syslogtcp
+a1.sources.r1.host = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.ssl = true
+a1.sources.r1.channels = c1
+""" + SINK.format(out=out), args=[f"-Djavax.net.ssl.keyStore={p12}", "-Djavax.net.ssl.keyStorePassword=secret",
+                                  "-Djavax.net.ssl.keyStoreType=PKCS12"])
+    agent.wait_for_port(port)
+    client = ssl.create_default_context()
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    with client.wrap_socket(socket.create_connection(("127.0.0.1", port))) as s:
+        assert s.version() == "TLSv1.2"
+        s.sendall(b"<13>1 2012-04-13T11:11:11Z h1 over tls\n")
+    assert read_lines(out, 1) == [
+        b"{Facility=1, Severity=5, priority=13, version=1, timestamp=1334315471000, host=h1} over tls"]
+    assert agent.terminate() == 0

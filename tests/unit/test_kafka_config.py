@@ -97,3 +97,37 @@ def test_a_source_needs_topics(tmp_path):
     f.write_text(BASE.replace("a1.sources.r1.kafka.topics = a, b\n", ""))
     topo, problems = config.check([str(f)], "a1")
     assert topo is None and any("set kafka.topics" in str(p) for p in problems)
+
+
+SSL_SINK = "a1.sinks.k1.kafka.producer.security.protocol = SSL\n"
+
+
+def test_flume_global_ssl_settings_reach_kafka_clients(tmp_path, monkeypatch):
+    """As Flume's KafkaSSLUtil: with SSL, a key store the client leaves unset comes from -Djavax.net.ssl.* (before
+    FLUME_SSL_*); librdkafka reads PKCS12 key stores and PEM CA files, so a Java one is a warning, not a setting."""
+    from conftest import self_signed
+
+    cert, _, p12 = self_signed(tmp_path)  # librdkafka reads both files when the client is checked
+    monkeypatch.setenv("FLUME_SSL_KEYSTORE_PATH", "/env/ks.p12")
+    monkeypatch.setenv("FLUME_SSL_TRUSTSTORE_PATH", str(cert))
+    f = tmp_path / "k.conf"
+    f.write_text(BASE + SSL_SINK)
+    sysprops = {"javax.net.ssl.keyStore": str(p12), "javax.net.ssl.keyStorePassword": "secret"}
+    topo, problems = config.check([str(f)], "a1", sysprops)
+    assert not [p for p in problems if p.severity == "error"], problems
+    s = topo.sinks["k1"].settings
+    assert s["ssl.keystore.location"] == str(p12) and s["ssl.keystore.password"] == "secret"
+    assert s["ssl.ca.location"] == str(cert)
+    assert "ssl.keystore.location" not in topo.sources["r1"].settings  # no SSL there: globals do not apply
+
+    own = tmp_path / "own.p12"
+    own.write_bytes(p12.read_bytes())
+    f.write_text(BASE + SSL_SINK + f"a1.sinks.k1.kafka.producer.ssl.keystore.location = {own}\n"
+                 "a1.sinks.k1.kafka.producer.ssl.keystore.password = secret\n")
+    topo, _ = config.check([str(f)], "a1", sysprops)
+    assert topo.sinks["k1"].settings["ssl.keystore.location"] == str(own)  # the component's own wins
+
+    f.write_text(BASE + SSL_SINK)
+    topo, problems = config.check([str(f)], "a1", {"javax.net.ssl.keyStore": "/etc/flume/ks.jks"})
+    assert "ssl.keystore.location" not in topo.sinks["k1"].settings
+    assert any("is not PKCS12" in str(p) and p.severity == "warning" for p in problems)
