@@ -401,7 +401,7 @@ agg.sources.r1.type = avro
 agg.sources.r1.bind = 127.0.0.1
 agg.sources.r1.port = {aport}
 agg.sources.r1.channels = c1
-agg.channels.c1.type = memory
+{agg_tls}agg.channels.c1.type = memory
 agg.channels.c1.capacity = 100000
 agg.channels.c1.transactionCapacity = {batch}
 agg.sinks.k1.type = file_roll
@@ -426,21 +426,35 @@ a1.sinks.k1.channel = c1
 a1.sinks.k1.hostname = 127.0.0.1
 a1.sinks.k1.port = {aport}
 a1.sinks.k1.batch-size = {batch}
-"""
+{sink_tls}"""
 
-    def __init__(self, batch: int):
+    def __init__(self, batch: int, tls: bool = False):
         self.batch = batch
-        self.name = f"avro-chain-batch{batch}"
-        self.title = f"netcat → avro sink → avro source → file_roll (two agents, batch {batch})"
+        self.tls = tls
+        self.name = f"avro-chain-batch{batch}" + ("-tls" if tls else "")
+        self.title = f"netcat → avro sink → avro source → file_roll (two agents, batch {batch}" + \
+            (", TLS)" if tls else ")")
+
+    def prepare(self, ctx: Ctx, cache: Path) -> None:
+        super().prepare(ctx, cache)
+        if self.tls:  # one PKCS12 key store that both Flume and pyflume read
+            from peers.certs import self_signed
+
+            ctx.extra["p12"] = self_signed(ctx.tmp)[2]
 
     def helper(self, ctx: Ctx) -> tuple[str, str, int]:
         ctx.extra.setdefault("aport", free_port())
-        return self.aggregator.format(aport=ctx.extra["aport"], out=ctx.out, batch=self.batch), "agg", \
+        tls = ""
+        if self.tls:
+            tls = (f"agg.sources.r1.ssl = true\nagg.sources.r1.keystore = {ctx.extra['p12']}\n"
+                   "agg.sources.r1.keystore-type = PKCS12\nagg.sources.r1.keystore-password = secret\n")
+        return self.aggregator.format(aport=ctx.extra["aport"], out=ctx.out, batch=self.batch, agg_tls=tls), "agg", \
             ctx.extra["aport"]
 
     def render(self, ctx: Ctx) -> str:
         ctx.extra.setdefault("aport", free_port())
-        return self.conf.format(port=ctx.port, aport=ctx.extra["aport"], batch=self.batch)
+        tls = "a1.sinks.k1.ssl = true\na1.sinks.k1.trust-all-certs = true\n" if self.tls else ""
+        return self.conf.format(port=ctx.port, aport=ctx.extra["aport"], batch=self.batch, sink_tls=tls)
 
 
 _MINIDFS = None
@@ -829,8 +843,8 @@ a1.sinks.k1.batchSize = 1000
 
 CASES: dict[str, Case] = {c.name: c for c in (
     NetcatMemoryFileRoll(), SeqMemoryNull(), SpoolFileChannelFileRoll(100, 1000), SpoolFileChannelFileRoll(1024, 1000),
-    SpoolMemoryNull(), TaildirMemoryNull(), AvroChain(100), AvroChain(1000), HttpMemoryNull(), NetcatMemoryKafka(),
-    KafkaSourceMemoryNull())}
+    SpoolMemoryNull(), TaildirMemoryNull(), AvroChain(100), AvroChain(1000), AvroChain(1000, tls=True),
+    HttpMemoryNull(), NetcatMemoryKafka(), KafkaSourceMemoryNull())}
 #: Run on request only (--cases): Flume's netcat source commits one event per transaction, which with the file
 #: channel means an fsync per event (about 4,500 events/s here), so a 1M-event run takes Flume minutes.
 EXTRA_CASES: dict[str, Case] = {c.name: c for c in (
