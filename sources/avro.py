@@ -14,11 +14,13 @@ import ssl
 import threading
 
 from agent import rpc
-from agent.core import ChannelException, EventDrivenSource
+from agent.core import ChannelException, EventDrivenSource, _rate_limited
 from agent.spec import Conf, Prop, Spec
 from agent.tls import ServerTls, server_tls_props
 
 __all__ = ["AvroSource", "IpFilter"]
+
+_HANDSHAKE_TIMEOUT = 30.0  # seconds a TLS client has to finish its handshake
 
 class IpFilter:
     """Flume's ipFilterRules: ``allow|deny:ip|name:pattern`` separated by commas; the first matching rule decides;
@@ -146,6 +148,7 @@ class AvroSource(EventDrivenSource):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         deflate = self.deflate
         if self.ssl_context is not None:
+            sock.settimeout(_HANDSHAKE_TIMEOUT)  # a client that connects and says nothing must not hold a thread
             try:
                 if deflate:  # Flume 1.11's order: the TLS records travel inside the zlib streams
                     sock = rpc.ZlibTlsSocket(sock, self.ssl_context, server_side=True)  # type: ignore[assignment]
@@ -154,9 +157,10 @@ class AvroSource(EventDrivenSource):
                 else:
                     sock = self.ssl_context.wrap_socket(sock, server_side=True)
             except (OSError, ssl.SSLError, rpc.FrameError) as exc:
-                self.log.warning("Avro source %s: TLS handshake with %s failed: %s", self.name, peer, exc)
+                _rate_limited(self.log, f"Avro source {self.name}: a TLS handshake failed: {exc} (client {peer})")
                 sock.close()
                 return
+            sock.settimeout(None)
         conn = rpc.Connection(sock, deflate=deflate)
         state = rpc.ServerState()
         with self._lock:
