@@ -126,6 +126,12 @@ class ServerTls:
         self.password: str | None = setting(conf, "keystore-password")
         ktype = setting(conf, "keystore-type", "JKS") or "JKS"
         self.keystore_type = ktype.upper()
+        for path, prop in ((self.certificate, "ssl.certificate"), (self.key, "ssl.key"),
+                           (None if self.certificate else self.keystore, "keystore")):
+            if path and not os.path.isfile(path):
+                where = "" if conf.is_set(prop) else " (Flume's global setting: -Djavax.net.ssl.keyStore or " \
+                                                      "FLUME_SSL_KEYSTORE_PATH)"
+                conf.warn(f"{path}{where} is not a file here: the source cannot start until it is", prop)
         if self.key and not self.certificate:
             conf.error("ssl.key needs ssl.certificate (the PEM certificate chain)", "ssl.key")
         elif self.certificate:

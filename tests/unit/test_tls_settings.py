@@ -38,3 +38,12 @@ def test_component_then_system_property_then_environment(monkeypatch) -> None:  
         assert settings.versions == ["TLSv1.2", "TLSv1.3"]
     finally:
         tls.use_system_properties({})
+
+
+def test_a_missing_key_store_is_a_warning_at_check_time(tmp_path) -> None:  # noqa: ANN001
+    tls.use_system_properties({})
+    conf, problems = _conf({"ssl": "true", "keystore": str(tmp_path / "nope.p12"), "keystore-type": "PKCS12",
+                            "keystore-password": "x"})
+    tls.ServerTls(conf)
+    assert [(p.prop, p.severity) for p in problems] == [("keystore", "warning")]
+    assert "nope.p12 is not a file here: the source cannot start until it is" in problems[0].message
