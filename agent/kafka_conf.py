@@ -94,8 +94,9 @@ def _add_global_ssl(conf: Conf, prefix: str, out: dict[str, str]) -> None:
     Flume's KafkaSSLUtil does: the key store (PKCS12, which librdkafka reads) and a PEM trust store."""
     keystore = tls.global_setting("keystore")
     if keystore and "ssl.keystore.location" not in out:
-        ktype = (tls.global_setting("keystore-type") or "JKS").upper()
-        if ktype == "PKCS12" or keystore.lower().endswith((".p12", ".pfx")):
+        found = tls.store_format(keystore)
+        ktype = found or (tls.global_setting("keystore-type") or "JKS").upper()
+        if ktype == "PKCS12" or (found is None and keystore.lower().endswith((".p12", ".pfx"))):
             out["ssl.keystore.location"] = keystore
             password = tls.global_setting("keystore-password")
             if password is not None and "ssl.keystore.password" not in out:
@@ -107,7 +108,7 @@ def _add_global_ssl(conf: Conf, prefix: str, out: dict[str, str]) -> None:
                       prefix + "security.protocol")
     truststore = tls.global_setting("truststore")
     if truststore and "ssl.ca.location" not in out:
-        if truststore.lower().endswith(".pem"):
+        if tls.store_format(truststore) == "PEM" or truststore.lower().endswith(".pem"):
             out["ssl.ca.location"] = truststore
         else:
             conf.warn(f"the global trust store {truststore} (javax.net.ssl.trustStore / FLUME_SSL_TRUSTSTORE_PATH) "

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from agent.spec import Conf, Prop
 
 __all__ = ["TLS_VERSIONS", "ServerTls", "server_tls_props", "CLIENT_TLS_PROPS", "apply_client_protocols",
-           "use_system_properties", "global_setting", "setting", "list_setting"]
+           "use_system_properties", "global_setting", "setting", "list_setting", "store_format", "load_trust_store"]
 
 TLS_VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
                 "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
@@ -61,6 +61,47 @@ def global_setting(key: str) -> str | None:
     return value if value is not None else os.environ.get(env)
 
 
+def store_format(path: str) -> str | None:
+    """What a key or trust store file is, by its first bytes: "JKS" (or JCEKS), "PKCS12", "PEM"; None if unreadable.
+
+    keytool writes PKCS12 by default since Java 9, also to files named *.jks with ``keystore-type = JKS`` left in
+    the configuration (Java reads them either way), so the file's content decides, not its name or declared type."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return None
+    if head[:4] in (b"\xfe\xed\xfe\xed", b"\xce\xce\xce\xce"):
+        return "JKS"
+    if head[:1] == b"\x30":  # a DER SEQUENCE: PKCS#12
+        return "PKCS12"
+    if head.lstrip().startswith(b"-----BEGIN"):
+        return "PEM"
+    return None
+
+
+def load_trust_store(ctx: ssl.SSLContext, path: str, password: str | None) -> None:
+    """Trust the CA certificates of a PEM file or a PKCS12 trust store (keytool's default format); a JKS one must be
+    converted first. Raises OSError or ValueError with the reason."""
+    kind = store_format(path)
+    if kind == "PKCS12":
+        from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
+
+        with open(path, "rb") as f:
+            data = f.read()
+        store = pkcs12.load_pkcs12(data, password.encode() if password else None)
+        certs = [c.certificate for c in store.additional_certs] + ([store.cert.certificate] if store.cert else [])
+        if not certs:
+            raise ValueError("the PKCS12 trust store holds no certificate")
+        ctx.load_verify_locations(cadata="".join(c.public_bytes(Encoding.PEM).decode() for c in certs))
+    elif kind == "JKS":
+        raise ValueError("a Java keystore (JKS) cannot be read by pyflume; convert it with keytool -importkeystore "
+                         "-srckeystore trust.jks -destkeystore trust.p12 -deststoretype PKCS12, or export its CA "
+                         "certificate to PEM (keytool -exportcert -rfc)")
+    else:
+        ctx.load_verify_locations(path)
+
+
 def setting(conf: Conf, key: str, default: str | None = None) -> str | None:
     """A TLS key as Flume reads it: the component's own value, else the global one, else ``default``."""
     if conf.is_set(key):
@@ -94,9 +135,10 @@ def server_tls_props(what: str, deprecated_names: bool = False) -> tuple[Prop, .
              + "; unset: -Djavax.net.ssl.keyStorePassword, else FLUME_SSL_KEYSTORE_PASSWORD.",
              aliases=("keystorePassword",) if deprecated_names else ()),
         Prop("keystore-type", "str", "JKS",
-             "PKCS12 (read with the cryptography package), or PEM (certificate chain and key in one file; a "
-             "keystore file named *.pem is read as PEM whatever the type). JKS cannot be read by pyflume: convert "
-             "it to PKCS12 with keytool. Unset: -Djavax.net.ssl.keyStoreType, else FLUME_SSL_KEYSTORE_TYPE."),
+             "PKCS12 (read with the cryptography package), or PEM (certificate chain and key in one file). The "
+             "file's content decides when it can be read: keytool's default PKCS12 (since Java 9, even in a file "
+             "named *.jks) works with the type left at JKS. A real JKS file cannot be read by pyflume: convert it "
+             "to PKCS12 with keytool. Unset: -Djavax.net.ssl.keyStoreType, else FLUME_SSL_KEYSTORE_TYPE."),
         Prop("ssl.certificate", "str", None,
              "pyflume: PEM file with the server certificate chain (instead of keystore)."),
         Prop("ssl.key", "str", None,
@@ -126,6 +168,9 @@ class ServerTls:
         self.password: str | None = setting(conf, "keystore-password")
         ktype = setting(conf, "keystore-type", "JKS") or "JKS"
         self.keystore_type = ktype.upper()
+        found = store_format(self.keystore) if self.keystore and not self.certificate else None
+        if found is not None:
+            self.keystore_type = found  # what the file is: keytool's PKCS12 named *.jks is read as it is
         for path, prop in ((self.certificate, "ssl.certificate"), (self.key, "ssl.key"),
                            (None if self.certificate else self.keystore, "keystore")):
             if path and not os.path.isfile(path):
@@ -139,8 +184,8 @@ class ServerTls:
         elif not self.keystore:
             conf.error("ssl is true but no key store is set: set keystore (PKCS12 or PEM) or ssl.certificate and "
                        "ssl.key (PEM files)", "ssl")
-        elif self.keystore.lower().endswith(".pem"):
-            self.keystore_type = "PEM"  # e.g. Flume's default type (JKS) left in place, or a global type: it is PEM
+        elif found is None and self.keystore.lower().endswith(".pem"):
+            self.keystore_type = "PEM"  # not readable yet: go by the name
         elif self.keystore_type == "JKS":
             conf.error("a Java keystore (JKS) cannot be read by pyflume; convert it with keytool -importkeystore "
                        "-srckeystore ks.jks -destkeystore ks.p12 -deststoretype PKCS12 and set keystore-type = "

@@ -13,7 +13,7 @@ import time
 from agent.core import BatchSink, Event, EventDeliveryException
 from agent.rpc import RpcClient, RpcError
 from agent.spec import Conf, Prop, Spec
-from agent.tls import CLIENT_TLS_PROPS, apply_client_protocols, setting
+from agent.tls import CLIENT_TLS_PROPS, apply_client_protocols, load_trust_store, setting
 
 __all__ = ["AvroSink"]
 
@@ -37,10 +37,12 @@ class AvroSink(BatchSink):
         Prop("compression-level", "int", 6, "zlib level for deflate (0-9).", min=0, max=9),
         Prop("ssl", "bool", False, "Connect with TLS."),
         Prop("trust-all-certs", "bool", False, "Do not verify the server's certificate."),
-        Prop("truststore", "str", None, "pyflume: PEM file of the CA certificates to trust (default: Flume's global "
-             "-Djavax.net.ssl.trustStore or FLUME_SSL_TRUSTSTORE_PATH, else the system's)."),
-        Prop("truststore-password", "str", None, "Accepted (a PEM truststore has no password)."),
-        Prop("truststore-type", "str", "JKS", "PEM (JKS truststores must be converted to PEM)."),
+        Prop("truststore", "str", None, "The CA certificates to trust: a PKCS12 trust store (keytool's default "
+             "format since Java 9, whatever the file is called) or a PEM file; a JKS one must be converted. Unset: "
+             "-Djavax.net.ssl.trustStore, else FLUME_SSL_TRUSTSTORE_PATH, else the system's CAs."),
+        Prop("truststore-password", "str", None, "Password of a PKCS12 trust store (unset: "
+             "-Djavax.net.ssl.trustStorePassword, else FLUME_SSL_TRUSTSTORE_PASSWORD)."),
+        Prop("truststore-type", "str", "JKS", "Accepted: the file's content says what it is (PKCS12 or PEM)."),
         *CLIENT_TLS_PROPS,
         Prop("maxIoWorkers", "int", None, "Accepted for compatibility (one connection per sink).", min=1),
     )
@@ -57,15 +59,10 @@ class AvroSink(BatchSink):
             if conf["trust-all-certs"]:
                 ctx.verify_mode = ssl.CERT_NONE
             elif truststore := setting(conf, "truststore"):  # the sink's own, else Flume's global one
-                ttype = (setting(conf, "truststore-type", "JKS") or "JKS").upper()
-                if ttype in ("JKS", "PKCS12") and not truststore.endswith(".pem"):
-                    conf.error("Java truststores cannot be read here; export the CA certificate to PEM (keytool "
-                               "-exportcert -rfc) and set truststore-type = PEM", "truststore-type")
-                else:
-                    try:
-                        ctx.load_verify_locations(truststore)
-                    except (OSError, ssl.SSLError) as exc:
-                        conf.error(f"cannot load {truststore}: {exc}", "truststore")
+                try:  # PEM or PKCS12 by the file's content (keytool's default); the declared type is not needed
+                    load_trust_store(ctx, truststore, setting(conf, "truststore-password"))
+                except (OSError, ValueError, ssl.SSLError) as exc:
+                    conf.error(f"cannot load {truststore}: {exc}", "truststore")
             else:
                 ctx.load_default_certs()
             apply_client_protocols(ctx, conf)

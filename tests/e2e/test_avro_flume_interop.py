@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import free_port, rolled_lines, self_signed, wait_for
+from conftest import agent_command, free_port, rolled_lines, self_signed, wait_for
 from peers.flume import FlumeAgent, avro_client
 
 pytestmark = pytest.mark.peer
@@ -154,3 +154,66 @@ def test_flume_avro_client_into_pyflume(tmp_path, flume_classpath, run_agent) ->
     wait_for(lambda: len(rolled_lines(out)) >= 1000)
     assert sorted(rolled_lines(out)) == sorted(f"{{host=web1}} row {i} é".encode() for i in range(1000))
     assert ours.terminate() == 0
+
+
+def _keytool(*args: str) -> None:
+    import shutil
+    import subprocess
+
+    keytool = shutil.which("keytool")
+    assert keytool, "keytool (part of the JDK that runs the peers) is not on PATH"
+    subprocess.run([keytool, *args], check=True, capture_output=True)
+
+
+def test_stores_made_by_keytool_work_unchanged(tmp_path, flume_classpath, run_agent) -> None:
+    """A Flume user's stores as keytool writes them since Java 9 (PKCS12 inside files named *.jks, keystore-type
+    left at its default JKS) serve pyflume as they are: the aggregator's key store, and the trust store that both
+    Flume's avro sink and pyflume's (verifying the certificate: no trust-all-certs) use. A real JKS file is refused
+    at --check with the keytool line that converts it."""
+    ks, ca, trust, real = (tmp_path / n for n in ("ks.jks", "ca.pem", "trust.jks", "real.jks"))
+    dname = ("-dname", "CN=127.0.0.1", "-keyalg", "EC", "-groupname", "secp256r1", "-validity", "2")
+    _keytool("-genkeypair", "-keystore", str(ks), "-storepass", "secret", "-alias", "server", *dname)
+    _keytool("-exportcert", "-keystore", str(ks), "-storepass", "secret", "-alias", "server", "-rfc", "-file", str(ca))
+    _keytool("-importcert", "-noprompt", "-keystore", str(trust), "-storepass", "changeit", "-alias", "ca",
+             "-file", str(ca))
+    _keytool("-genkeypair", "-keystore", str(real), "-storetype", "JKS", "-storepass", "secret", "-alias", "x",
+             *dname)
+    port, fnc, pnc = free_port(), free_port(), free_port()
+    out = tmp_path / "out"
+    out.mkdir()
+    source_tls = f"py.sources.r1.ssl = true\npy.sources.r1.keystore = {ks}\npy.sources.r1.keystore-password = secret\n"
+    ours = run_agent(RECEIVER.format(a="py", port=port, out=out, compression="none", tls=source_tls), name="py")
+    ours.wait_for_port(port)
+
+    def sink_tls(a: str) -> str:
+        return (f"{a}.sinks.k1.ssl = true\n{a}.sinks.k1.truststore = {trust}\n"
+                f"{a}.sinks.k1.truststore-password = changeit\n")
+
+    conf = tmp_path / "flume.conf"
+    conf.write_text(SENDER.format(a="fl", port=fnc, target=port, compression="none", tls=sink_tls("fl")))
+    sender = run_agent(SENDER.format(a="py2", port=pnc, target=port, compression="none", tls=sink_tls("py2")),
+                       name="py2")
+    with FlumeAgent(conf, "fl", log_path=tmp_path / "flume.log") as flume:
+        wait_port(fnc)
+        sender.wait_for_port(pnc)
+        lines = send_lines(fnc)
+        send_lines(pnc)
+        try:
+            wait_for(lambda: len(rolled_lines(out)) >= 2 * N)
+        except AssertionError:
+            raise AssertionError(flume.log()[-3000:] + ours.log()[-3000:] + sender.log()[-3000:]) from None
+    want = [f"{{from={a}-é}} ".encode() + line for a in ("fl", "py2") for line in lines]
+    assert sorted(rolled_lines(out)) == sorted(want)
+    assert sender.terminate() == 0 and ours.terminate() == 0
+
+    check = tmp_path / "real.conf"
+    check.write_text(RECEIVER.format(a="py", port=port, out=out, compression="none",
+                                     tls=f"py.sources.r1.ssl = true\npy.sources.r1.keystore = {real}\n"
+                                         "py.sources.r1.keystore-password = secret\n"))
+    import subprocess
+
+    r = subprocess.run(agent_command() + ["--conf-file", str(check), "--name", "py", "--check"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "keystore: a Java keystore (JKS) cannot be read by pyflume; convert it with keytool -importkeystore" \
+        in r.stdout + r.stderr
