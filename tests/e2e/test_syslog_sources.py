@@ -276,10 +276,11 @@ a1.sources.r2.channels = c1
     agent.wait_for_port(p2)
     with socket.create_connection(("127.0.0.1", p1)) as plain:  # no TLS: the handshake fails, the agent goes on
         plain.sendall(b"<13>1 2012-04-13T11:11:11Z h0 plain text\n")
-        plain.settimeout(5)
+        plain.settimeout(10)
         try:
-            assert plain.recv(100) == b""  # closed by the source (or an alert record, then closed)
-        except (ConnectionResetError, TimeoutError):
+            while plain.recv(100):  # at most a TLS alert record, then the source closes the connection
+                pass
+        except ConnectionResetError:
             pass
     client = ssl.create_default_context()
     client.check_hostname = False
