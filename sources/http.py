@@ -164,6 +164,10 @@ class JSONHandler(HTTPSourceHandler):
             raise HTTPBadRequestError(f"Request has invalid JSON Syntax. (expected an array of events, got "
                                       f"{_json_kind(data)})")
         sanitize = "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None
+        if charset == "utf-8" and not sanitize:
+            fast = _utf8_events(data)
+            if fast is not None:
+                return fast
         events = []
         append = events.append
         for i, item in enumerate(data):
@@ -193,6 +197,26 @@ class JSONHandler(HTTPSourceHandler):
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _utf8_events(data: list[Any]) -> list[Event] | None:
+    """The common request, made fast: UTF-8, every item an object whose headers (if any) are all strings and whose
+    body is a string. None as soon as an item is anything else; the general loop then checks and reports it."""
+    events = []
+    append = events.append
+    for item in data:
+        if item.__class__ is not dict:
+            return None
+        body = item.get("body")
+        if body.__class__ is not str:
+            return None
+        headers = item.get("headers")
+        if headers is None:
+            headers = {}
+        elif headers.__class__ is not dict or (headers and not all(v.__class__ is str for v in headers.values())):
+            return None
+        append(Event(body.encode(), headers))
+    return events
 
 
 def _json_kind(value: Any) -> str:

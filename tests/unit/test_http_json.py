@@ -1,0 +1,50 @@
+"""The JSON handler's fast path (UTF-8, string bodies and headers) gives exactly what its general path gives."""
+
+from __future__ import annotations
+
+import json
+import random
+from email.message import Message
+
+import pytest
+
+import sources.http as http
+from sources.http import HTTPRequest, JSONHandler
+
+
+def _events(body: bytes, monkeypatch: pytest.MonkeyPatch, fast: bool):  # noqa: ANN202
+    if not fast:
+        monkeypatch.setattr(http, "_utf8_events", lambda data: None)
+    h = Message()
+    h["Content-Type"] = "application/json; charset=UTF-8"
+    try:
+        return JSONHandler.__new__(JSONHandler).get_events(HTTPRequest("POST", "/", "", h, body, ("127.0.0.1", 1)))
+    finally:
+        monkeypatch.undo()
+
+
+def test_fast_and_general_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(7)
+    values = ["", "a", "é ü", "日本", "x" * 300, 12, 1.5e3, True, None]
+    for _ in range(200):
+        items = []
+        for _ in range(rng.randint(0, 6)):
+            item: dict = {}
+            if rng.random() < 0.8:
+                item["body"] = rng.choice(values[:5]) if rng.random() < 0.9 else rng.choice(values)
+            if rng.random() < 0.6:
+                item["headers"] = {f"k{j}": (rng.choice(values[:5]) if rng.random() < 0.9 else rng.choice(values))
+                                   for j in range(rng.randint(0, 3))}
+            items.append(item)
+        body = json.dumps(items, ensure_ascii=rng.random() < 0.5).encode()
+        assert _events(body, monkeypatch, fast=True) == _events(body, monkeypatch, fast=False), body
+
+
+def test_fast_path_is_taken_for_the_common_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = http._utf8_events
+    monkeypatch.setattr(http, "_utf8_events", lambda data: calls.append(len(data)) or real(data))
+    h = Message()
+    body = json.dumps([{"headers": {"h": "v"}, "body": "one"}, {"body": "two"}]).encode()
+    events = JSONHandler.__new__(JSONHandler).get_events(HTTPRequest("POST", "/", "", h, body, ("127.0.0.1", 1)))
+    assert calls == [2] and [(e.body, e.headers) for e in events] == [(b"one", {"h": "v"}), (b"two", {})]
