@@ -377,8 +377,9 @@ class RpcClient:
         except (OSError, FrameError) as exc:
             raise RpcError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         sock.settimeout(self.request_timeout)
-        inner_deflate = self.deflate and not isinstance(sock, ZlibTlsSocket)
-        self.conn = Connection(sock, deflate=inner_deflate, level=self.level)  # type: ignore[arg-type]
+        # with TLS, deflate is done around it by the ZlibTlsSocket, not on the packs
+        self.conn = Connection(sock, deflate=self.deflate and self.ssl_context is None,  # type: ignore[arg-type]
+                               level=self.level)
         self._handshaken = False
 
     def close(self) -> None:

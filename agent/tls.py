@@ -24,8 +24,13 @@ from collections.abc import Mapping
 
 from agent.spec import Conf, Prop
 
-__all__ = ["TLS_VERSIONS", "ServerTls", "server_tls_props", "CLIENT_TLS_PROPS", "apply_client_protocols",
-           "use_system_properties", "global_setting", "setting", "list_setting", "store_format", "load_trust_store"]
+__all__ = ["HANDSHAKE_TIMEOUT", "TLS_VERSIONS", "ServerTls", "server_tls_props", "CLIENT_TLS_PROPS",
+           "apply_client_protocols", "use_system_properties", "global_setting", "setting", "list_setting",
+           "store_format", "load_trust_store"]
+
+#: Seconds an accepted client has to finish its TLS handshake: a client that connects and says nothing must not
+#: hold a connection thread for good.
+HANDSHAKE_TIMEOUT = 30.0
 
 TLS_VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
                 "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}

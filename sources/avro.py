@@ -16,11 +16,10 @@ import threading
 from agent import rpc
 from agent.core import ChannelException, EventDrivenSource, _rate_limited
 from agent.spec import Conf, Prop, Spec
-from agent.tls import ServerTls, server_tls_props
+from agent.tls import HANDSHAKE_TIMEOUT, ServerTls, server_tls_props
 
 __all__ = ["AvroSource", "IpFilter"]
 
-_HANDSHAKE_TIMEOUT = 30.0  # seconds a TLS client has to finish its handshake
 
 class IpFilter:
     """Flume's ipFilterRules: ``allow|deny:ip|name:pattern`` separated by commas; the first matching rule decides;
@@ -146,13 +145,11 @@ class AvroSource(EventDrivenSource):
         peer = f"{addr[0]}:{addr[1]}"
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        deflate = self.deflate
         if self.ssl_context is not None:
-            sock.settimeout(_HANDSHAKE_TIMEOUT)  # a client that connects and says nothing must not hold a thread
+            sock.settimeout(HANDSHAKE_TIMEOUT)
             try:
-                if deflate:  # Flume 1.11's order: the TLS records travel inside the zlib streams
+                if self.deflate:  # Flume 1.11's order: the TLS records travel inside the zlib streams
                     sock = rpc.ZlibTlsSocket(sock, self.ssl_context, server_side=True)  # type: ignore[assignment]
-                    deflate = False
                     sock.do_handshake()  # type: ignore[attr-defined]
                 else:
                     sock = self.ssl_context.wrap_socket(sock, server_side=True)
@@ -161,7 +158,8 @@ class AvroSource(EventDrivenSource):
                 sock.close()
                 return
             sock.settimeout(None)
-        conn = rpc.Connection(sock, deflate=deflate)
+        # with TLS, deflate is done around it by the ZlibTlsSocket, not on the packs
+        conn = rpc.Connection(sock, deflate=self.deflate and self.ssl_context is None)
         state = rpc.ServerState()
         with self._lock:
             self._conns.add(conn)

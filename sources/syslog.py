@@ -50,7 +50,7 @@ from datetime import datetime, timedelta
 
 from agent.core import ChannelException, Event, EventDrivenSource, _rate_limited
 from agent.spec import Conf, Prop, Spec
-from agent.tls import ServerTls, server_tls_props
+from agent.tls import HANDSHAKE_TIMEOUT, ServerTls, server_tls_props
 
 __all__ = [
     "SyslogTcpSource",
@@ -589,7 +589,6 @@ def split_lines(data: bytes, saved: bytes, max_len: int) -> tuple[list[tuple[byt
 # --------------------------------------------------------------------------------------------------------------
 # Shared source plumbing
 
-_HANDSHAKE_TIMEOUT = 30.0  # seconds a TLS client has to finish its handshake
 _SSL_PROPS = server_tls_props("syslog over TLS (one message per line, as on plain TCP)")
 _CLIENT_PROPS = (
     Prop("clientIPHeader", "str", None, "Header that gets the client's IP address (do not reuse a syslog header)."),
@@ -788,7 +787,7 @@ class _TcpListeners:
         try:
             if self.context is not None:
                 raw = conn
-                raw.settimeout(_HANDSHAKE_TIMEOUT)
+                raw.settimeout(HANDSHAKE_TIMEOUT)
                 try:
                     conn = self.context.wrap_socket(raw, server_side=True)
                 except OSError as exc:  # ssl.SSLError included: a client that does not speak TLS, a bad certificate

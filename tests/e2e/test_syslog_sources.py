@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 import socket
-import ssl
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from peers.certs import trusting_client
 from tests.conftest import ROOT, agent_command, free_port, self_signed
 
 pytestmark = pytest.mark.e2e
@@ -282,9 +282,7 @@ a1.sources.r2.channels = c1
                 pass
         except ConnectionResetError:
             pass
-    client = ssl.create_default_context()
-    client.check_hostname = False
-    client.verify_mode = ssl.CERT_NONE
+    client = trusting_client()
     for port, host in ((p1, b"h1"), (p2, b"h2")):
         with client.wrap_socket(socket.create_connection(("127.0.0.1", port))) as s:
             if port == p2:
@@ -319,9 +317,7 @@ a1.sources.r1.channels = c1
 """ + SINK.format(out=out), args=[f"-Djavax.net.ssl.keyStore={p12}", "-Djavax.net.ssl.keyStorePassword=secret",
                                   "-Djavax.net.ssl.keyStoreType=PKCS12"])
     agent.wait_for_port(port)
-    client = ssl.create_default_context()
-    client.check_hostname = False
-    client.verify_mode = ssl.CERT_NONE
+    client = trusting_client()
     with client.wrap_socket(socket.create_connection(("127.0.0.1", port))) as s:
         assert s.version() == "TLSv1.2"
         s.sendall(b"<13>1 2012-04-13T11:11:11Z h1 over tls\n")

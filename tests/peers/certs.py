@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import ssl
 from pathlib import Path
+
+
+def trusting_client() -> ssl.SSLContext:
+    """A TLS client context that accepts any certificate (a test's self-signed one), as trust-all-certs does."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 def self_signed(tmp: Path) -> tuple[Path, Path, Path]:

@@ -121,15 +121,12 @@ def test_client_and_server_round_trip_over_a_socket_including_the_none_path() ->
 def _tls_contexts(tmp_path):  # noqa: ANN001, ANN202
     import ssl
 
-    from conftest import self_signed
+    from peers.certs import self_signed, trusting_client
 
     cert, key, _ = self_signed(tmp_path)
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(cert, key)
-    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client.check_hostname = False
-    client.verify_mode = ssl.CERT_NONE
-    return server, client
+    return server, trusting_client()
 
 
 def test_tls_with_deflate_runs_tls_inside_the_zlib_stream(tmp_path) -> None:  # noqa: ANN001
