@@ -69,6 +69,20 @@ def send_lines(port: int, lines: list[bytes], pause_every: int = 0, pause: float
             time.sleep(pause)
 
 
+def file_hdfs_sink(out: Path, file_type: str = "DataStream", **extra: str):  # noqa: ANN201
+    """A started hdfs sink writing to ``file://out`` with every roll rule off, plus ``extra`` properties
+    (``hdfs__rollCount="10"`` for hdfs.rollCount)."""
+    from agent.spec import Conf
+    from sinks.hdfs import HDFSEventSink
+
+    conf = Conf.from_dict(HDFSEventSink.spec, **{"hdfs__path": f"file://{out}", "hdfs__fileType": file_type,
+                                                  "hdfs__rollInterval": "0", "hdfs__rollSize": "0",
+                                                  "hdfs__rollCount": "0", **extra})
+    s = HDFSEventSink("k1", conf)
+    s.start()
+    return s
+
+
 def rolled_lines(out: Path, torn: list[bytes] | None = None) -> list[bytes]:
     """The newline-terminated lines of every file in ``out`` (a file_roll directory), file by file in name order.
 

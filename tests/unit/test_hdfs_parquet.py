@@ -9,16 +9,8 @@ import pyarrow.parquet as pq
 
 from agent.core import Event
 from agent.spec import Conf
+from conftest import file_hdfs_sink
 from sinks.hdfs import HDFSEventSink
-
-
-def sink(out: Path, **extra: str) -> HDFSEventSink:
-    conf = Conf.from_dict(HDFSEventSink.spec, **{"hdfs__path": f"file://{out}", "hdfs__fileType": "Parquet",
-                                                  "hdfs__rollInterval": "0", "hdfs__rollSize": "0",
-                                                  "hdfs__rollCount": "0", **extra})
-    s = HDFSEventSink("k1", conf)
-    s.start()
-    return s
 
 
 def rows(out: Path) -> list[tuple[bytes, dict]]:
@@ -29,7 +21,7 @@ def rows(out: Path) -> list[tuple[bytes, dict]]:
 
 
 def test_batches_are_staged_then_written_as_parquet_on_close(tmp_path):
-    s = sink(tmp_path, hdfs__rollCount="4")
+    s = file_hdfs_sink(tmp_path, "Parquet", hdfs__rollCount="4")
     s.deliver([Event(b"a", {"k": "1"}), Event(b"b")])
     staging = list(tmp_path.glob("*.parquet.tmp"))
     assert len(staging) == 1 and staging[0].stat().st_size > 0  # durable before the transaction commits
@@ -42,13 +34,13 @@ def test_batches_are_staged_then_written_as_parquet_on_close(tmp_path):
 
 
 def test_a_crash_leaves_a_staging_log_that_the_next_start_converts(tmp_path):
-    s = sink(tmp_path)
+    s = file_hdfs_sink(tmp_path, "Parquet")
     s.deliver([Event(b"x%d" % i) for i in range(100)])
     # the process dies here: no stop(), the staging log stays; a batch cut short by the crash leaves a torn tail
     staging = next(tmp_path.glob("*.parquet.tmp"))
     with open(staging, "ab") as f:
         f.write(b"\x00\x00\x00\x09abc")
-    s2 = sink(tmp_path)
+    s2 = file_hdfs_sink(tmp_path, "Parquet")
     s2.deliver([Event(b"after")])
     s2.stop()
     assert sorted(b for b, _ in rows(tmp_path)) == sorted([b"x%d" % i for i in range(100)] + [b"after"])

@@ -8,17 +8,7 @@ import time
 from pathlib import Path
 
 from agent.core import Event
-from agent.spec import Conf
-from sinks.hdfs import HDFSEventSink
-
-
-def sink(out: Path, **extra: str) -> HDFSEventSink:
-    conf = Conf.from_dict(HDFSEventSink.spec, **{"hdfs__path": f"file://{out}", "hdfs__fileType": "DataStream",
-                                                  "hdfs__rollInterval": "0", "hdfs__rollSize": "0",
-                                                  "hdfs__rollCount": "0", **extra})
-    s = HDFSEventSink("k1", conf)
-    s.start()
-    return s
+from conftest import file_hdfs_sink
 
 
 def closed_files(out: Path) -> list[Path]:
@@ -45,7 +35,7 @@ def events(start: int, n: int, body: bytes = b"") -> list[Event]:
 
 
 def test_roll_count_splits_a_batch_and_keeps_the_order(tmp_path):
-    s = sink(tmp_path, hdfs__rollCount="10")
+    s = file_hdfs_sink(tmp_path, hdfs__rollCount="10")
     s.deliver(events(0, 25))
     s.deliver(events(25, 3))
     s.stop()
@@ -56,14 +46,14 @@ def test_roll_count_splits_a_batch_and_keeps_the_order(tmp_path):
 
 
 def test_roll_size_counts_body_bytes(tmp_path):
-    s = sink(tmp_path, hdfs__rollSize="250")
+    s = file_hdfs_sink(tmp_path, hdfs__rollSize="250")
     s.deliver(events(0, 7, body=b"x" * 100))  # a file takes events until its bodies reach 250 bytes: 3 each
     s.stop()
     assert [len(lines(f)) for f in closed_files(tmp_path)] == [3, 3, 1]
 
 
 def test_roll_interval_closes_a_file_without_further_writes(tmp_path):
-    s = sink(tmp_path, hdfs__rollInterval="1")
+    s = file_hdfs_sink(tmp_path, hdfs__rollInterval="1")
     s.deliver(events(0, 5))
     assert list(tmp_path.glob("*.tmp"))
     assert wait_until(lambda: len(closed_files(tmp_path)) == 1 and not list(tmp_path.glob("*.tmp")))
@@ -74,7 +64,7 @@ def test_roll_interval_closes_a_file_without_further_writes(tmp_path):
 
 
 def test_idle_timeout_closes_a_quiet_file(tmp_path):
-    s = sink(tmp_path, hdfs__idleTimeout="1")
+    s = file_hdfs_sink(tmp_path, hdfs__idleTimeout="1")
     s.deliver(events(0, 2))
     time.sleep(0.6)
     s.deliver(events(2, 2))  # writing keeps it open past one idle period
@@ -86,7 +76,7 @@ def test_idle_timeout_closes_a_quiet_file(tmp_path):
 
 
 def test_max_open_files_closes_the_least_recently_used_bucket(tmp_path):
-    s = sink(tmp_path / "%{h}", hdfs__maxOpenFiles="2")
+    s = file_hdfs_sink(tmp_path / "%{h}", hdfs__maxOpenFiles="2")
     s.deliver([Event(b"a1", {"h": "a"}), Event(b"b1", {"h": "b"})])
     s.deliver([Event(b"a2", {"h": "a"})])  # b is now the least recently used
     s.deliver([Event(b"c1", {"h": "c"})])
@@ -98,7 +88,7 @@ def test_max_open_files_closes_the_least_recently_used_bucket(tmp_path):
 
 def test_a_slow_close_does_not_stall_the_batches(tmp_path):
     """Completing a file on the namenode can take half a second; the closers do it while batches go on."""
-    s = sink(tmp_path, hdfs__rollCount="10", hdfs__threadsPoolSize="2")
+    s = file_hdfs_sink(tmp_path, hdfs__rollCount="10", hdfs__threadsPoolSize="2")
     real_close = s.fs.close
     release = threading.Event()
 
