@@ -100,6 +100,8 @@ class Component:
     def __init__(self, name: str, conf: Conf):
         self.name = name
         self.conf = conf
+        #: the typed, frozen configuration (``self.config.batch_size``); see agent.spec
+        self.config = conf.typed if conf.spec is not None else None
         self.log = logging.getLogger(f"pyflume.{self.kind}.{name}")
 
     def start(self) -> None:

@@ -6,14 +6,21 @@ exactly Flume's.
 
 Values arrive as text from the properties file, each with the line that set it. ``Spec.bind`` turns them into a
 :class:`Conf` of typed values and records every problem it finds (it never stops at the first), each tied to the
-line that caused it.
+line that caused it. ``Conf.typed`` is the component's configuration as a frozen dataclass made from the spec:
+one attribute per property, named from Flume's key (``hdfs.rollInterval`` → ``hdfs_roll_interval``,
+``batch-size`` → ``batch_size``), and a ``dict[str, str]`` per prefix family (``kafka.producer.*`` →
+``kafka_producer``). Constructors read attributes, and reload compares two configurations by value.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import keyword
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 __all__ = [
@@ -24,6 +31,7 @@ __all__ = [
     "Spec",
     "Conf",
     "REQUIRED",
+    "attr_name",
 ]
 
 
@@ -101,12 +109,21 @@ class Prop:
     prefix: bool = False
     aliases: tuple[str, ...] = ()
     hidden: bool = False  # accepted and read, but kept out of the docs (e.g. Flume's undocumented deprecations)
+    attr: str = ""  # the attribute of the typed config; derived from the name unless given
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
             raise ValueError(f"unknown property kind {self.kind!r} for {self.name}")
         if self.kind == "enum" and not self.choices:
             raise ValueError(f"enum property {self.name} needs choices")
+        if not self.attr:
+            object.__setattr__(self, "attr", attr_name(self.name))
+
+    @property
+    def key_prefix(self) -> str:
+        """For a prefix family, what its keys start with: the name and a dot (``kafka.producer.``), so that
+        ``kafka.producerr.acks`` is not taken for one of them. An empty name takes every key."""
+        return self.name if not self.name or self.name.endswith(".") else self.name + "."
 
     def parse(self, text: str) -> Any:
         """Turn the text of the property into its typed value; raise ValueError with a message for people."""
@@ -167,6 +184,17 @@ class Prop:
         return str(self.default)
 
 
+def attr_name(prop_name: str) -> str:
+    """The Python attribute for a Flume property name: ``hdfs.rollInterval`` → ``hdfs_roll_interval``,
+    ``keystore-type`` → ``keystore_type``, ``maxIOWorkers`` → ``max_io_workers``, ``serializer.`` → ``serializer``."""
+    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", prop_name.strip("."))
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
+    s = re.sub(r"[^0-9A-Za-z]+", "_", s).strip("_").lower() or "options"
+    if s[0].isdigit() or keyword.iskeyword(s):
+        s += "_"
+    return s
+
+
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
@@ -184,9 +212,25 @@ class Spec:
         merged: dict[str, Prop] = dict(extends._props) if extends else {}
         for p in props:
             merged[p.name] = p
+        plain = {p.attr for p in merged.values() if not p.prefix}
+        for name, p in merged.items():  # `deserializer` and its options `deserializer.*`: deserializer_options
+            if p.prefix and p.attr in plain:
+                merged[name] = dataclasses.replace(p, attr=p.attr + "_options")
         self._props = merged
         self._alias = {a: p.name for p in merged.values() for a in p.aliases}
-        self._prefixes = tuple(p.name for p in merged.values() if p.prefix)
+        self._prefixes = tuple(p.key_prefix for p in merged.values() if p.prefix)
+        by_attr: dict[str, str] = {}
+        for p in merged.values():
+            if p.attr in by_attr:
+                raise ValueError(f"properties {by_attr[p.attr]!r} and {p.name!r} map to the same attribute "
+                                 f"{p.attr!r}; give one of them attr=...")
+            by_attr[p.attr] = p.name
+
+    @cached_property
+    def config_type(self) -> type:
+        """The frozen dataclass of this spec's typed values (see the module docstring)."""
+        fields = [(p.attr, dict if p.prefix else Any) for p in self._props.values()]
+        return dataclasses.make_dataclass("Config", fields, frozen=True, slots=True)
 
     def __iter__(self) -> Iterator[Prop]:
         return iter(self._props.values())
@@ -199,6 +243,9 @@ class Spec:
 
     def names(self) -> list[str]:
         return [p.name for p in self._props.values() if not p.prefix]
+
+    def prefix_props(self) -> list[Prop]:
+        return [p for p in self._props.values() if p.prefix]
 
     def bind(
         self,
@@ -258,7 +305,8 @@ class Spec:
                 )
             values[prop.name] = list(prop.default) if isinstance(prop.default, list) else prop.default
         prefixed = {k: r for k, r in raw.items() if k not in ignore and any(k.startswith(p) for p in self._prefixes)}
-        return Conf(values, lines, prefixed, problems=problems, component=component, decl=decl, key_prefix=key_prefix)
+        return Conf(values, lines, prefixed, problems=problems, component=component, decl=decl, key_prefix=key_prefix,
+                    spec=self)
 
 
 def _doc_hint(prop: Prop) -> str:
@@ -276,6 +324,14 @@ class Conf:
     component: str = ""
     decl: Raw | None = None
     key_prefix: str = ""
+    spec: Spec | None = None
+
+    @cached_property
+    def typed(self) -> Any:
+        """The typed, frozen configuration: one attribute per property of the spec (see the module docstring)."""
+        assert self.spec is not None, "a Conf made by Spec.bind has its spec"
+        args = {p.attr: self.sub_text(p.key_prefix) if p.prefix else self.values.get(p.name) for p in self.spec}
+        return self.spec.config_type(**args)
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]

@@ -9,7 +9,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,59 @@ def wait_for(cond, timeout: float = 60.0, what: str = "condition", every: float 
             return
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def delivery_report(expected: Iterable, got: Iterable, logs: Iterable = (), tail: int = 40) -> str:
+    """What a delivery check tells a reader: how many of ``expected`` are missing and which (the first few, sorted),
+    how many arrived more than once, what arrived that was never sent, and the last ``tail`` lines of each log in
+    ``logs`` (anything with a ``log()`` method: an ``AgentProcess``, a Flume agent, a Kafka broker)."""
+    want = set(expected)
+    counts = Counter(got)
+    missing = sorted(want - counts.keys())
+    twice = sorted(k for k, n in counts.items() if n > 1)
+    unexpected = sorted(counts.keys() - want)
+    parts = [f"{len(missing)} of {len(want)} missing" + (f" (first: {_few(missing)})" if missing else ""),
+             f"{len(twice)} arrived more than once" + (f" (first: {_few(twice)})" if twice else ""),
+             f"{sum(counts.values())} received in all"]
+    if unexpected:
+        parts.append(f"{len(unexpected)} never sent (first: {_few(unexpected)})")
+    report = "; ".join(parts)
+    for source in logs:
+        name = f"{type(source).__name__} {getattr(source, 'name', '')}".rstrip()
+        try:
+            lines = source.log().splitlines()[-tail:]
+        except Exception as exc:  # noqa: BLE001 - a report must not fail for a log it cannot read
+            lines = [f"(log unreadable: {exc})"]
+        report += f"\n--- last {len(lines)} log lines of {name} ---\n" + "\n".join(lines)
+    return report
+
+
+def _few(items: list, n: int = 8) -> str:
+    return ", ".join(repr(i) for i in items[:n]) + (", ..." if len(items) > n else "")
+
+
+def wait_for_events(expected: Iterable, received, *, timeout: float = 60.0, what: str = "every event",  # noqa: ANN001
+                    logs: Iterable = (), every: float = 0.1) -> list:
+    """Poll ``received()`` (a list of what arrived so far, duplicates included) until every item of ``expected``
+    is in it; return that list. On timeout fail with :func:`delivery_report`: how many are missing and which, how
+    many arrived twice, and the tail of each log in ``logs``, so a failure tells a delay from a loss."""
+    want = set(expected)
+    deadline = time.monotonic() + timeout
+    got = list(received())
+    while not want.issubset(got):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}: "
+                                 f"{delivery_report(want, got, logs)}")
+        time.sleep(every)
+        got = list(received())
+    return got
+
+
+def assert_exactly_once(expected: Iterable, got: Iterable, logs: Iterable = ()) -> None:
+    """Every item of ``expected`` arrived once, and nothing else did; else fail with :func:`delivery_report`."""
+    expected, got = list(expected), list(got)
+    if sorted(got) != sorted(expected):
+        raise AssertionError(f"not exactly once: {delivery_report(expected, got, logs)}")
 
 
 def send_lines(port: int, lines: list[bytes], pause_every: int = 0, pause: float = 0.0) -> None:

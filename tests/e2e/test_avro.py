@@ -11,7 +11,7 @@ from pathlib import Path
 
 from agent.core import Event
 from agent.rpc import RpcClient, RpcError
-from conftest import agent_command, free_port, rolled_lines, wait_for
+from conftest import agent_command, assert_exactly_once, free_port, rolled_lines, wait_for, wait_for_events
 
 AGGREGATOR = """\
 agg.sources = r1
@@ -118,7 +118,8 @@ def test_two_tier_chain_with_failover_loses_nothing(run_agent, tmp_path: Path) -
         wait_for(lambda: len(rolled_lines(tmp_path / "agg2" / "out")) >= 30_000, timeout=60)
         # ... and what agg1 acknowledged but had not written yet sits in its file channel until it comes back
         agg1 = start_aggregator(run_agent, tmp_path, "agg1", agg1_port, "deflate", durable=True, restart=True)
-        wait_for(lambda: {g.split(b"} ", 1)[1] for g in got()} >= set(lines), timeout=60)
+        wait_for_events(lines, lambda: [g.split(b"} ", 1)[1] for g in got()], timeout=60,
+                        what="every line after agg1 came back", logs=[col, agg1, agg2])
         assert all(g.startswith(b"{tier=collector} ") for g in got())
         assert col.terminate() == 0
     finally:
@@ -148,9 +149,9 @@ def test_full_channel_answers_failed_and_the_retry_succeeds(run_agent, tmp_path:
                 statuses.append("FAILED")
                 time.sleep(0.01)
     client.close()
-    wait_for(lambda: len(rolled_lines(tmp_path / "out")) >= 40_000)
-    want = sorted(b"{} b%02d-%04d" % (k, i) for k in range(40) for i in range(1000))
-    assert sorted(rolled_lines(tmp_path / "out")) == want
+    want = [b"{} b%02d-%04d" % (k, i) for k in range(40) for i in range(1000)]
+    wait_for_events(want, lambda: rolled_lines(tmp_path / "out"), logs=[agent])
+    assert_exactly_once(want, rolled_lines(tmp_path / "out"), logs=[agent])
     assert agent.terminate() == 0
 
 
@@ -193,7 +194,8 @@ def test_avro_client_command(run_agent, tmp_path: Path) -> None:
     proc = subprocess.run([*agent_command(), "avro-client", "-H", "127.0.0.1", "-p", str(port), "-F", str(data),
                            "-R", str(headers)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    wait_for(lambda: len(rolled_lines(tmp_path / "out")) == 250)
+    wait_for_events([b"{host=web1} row %d" % i for i in range(250)], lambda: rolled_lines(tmp_path / "out"),
+                    logs=[agent])
     assert rolled_lines(tmp_path / "out")[0] == b"{host=web1} row 0"
     assert agent.terminate() == 0
 
@@ -236,10 +238,11 @@ def test_two_collectors_load_balance_over_two_aggregators_one_restarted(run_agen
         for s in socks:
             s.close()
 
-        def received() -> set[bytes]:
-            return {g.split(b"} ", 1)[1] for i in (1, 2) for g in rolled_lines(tmp_path / f"agg{i}" / "out")}
+        def received() -> list[bytes]:
+            return [g.split(b"} ", 1)[1] for i in (1, 2) for g in rolled_lines(tmp_path / f"agg{i}" / "out")]
 
-        wait_for(lambda: received() >= set(sent), timeout=90)
+        wait_for_events(sent, received, timeout=90, what="every line after agg1 came back",
+                        logs=[*(c for c, _ in collectors), *aggs])
         restarted = rolled_lines(tmp_path / "agg1" / "out")
         assert len(restarted) > 0
         for col, _ in collectors:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import agent_command, free_port, rolled_lines, self_signed, wait_for
+from conftest import agent_command, assert_exactly_once, free_port, rolled_lines, self_signed, wait_for_events
 from peers.flume import FlumeAgent, avro_client
 
 pytestmark = pytest.mark.peer
@@ -107,11 +107,9 @@ def test_flume_avro_sink_into_pyflume_avro_source(compression, tmp_path, flume_c
     with FlumeAgent(conf, "fl", log_path=tmp_path / "flume.log") as flume:
         wait_port(nc)
         lines = send_lines(nc)
-        try:
-            wait_for(lambda: len(rolled_lines(out)) >= N)
-        except AssertionError:
-            raise AssertionError(flume.log()[-3000:] + ours.log()[-3000:]) from None
-    assert sorted(rolled_lines(out)) == sorted("{from=fl-é} ".encode() + line for line in lines)  # exactly once
+        want = ["{from=fl-é} ".encode() + line for line in lines]
+        wait_for_events(want, lambda: rolled_lines(out), logs=[flume, ours])
+    assert_exactly_once(want, rolled_lines(out), logs=[ours])
     assert ("(TLS)" in ours.log()) == compression.startswith("tls")
     assert ("(deflate)" in ours.log()) == compression.endswith("deflate")
     assert ours.terminate() == 0
@@ -130,12 +128,10 @@ def test_pyflume_avro_sink_into_flume_avro_source(compression, tmp_path, flume_c
                          name="py")
         ours.wait_for_port(nc)
         lines = send_lines(nc)
-        try:
-            wait_for(lambda: len(rolled_lines(out)) >= N)
-        except AssertionError:
-            raise AssertionError(flume.log()[-3000:] + ours.log()[-3000:]) from None
+        want = ["{from=py-é} ".encode() + line for line in lines]
+        wait_for_events(want, lambda: rolled_lines(out), logs=[flume, ours])
         assert ours.terminate() == 0
-    assert sorted(rolled_lines(out)) == sorted("{from=py-é} ".encode() + line for line in lines)  # exactly once
+        assert_exactly_once(want, rolled_lines(out), logs=[flume, ours])
 
 
 def test_flume_avro_client_into_pyflume(tmp_path, flume_classpath, run_agent) -> None:
@@ -151,8 +147,9 @@ def test_flume_avro_client_into_pyflume(tmp_path, flume_classpath, run_agent) ->
     headers.write_text("host=web1\n")
     proc = avro_client("127.0.0.1", port, data, headers)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    wait_for(lambda: len(rolled_lines(out)) >= 1000)
-    assert sorted(rolled_lines(out)) == sorted(f"{{host=web1}} row {i} é".encode() for i in range(1000))
+    want = [f"{{host=web1}} row {i} é".encode() for i in range(1000)]
+    wait_for_events(want, lambda: rolled_lines(out), logs=[ours])
+    assert_exactly_once(want, rolled_lines(out), logs=[ours])
     assert ours.terminate() == 0
 
 
@@ -198,12 +195,9 @@ def test_stores_made_by_keytool_work_unchanged(tmp_path, flume_classpath, run_ag
         sender.wait_for_port(pnc)
         lines = send_lines(fnc)
         send_lines(pnc)
-        try:
-            wait_for(lambda: len(rolled_lines(out)) >= 2 * N)
-        except AssertionError:
-            raise AssertionError(flume.log()[-3000:] + ours.log()[-3000:] + sender.log()[-3000:]) from None
-    want = [f"{{from={a}-é}} ".encode() + line for a in ("fl", "py2") for line in lines]
-    assert sorted(rolled_lines(out)) == sorted(want)
+        want = [f"{{from={a}-é}} ".encode() + line for a in ("fl", "py2") for line in lines]
+        wait_for_events(want, lambda: rolled_lines(out), logs=[flume, ours, sender])
+    assert_exactly_once(want, rolled_lines(out), logs=[ours, sender])
     assert sender.terminate() == 0 and ours.terminate() == 0
 
     check = tmp_path / "real.conf"

@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import free_port, wait_for
+from conftest import assert_exactly_once, free_port, wait_for, wait_for_events
 
 BASE = """\
 a1.sources = r1
@@ -112,9 +112,8 @@ def test_changing_a_sink_under_load_restarts_only_the_sink_and_loses_nothing(run
     agent.wait_for_log("Configuration reloaded")
     t.join(60)
     assert not errors, errors  # the source was not restarted: its client's connection stayed open
-    wait_for(lambda: len(lines_in(out1, out2)) >= len(sent), what="every event")
-    got = lines_in(out1, out2)
-    assert sorted(got) == sorted(sent)  # nothing lost, nothing twice
+    wait_for_events(sent, lambda: lines_in(out1, out2), logs=[agent])
+    assert_exactly_once(sent, lines_in(out1, out2), logs=[agent])  # nothing lost, nothing twice
     assert lines_in(out2), "the new sink.directory is in effect"
     # the kept channel kept counting across the reload: never backwards, takes never ahead of puts, and in the end
     # exactly what was sent
@@ -140,9 +139,10 @@ def test_an_invalid_edit_is_refused_and_the_agent_keeps_running(run_agent, tmp_p
     log = agent.log()
     assert "agent.conf:10: a1.channels.c1 (memory): capacity:" in log
     assert "agent.conf:12: a1.sinks.k1 (no_such_sink): type:" in log
+    still = [b"still-%d" % i for i in range(500)]
     with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall(b"".join(b"still-%d\n" % i for i in range(500)))
-    wait_for(lambda: len(lines_in(out)) == 500, what="events through the unchanged agent")
+        s.sendall(b"".join(line + b"\n" for line in still))
+    wait_for_events(still, lambda: lines_in(out), what="events through the unchanged agent", logs=[agent])
     # once the file is fixed, the next change is taken
     agent.conf.write_text(BASE.format(port=port, out=out).replace("capacity = 100000", "capacity = 5000"))
     agent.wait_for_log("Configuration reloaded")
@@ -164,7 +164,7 @@ def _queued_events_survive(run_agent, tmp_path: Path, channel: str, extra: str, 
     agent.wait_for_log("Configuration reloaded", timeout=30)
     assert expect in agent.log()
     gate.unlink()
-    wait_for(lambda: set(lines_in(out)) >= set(sent), what="every queued event")
+    wait_for_events(sent, lambda: lines_in(out), what="every queued event", logs=[agent])
     assert agent.terminate() == 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import fastavro
 
-from conftest import rolled_lines, wait_for
+from conftest import rolled_lines, wait_for, wait_for_events
 
 CONF = """\
 a1.sources = r1
@@ -59,7 +59,8 @@ def test_files_are_read_in_order_and_completed(run_agent, tmp_path: Path) -> Non
     write(spool / "a.log", b"\n".join(lines("a", 1000)) + b"\n")
     time.sleep(0.05)
     write(spool / "b.log", b"\n".join(lines("b", 500)))  # no final newline: the last line still counts
-    wait_for(lambda: len(rolled_lines(tmp_path / "out")) == 1500)
+    wait_for_events(lines("a", 1000) + lines("b", 500),
+                    lambda: [g.split(b"} ", 1)[1] for g in rolled_lines(tmp_path / "out")], logs=[agent])
     got = rolled_lines(tmp_path / "out")
     assert [g.split(b"} ", 1)[1] for g in got] == lines("a", 1000) + lines("b", 500)
     assert got[0].startswith(b"{file=%s} " % str(spool / "a.log").encode())
@@ -92,7 +93,7 @@ def test_restart_mid_file_resumes_without_loss(run_agent, tmp_path: Path) -> Non
     (tmp_path / "agent.log").rename(tmp_path / "agent-1.log")
     agent = run_agent(conf)
     wait_for(lambda: (spool / "big.log.COMPLETED").exists(), timeout=60)
-    wait_for(lambda: len(set(rolled_lines(tmp_path / "out"))) == len(big), timeout=30)
+    wait_for_events(big, lambda: rolled_lines(tmp_path / "out"), timeout=30, logs=[agent])
     torn: list[bytes] = []  # the kill may have cut file_roll's write of a batch: that batch is written again
     got = rolled_lines(tmp_path / "out", torn)
     assert len(torn) <= 1 and all(any(line.startswith(t) for line in big) for t in torn)

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import rolled_lines, wait_for
+from conftest import assert_exactly_once, rolled_lines, wait_for, wait_for_events
 
 CONF = """\
 a1.sources = r1
@@ -102,8 +102,9 @@ def test_rotation_by_rename_while_writing_loses_nothing(run_agent, tmp_path: Pat
     n = 30_000
     _writer(tmp_path / "logs" / "app.log", n, 7_000, "rename", threading.Event())
     expected = [b"line-%06d" % i for i in range(n)]
-    wait_for(lambda: len(rolled_lines(tmp_path / "out")) >= n, timeout=30)
-    assert sorted(rolled_lines(tmp_path / "out")) == expected  # exactly once: the renamed files were read to their end
+    wait_for_events(expected, lambda: rolled_lines(tmp_path / "out"), timeout=30, logs=[agent])
+    # exactly once: the renamed files were read to their end
+    assert_exactly_once(expected, rolled_lines(tmp_path / "out"), logs=[agent])
     assert agent.terminate() == 0
 
 
@@ -112,14 +113,14 @@ def test_copytruncate_is_noticed_and_the_file_read_again_from_the_start(run_agen
     time.sleep(0.5)
     app = tmp_path / "logs" / "app.log"
     app.write_bytes(b"".join(b"old-%04d\n" % i for i in range(5000)))
-    wait_for(lambda: len(rolled_lines(tmp_path / "out")) == 5000)
+    wait_for_events([b"old-%04d" % i for i in range(5000)], lambda: rolled_lines(tmp_path / "out"), logs=[agent])
     shutil.copyfile(app, tmp_path / "app.log.1")
     with open(app, "r+b") as f:
         f.truncate(0)
     time.sleep(1.0)
     with open(app, "ab") as f:
         f.write(b"".join(b"new-%02d\n" % i for i in range(50)))
-    wait_for(lambda: len(rolled_lines(tmp_path / "out")) == 5050)
+    wait_for_events([b"new-%02d" % i for i in range(50)], lambda: rolled_lines(tmp_path / "out"), logs=[agent])
     assert rolled_lines(tmp_path / "out")[5000:] == [b"new-%02d" % i for i in range(50)]
     assert "truncated" in agent.log()
     assert agent.terminate() == 0
@@ -134,13 +135,13 @@ a1.channels.c1.minimumRequiredSpace = 1048576""")
     app = tmp_path / "logs" / "app.log"
     app.write_bytes(b"".join(b"a-%05d\n" % i for i in range(1000)))
     agent = run_agent(conf)
-    wait_for(lambda: len(rolled_lines(tmp_path / "out")) == 1000)
+    wait_for_events([b"a-%05d" % i for i in range(1000)], lambda: rolled_lines(tmp_path / "out"), logs=[agent])
     assert agent.terminate() == 0
     with open(app, "ab") as f:  # written while the agent is down
         f.write(b"".join(b"b-%05d\n" % i for i in range(1000)))
     (tmp_path / "agent.log").rename(tmp_path / "agent-1.log")
     agent = run_agent(conf)
-    wait_for(lambda: len(rolled_lines(tmp_path / "out")) == 2000)
+    wait_for_events([b"b-%05d" % i for i in range(1000)], lambda: rolled_lines(tmp_path / "out"), logs=[agent])
     time.sleep(0.5)
     assert len(rolled_lines(tmp_path / "out")) == 2000  # nothing read twice after a clean restart
     # now write a lot and SIGKILL in the middle
@@ -159,7 +160,7 @@ a1.channels.c1.minimumRequiredSpace = 1048576""")
     (tmp_path / "agent.log").rename(tmp_path / "agent-2.log")
     agent = run_agent(conf)
     expected = {b"c-%05d-%03d" % (k, i) for k in range(300) for i in range(100)}
-    wait_for(lambda: expected <= set(rolled_lines(tmp_path / "out")), timeout=30)
+    wait_for_events(expected, lambda: rolled_lines(tmp_path / "out"), timeout=30, logs=[agent])
     counts = collections.Counter(rolled_lines(tmp_path / "out"))
     assert all(counts[b"a-%05d" % i] == 1 and counts[b"b-%05d" % i] == 1 for i in range(1000))
     assert agent.terminate() == 0

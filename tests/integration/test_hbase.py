@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, send_lines, wait_for
+from conftest import assert_exactly_once, free_port, send_lines, wait_for, wait_for_events
 
 pytest.importorskip("happybase")
 
@@ -197,10 +197,10 @@ def test_hbase_stopped_and_restarted_mid_stream_loses_nothing(hbase, run_agent, 
         sender.join()
         if hbase.master is None or hbase.master.poll() is not None:
             hbase.start()
-    wait_for(lambda: len(rows_of(hbase, table)) >= len(lines), timeout=180, what="every line after the restart",
-             every=0.25)
+    wait_for_events(lines, lambda: list(rows_of(hbase, table)), timeout=180, what="every line after the restart",
+                    logs=[agent], every=0.25)
     rows = rows_of(hbase, table)
-    assert sorted(rows) == lines
+    assert_exactly_once(lines, rows, logs=[agent])
     assert all(rows[k] == {b"cf:line": k} for k in lines)
     log = agent.log()
     assert "HBase sink k1: no HBase Thrift server answered" in log or "HBase sink k1: lost the Thrift server" in log

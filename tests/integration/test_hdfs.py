@@ -12,7 +12,7 @@ import pytest
 from hdfs import InsecureClient
 from hdfs.util import HdfsError
 
-from conftest import free_port
+from conftest import free_port, wait_for_events
 from peers.hdfs import hadoop_text
 
 pytestmark = pytest.mark.peer
@@ -202,19 +202,21 @@ def test_cluster_restart_mid_stream_loses_nothing(run_agent, tmp_path, transport
         time.sleep(3)
         cluster.start(format=False)
         client = InsecureClient(cluster.webhdfs, user="root")
-        deadline = time.monotonic() + 90
-        got: set[bytes] = set()
-        while time.monotonic() < deadline and len(got) < n:
-            got = set()
+
+        def received() -> list[bytes]:
+            got: list[bytes] = []
             try:
                 for f in _files(client, "/flume/restart"):
                     with client.read(urllib.parse.quote(f)) as r:
-                        got.update(r.read().split(b"\n")[:-1])
+                        got += r.read().split(b"\n")[:-1]
             except HdfsError:  # a file the restart left open is unreadable until its lease is recovered
                 pass
-            time.sleep(0.5)
+            return got
+
+        got = wait_for_events(_expected(n), received, timeout=90, what="every event after the cluster restart",
+                              logs=[agent], every=0.5)
         assert agent.terminate() == 0
-        assert got == set(_expected(n))
+        assert set(got) == set(_expected(n))
     finally:
         cluster.stop()
 

@@ -11,7 +11,15 @@ import pytest
 
 from agent.avro_event import decode_event, encode_event
 from agent.core import Event
-from conftest import free_port, rolled_lines, send_lines, wait_for
+from conftest import (
+    assert_exactly_once,
+    delivery_report,
+    free_port,
+    rolled_lines,
+    send_lines,
+    wait_for,
+    wait_for_events,
+)
 
 pytest.importorskip("confluent_kafka")
 
@@ -69,6 +77,11 @@ def headers_of(line: bytes) -> tuple[dict[str, str], bytes]:
     return dict(p.split("=", 1) for p in pairs), body
 
 
+def bodies(out: Path) -> list[bytes]:
+    """The bodies of every header_and_text line rolled into ``out``."""
+    return [headers_of(g)[1] for g in rolled_lines(out)]
+
+
 def names() -> tuple[str, str, str]:
     u = uuid.uuid4().hex[:8]
     return f"t-{u}", f"chan-{u}", f"g-{u}"
@@ -112,9 +125,9 @@ def test_source_channel_sink_round_trip_with_headers(kafka_broker, run_agent, tm
     agent.wait_for_port(port)
     lines = [b"line-%05d" % i for i in range(20_000)]
     send_lines(port, lines)
-    wait_for(lambda: len(rolled_lines(out)) >= len(lines), what="every line through Kafka twice")
+    wait_for_events(lines, lambda: bodies(out), what="every line through Kafka twice", logs=[agent])
     got = rolled_lines(out)
-    assert sorted(headers_of(g)[1] for g in got) == sorted(lines)  # exactly once on a clean run
+    assert_exactly_once(lines, [headers_of(g)[1] for g in got], logs=[agent])  # exactly once on a clean run
     h, _ = headers_of(got[0])
     assert h["origin"] == "netcat"  # the interceptor's header survived the channel and the topic
     assert h["topic"] == topic and h["partition"] in ("0", "1") and int(h["offset"]) >= 0
@@ -144,11 +157,12 @@ def test_broker_restarted_mid_stream_loses_nothing(kafka_broker, run_agent, tmp_
         time.sleep(3)
     finally:
         kafka_broker.start()
-    want = set(first + second)
-    wait_for(lambda: {headers_of(g)[1] for g in rolled_lines(out)} >= want, timeout=120,
-             what="every line after restart")
+    want = first + second
+    wait_for_events(want, lambda: bodies(out), timeout=120, what="every line after restart",
+                    logs=[agent, kafka_broker])
     # Kafka itself has every line too (at least once)
-    assert {decode_event(m.value()).body for m in consume_all(kafka_broker.bootstrap, topic, len(want))} >= want
+    in_topic = [decode_event(m.value()).body for m in consume_all(kafka_broker.bootstrap, topic, len(want))]
+    assert set(in_topic) >= set(want), delivery_report(want, in_topic, [agent, kafka_broker])
     assert agent.terminate() == 0
 
 
@@ -200,17 +214,15 @@ def test_a_consumer_group_resumes_where_it_committed(kafka_broker, tmp_path: Pat
         agent = AgentProcess(conf, d).start()
         runs.append(agent)
         try:
-            expect = 3000
-            wait_for(lambda d=d, expect=expect: len(rolled_lines(d / "out")) >= expect, what=f"run {run}")
+            # the second run starts after the committed offsets: none of the first 3000 again
+            want = [b"%s-%04d" % (b"first" if run == 0 else b"second", i) for i in range(3000)]
+            wait_for_events(want, lambda d=d: bodies(d / "out"), what=f"run {run}", logs=[agent])
             time.sleep(1.0)  # nothing more arrives
             got = rolled_lines(d / "out")
-            assert len(got) == expect
+            assert_exactly_once(want, [headers_of(g)[1] for g in got], logs=[agent])
             if run == 0:
                 h, body = headers_of(got[0])
                 assert h["key"] == "k1" and h["trace"] == "abc" and h["topic"] == topic
-                assert {headers_of(g)[1] for g in got} == {b"first-%04d" % i for i in range(3000)}
-            else:  # the second run starts after the committed offsets: none of the first 3000 again
-                assert {headers_of(g)[1] for g in got} == {b"second-%04d" % i for i in range(3000)}
         finally:
             assert agent.terminate() == 0
         if run == 0:
@@ -335,11 +347,11 @@ def test_flume_and_pyflume_share_topics_in_flume_event_format(kafka_broker, flum
         flume_lines = [b"fl-%05d" % i for i in range(5000)]
         send_lines(pport, py_lines)
         send_lines(fport, flume_lines)
-        wait_for(lambda: len(rolled_lines(fout)) >= 5000 and len(rolled_lines(pout)) >= 5000, timeout=120,
-                 what="both directions")
+        wait_for_events(py_lines, lambda: bodies(fout), timeout=120, what="pyflume -> Flume", logs=[py, flume])
+        wait_for_events(flume_lines, lambda: bodies(pout), timeout=120, what="Flume -> pyflume", logs=[py, flume])
         for out, lines, origin, topic in ((fout, py_lines, "pyflume", from_py), (pout, flume_lines, "flume",
                                                                                   from_flume)):
             got = [headers_of(g) for g in rolled_lines(out)]
-            assert sorted(b for _, b in got) == sorted(lines)
+            assert_exactly_once(lines, [b for _, b in got], logs=[py, flume])
             h = got[0][0]
             assert h["made-by"] == origin and h["topic"] == topic and "partition" in h and "offset" in h

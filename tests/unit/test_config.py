@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -245,3 +246,44 @@ def test_log4j_files_in_the_conf_dir_set_the_level(tmp_path):
     assert _log4j_level(tmp_path) == "WARN"  # log4j2.xml wins, as in Flume 1.11
     (tmp_path / "log4j2.xml").write_text('<Configuration><Loggers><Root level="error"/></Loggers></Configuration>')
     assert _log4j_level(tmp_path) == "error"
+
+
+def test_a_prefix_family_ends_at_a_dot(tmp_path):
+    """`header.*` and `kafka.consumer.*` are families; `headerz.foo` and `kafka.consumerr.x` are typos, not members."""
+    text = """\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = kafka
+a1.sources.r1.channels = c1
+a1.sources.r1.kafka.bootstrap.servers = 127.0.0.1:9
+a1.sources.r1.kafka.topics = t
+a1.sources.r1.header.trace = trace-id
+a1.sources.r1.headerz.foo = x
+a1.sources.r1.kafka.consumerr.fetch.min.bytes = 1
+a1.channels.c1.type = memory
+a1.channels.c1.transactionCapacity = 1000
+a1.sinks.k1.type = null
+a1.sinks.k1.channel = c1
+"""
+    pytest.importorskip("confluent_kafka")
+    _, problems = run(tmp_path, text)
+    assert "F:9: a1.sources.r1 (kafka): warning: unknown property 'headerz.foo'" in problems
+    assert "F:10: a1.sources.r1 (kafka): warning: unknown property 'kafka.consumerr.fetch.min.bytes'" in problems
+    assert not any("header.trace" in p for p in problems)
+
+
+def test_typed_config_has_attributes_and_compares_by_value():
+    from agent.spec import Conf
+
+    spec = Spec(Prop("hdfs.rollInterval", "int", 30), Prop("batch-size", "int", 100),
+                Prop("serializer", "str", "TEXT"), Prop("serializer.", prefix=True), Prop("kafka.producer", prefix=True))
+    a = Conf.from_dict(spec, hdfs__rollInterval="5", serializer__appendNewline="false", kafka__producer__acks="all")
+    c = a.typed
+    assert (c.hdfs_roll_interval, c.batch_size, c.serializer) == (5, 100, "TEXT")
+    assert c.serializer_options == {"appendNewline": "false"} and c.kafka_producer == {"acks": "all"}
+    assert c == Conf.from_dict(spec, hdfs__rollInterval="5", serializer__appendNewline="false",
+                               kafka__producer__acks="all").typed
+    assert c != Conf.from_dict(spec, hdfs__rollInterval="6").typed
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.batch_size = 1  # type: ignore[misc]
