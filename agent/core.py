@@ -171,9 +171,7 @@ class Transaction:
         self._check_open("put")
         n = len(events)
         cap = self.channel.transaction_capacity
-        counter = self.channel.counter
-        with counter.lock:
-            counter.put_attempt += n
+        self.channel.counter.add(put_attempt=n)
         if cap and self._nputs + n > cap:
             raise ChannelException(
                 f"Put queue for channel {self.channel.name} is full: a transaction may hold at most "
@@ -198,19 +196,14 @@ class Transaction:
         events = self._take(max_events)
         n = len(events)
         self._ntakes += n
-        counter = self.channel.counter
-        with counter.lock:
-            counter.take_attempt += n + (1 if n < max_events else 0)
+        self.channel.counter.add(take_attempt=n + (1 if n < max_events else 0))
         return events
 
     def commit(self) -> None:
         self._check_open("commit")
         self._commit()
         self._state = Transaction.COMMITTED
-        counter = self.channel.counter
-        with counter.lock:
-            counter.put_success += self._nputs
-            counter.take_success += self._ntakes
+        self.channel.counter.add(put_success=self._nputs, take_success=self._ntakes)
 
     def rollback(self) -> None:
         if self._state != Transaction.OPEN:
@@ -263,8 +256,7 @@ class Channel(Component):
         raise NotImplementedError
 
     def metrics(self) -> dict[str, str] | None:
-        self.counter.size = self.size()
-        self.counter.capacity = self.capacity
+        self.counter.set(size=self.size(), capacity=self.capacity)
         return self.counter.attributes()
 
 
@@ -427,8 +419,7 @@ class Source(Component):
                 self.counter.batch(n, n)
                 return True
             except ChannelException as exc:
-                with self.counter.lock:
-                    self.counter.channel_write_fail += 1
+                self.counter.add(channel_write_fail=1)
                 self.log.warning("Source %s: the channel refused a batch of %d events (%s); retrying in %.2f s",
                                  self.name, n, exc, delay)
                 stop.wait(delay)
@@ -519,24 +510,22 @@ class BatchSink(Sink):
             try:
                 events = tx.take_batch(size)
             except ChannelException:
-                counter.channel_read_fail += 1
+                counter.add(channel_read_fail=1)
                 raise
             n = len(events)
             if n == 0:
-                counter.batch_empty += 1
+                counter.add(batch_empty=1)
                 tx.commit()
                 self.idle()
                 return Status.BACKOFF
-            counter.batch_underflow += n < size
-            counter.batch_complete += n == size
-            counter.drain_attempt += n
+            counter.add(batch_underflow=int(n < size), batch_complete=int(n == size), drain_attempt=n)
             try:
                 drained = self.deliver(events)
             except Exception:
-                counter.write_fail += 1
+                counter.add(write_fail=1)
                 raise
             tx.commit()
-            counter.drain_success += n if drained is None else drained
+            counter.add(drain_success=n if drained is None else drained)
             return Status.READY
         except BaseException as exc:
             tx.rollback()

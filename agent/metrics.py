@@ -33,6 +33,19 @@ class _Counter:
         self.stop_time = 0
         self.lock = threading.Lock()  # for counters bumped from several threads (connections, transactions)
 
+    def add(self, **amounts: int) -> None:
+        """Add to counters by attribute name, all under the lock in one step (``add(event_received=n,
+        append_batch_received=1)``): the only way components change a counter, from any thread."""
+        with self.lock:
+            for attr, n in amounts.items():
+                setattr(self, attr, getattr(self, attr) + n)
+
+    def set(self, **values: int) -> None:
+        """Set gauges (``size``, ``capacity``) under the lock."""
+        with self.lock:
+            for attr, v in values.items():
+                setattr(self, attr, v)
+
     def started(self) -> None:
         self.start_time = int(time.time() * 1000)
         self.stop_time = 0
@@ -65,12 +78,8 @@ class SourceCounter(_Counter):
 
     def batch(self, received: int, accepted: int) -> None:
         """One batch handed to the channel processor: ``accepted`` of ``received`` events committed."""
-        with self.lock:
-            self.event_received += received
-            self.event_accepted += accepted
-            self.append_batch_received += 1
-            if accepted:
-                self.append_batch_accepted += 1
+        self.add(event_received=received, event_accepted=accepted, append_batch_received=1,
+                 append_batch_accepted=1 if accepted else 0)
 
 
 class ChannelCounter(_Counter):
