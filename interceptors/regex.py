@@ -12,10 +12,11 @@ import time
 from datetime import datetime
 
 from agent.core import Event, Interceptor, _rate_limited
+from agent.java import java_regex, java_replacement
 from agent.spec import Conf, Prop, Spec
 
 __all__ = ["SearchAndReplaceInterceptor", "RegexFilteringInterceptor", "RegexExtractorInterceptor",
-           "java_regex", "java_replacement", "joda_to_strptime"]
+           "joda_to_strptime"]
 
 
 def _compile(conf: Conf, prop: str) -> re.Pattern[str] | None:
@@ -27,43 +28,6 @@ def _compile(conf: Conf, prop: str) -> re.Pattern[str] | None:
     except re.error as exc:
         conf.error(f"invalid regular expression {text!r}: {exc}", prop)
         return None
-
-
-_JAVA_NAMED_GROUP = re.compile(r"(?<!\\)\(\?<([A-Za-z][A-Za-z0-9]*)>")
-
-
-def java_regex(text: str) -> str:
-    """Java pattern syntax that Python spells differently: named groups ``(?<name>...)`` become ``(?P<name>...)``."""
-    return _JAVA_NAMED_GROUP.sub(r"(?P<\1>", text)
-
-
-def java_replacement(text: str) -> str:
-    """Java ``Matcher.replaceAll`` replacement syntax (``$1``, ``${name}``, ``\\$``) as a Python ``re`` template."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\" and i + 1 < n:
-            lit = text[i + 1]
-            out.append("\\\\" if lit == "\\" else lit)
-            i += 2
-        elif c == "$" and i + 1 < n and text[i + 1] == "{":
-            end = text.index("}", i)
-            out.append(f"\\g<{text[i + 2:end]}>")
-            i = end + 1
-        elif c == "$" and i + 1 < n and text[i + 1].isdigit():
-            j = i + 1
-            while j < n and text[j].isdigit():
-                j += 1
-            out.append(f"\\g<{text[i + 1:j]}>")
-            i = j
-        elif c == "\\":
-            out.append("\\\\")
-            i += 1
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
 
 
 class SearchAndReplaceInterceptor(Interceptor):

@@ -28,6 +28,7 @@ from typing import Any
 
 from agent import registry
 from agent.core import BatchSink, Event, EventDeliveryException
+from agent.java import java_regex, java_split
 from agent.spec import Conf, ConfigError, Prop, Spec
 
 __all__ = [
@@ -157,23 +158,7 @@ ROW_KEY_NAME = "ROW_KEY"
 _ALNUM = string.ascii_letters + string.digits
 
 
-def _java_split(text: str, sep: str) -> list[str]:
-    """``String.split`` with a literal one-character separator: trailing empty strings are dropped."""
-    parts = text.split(sep)
-    while len(parts) > 1 and parts[-1] == "":
-        parts.pop()
-    return parts
-
-
-_NAMED_GROUP = re.compile(r"(?<!\\)\(\?<(?![=!])")
-
-
 _ASCII = bytes(range(128))
-
-
-def java_regex(pattern: str) -> str:
-    """The Python spelling of a Java regex: ``(?<name>...)`` named groups become ``(?P<name>...)``."""
-    return _NAMED_GROUP.sub("(?P<", pattern)
 
 
 class RegexHbaseEventSerializer(HbaseEventSerializer):
@@ -217,7 +202,7 @@ class RegexHbaseEventSerializer(HbaseEventSerializer):
         # An ASCII body in an ASCII-compatible charset matches an ASCII pattern the same as bytes or as text, and
         # its groups are already their UTF-8 bytes: that path skips the decode and the encodes.
         self.bytes_pattern = re.compile(text.encode("ascii"), flags) if ascii_same and text.isascii() else None
-        names = _java_split(conf["colNames"], ",")
+        names = java_split(conf["colNames"], ",")
         self.columns = [self.column(n.encode(self.charset)) for n in names]
         self.row_key_index = conf["rowKeyIndex"]
         if self.row_key_index >= 0:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from agent import registry
 from agent.core import EventDrivenSource
+from agent.java import java_regex
 from agent.spec import Conf, ConfigError, Prop, Spec
-from interceptors.regex import java_regex
 from sources.deserializers import DESERIALIZERS, EventDeserializer
 
 __all__ = ["SpoolDirectorySource"]

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.core import POLL_BACKOFF, ChannelException, Event, PollableSource, Status
+from agent.java import java_regex
 from agent.spec import Conf, ConfigError, Prop, Spec
-from interceptors.regex import java_regex
 
 __all__ = ["TaildirSource"]
 
