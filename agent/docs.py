@@ -11,7 +11,7 @@ import inspect
 import sys
 from pathlib import Path
 
-from agent.registry import ENTRIES, available, load_target
+from agent.registry import ENTRIES, load_target
 from agent.spec import Prop
 
 __all__ = ["render", "main"]
@@ -72,7 +72,7 @@ def render() -> str:
     toc: list[str] = []
     body: list[str] = []
     for family, title, where in _FAMILIES:
-        entries = [e for e in ENTRIES if e.family == family and available(e)]
+        entries = [e for e in ENTRIES if e.family == family]
         if not entries:
             continue
         toc.append(f"- [{title}](#{title.lower().replace(' ', '-')})")

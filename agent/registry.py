@@ -10,7 +10,6 @@ equivalent.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import re
 from dataclasses import dataclass
 
@@ -119,32 +118,19 @@ FAMILIES = {
     "hbase_serializer": ("sinks.hbase", "HbaseEventSerializer"),
 }
 
-# Flume components that exist in Flume 1.11 but that pyflume does not provide (yet): a precise message beats
-# "unknown type".
+# Flume 1.11 components that pyflume does not provide (yet): a precise message beats "unknown type".
 _NOT_YET = {
-    "source": {"exec", "spooldir", "taildir", "http", "avro", "thrift", "syslogtcp", "multiport_syslogtcp",
-               "syslogudp", "jms", "kafka"},
-    "channel": {"file", "jdbc", "spillablememory"},
-    "sink": {"hdfs", "avro", "thrift", "morphline_solr", "hive", "http", "irc",
-             "kafka", "elasticsearch"},
+    "source": {"thrift", "jms"},
+    "channel": {"jdbc", "spillablememory"},
+    "sink": {"thrift", "morphline_solr", "hive", "http", "irc", "elasticsearch"},
     "selector": {"load_balancing"},
-    "serializer": set(),
 }
 
 _JAVA_NAME = re.compile(r"^(org|com|net|io|de|fr|uk|edu|gov)\.[\w.$]+$|.*\$[A-Z]\w*$")
 
 
-def available(entry: Entry) -> bool:
-    """True when the module that implements ``entry`` exists (components land one by one)."""
-    module = entry.target.partition(":")[0]
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def entries(family: str) -> list[Entry]:
-    return [e for e in ENTRIES if e.family == family and available(e)]
+    return [e for e in ENTRIES if e.family == family]
 
 
 def _index() -> dict[tuple[str, str], Entry]:
@@ -180,18 +166,13 @@ def base_class(family: str) -> type:
 
 
 def aliases(family: str) -> list[str]:
-    return [e.alias for e in ENTRIES if e.family == family and e.alias and available(e)]
+    return [e.alias for e in ENTRIES if e.family == family and e.alias]
 
 
 def resolve(family: str, text: str) -> type:
     """The class for ``type = text`` in a component of ``family``; ConfigError with a useful message if none."""
     name = text.strip()
     entry = _INDEX.get((family, name.lower())) or _INDEX.get((family, name))
-    if entry is not None and not available(entry):
-        raise ConfigError(
-            f"'{name}' is a Flume {family} type that pyflume does not provide yet; available: "
-            f"{', '.join(aliases(family))}"
-        )
     if entry is not None:
         try:
             return load_target(entry.target)
