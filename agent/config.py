@@ -342,168 +342,224 @@ def build(ap: AgentPlan, reuse: Topology | None = None) -> tuple[Topology | None
     whose channels are all reused, is taken over as the same object instead of being built again: the running
     agent then restarts only what differs (see ``Agent.reload``).
     """
-    problems = ap.problems
     tls.use_system_properties(ap.sysprops)  # Flume's global SSL settings (-Djavax.net.ssl.* …) for TLS components
-    old = reuse.plan if reuse is not None else None
-    channels: dict[str, Channel] = {}
-    for name, cp in ap.channels.items():
-        if old is not None and name in reuse.channels and _same(old.channels, cp):  # type: ignore[union-attr]
-            channels[name] = reuse.channels[name]  # type: ignore[union-attr]
-            continue
-        cls = _type_of(cp, "channel", problems)
-        if cls is not None:
-            ch = _instantiate(cls, name, cp.label, cp.props, cp.decl, problems, ignore=("type",))
-            if ch is not None:
-                channels[name] = ch
-    used: set[str] = set()
-    sources: dict[str, Source] = {}
-    for name, cp in ap.sources.items():
-        cls = _type_of(cp, "source", problems)
+    b = _Builder(ap, reuse)
+    b.channels()
+    b.sources()
+    b.sinks()
+    b.groups()
+    b.solo_groups()
+    unused = b.unused_channels()
+    topo = Topology(ap.name, {k: v for k, v in b.built_channels.items() if k not in unused}, b.built_sources,
+                    b.built_sinks, b.built_groups, unused, ap.sysprops, ap)
+    if any(p.severity == "error" for p in ap.problems):
+        return None, ap.problems
+    return topo, ap.problems
+
+
+class _Builder:
+    """One build of an agent plan: each family in turn, reusing unchanged components of ``reuse``."""
+
+    def __init__(self, ap: AgentPlan, reuse: Topology | None):
+        self.ap = ap
+        self.problems = ap.problems
+        self.reuse = reuse
+        self.old = reuse.plan if reuse is not None else None
+        self.built_channels: dict[str, Channel] = {}
+        self.built_sources: dict[str, Source] = {}
+        self.built_sinks: dict[str, Sink] = {}
+        self.built_groups: dict[str, SinkProcessor] = {}
+        self.used: set[str] = set()  # channels some source or sink names
+        self.owner: dict[str, str] = {}  # sink -> its group
+
+    def _reusable(self, family: str, cp: ComponentPlan) -> Any | None:
+        """The running component of that name when its properties are unchanged (hot reload), else None."""
+        if self.reuse is None or self.old is None:
+            return None
+        running = getattr(self.reuse, family).get(cp.name)
+        return running if running is not None and _same(getattr(self.old, _PLAN_FIELD[family]), cp) else None
+
+    def _undefined(self, raw: Raw, label: str, prop: str, what: str, name: str, defined: Iterable[str]) -> None:
+        self.problems.append(Problem(raw.path, raw.line, label, prop, f"{what} '{name}' is not defined; "
+                                     f"{self.ap.name}.{what}s lists {' '.join(defined) or 'none'}"))
+
+    def channels(self) -> None:
+        for name, cp in self.ap.channels.items():
+            kept = self._reusable("channels", cp)
+            if kept is not None:
+                self.built_channels[name] = kept
+                continue
+            cls = _type_of(cp, "channel", self.problems)
+            if cls is not None:
+                ch = _instantiate(cls, name, cp.label, cp.props, cp.decl, self.problems, ignore=("type",))
+                if ch is not None:
+                    self.built_channels[name] = ch
+
+    def _source_channels(self, cp: ComponentPlan) -> list[Channel]:
         chan_raw = cp.props.get("channels")
-        src_channels: list[Channel] = []
+        out: list[Channel] = []
         if chan_raw is None:
             if cp.props and "channel" in cp.props:
                 r = cp.props["channel"]
-                problems.append(Problem(r.path, r.line, cp.label, "channel",
-                                        "sources use 'channels' (plural, space-separated), not 'channel'"))
+                self.problems.append(Problem(r.path, r.line, cp.label, "channel",
+                                             "sources use 'channels' (plural, space-separated), not 'channel'"))
             elif cp.props:
-                problems.append(Problem(cp.decl.path, cp.decl.line, cp.label, "channels",
-                                        "required property is missing (the channels this source puts events into)"))
-        else:
-            for cname in chan_raw.value.split():
-                if cname in channels:
-                    if channels[cname] not in src_channels:
-                        src_channels.append(channels[cname])
-                    used.add(cname)
-                elif cname in ap.channels:
-                    used.add(cname)  # the channel itself failed to build; its own error says why
-                else:
-                    problems.append(Problem(chan_raw.path, chan_raw.line, cp.label, "channels",
-                                            f"channel '{cname}' is not defined; {ap.name}.channels lists "
-                                            f"{' '.join(ap.channels) or 'none'}"))
-        if (old is not None and name in reuse.sources and _same(old.sources, cp)  # type: ignore[union-attr]
-                and chan_raw is not None and all(c in channels and channels[c] is reuse.channels.get(c)  # type: ignore[union-attr]
-                        for c in chan_raw.value.split())):  # type: ignore[union-attr]
-            sources[name] = reuse.sources[name]  # type: ignore[union-attr]
-            continue
-        if cls is None:
-            continue
-        src = _instantiate(cls, name, cp.label, cp.props, cp.decl, problems, ignore=_SOURCE_COMMON,
-                           ignore_prefixes=_SOURCE_COMMON_PREFIX + ("interceptors",))
-        if src is None:
-            continue
-        selector = _build_selector(cp, src_channels, problems)
-        interceptors = _build_interceptors(cp, problems)
-        if selector is not None and interceptors is not None:
-            src.channel_processor = ChannelProcessor(selector, interceptors)
-        _check_batch(cp, src, src_channels, problems)
-        sources[name] = src
-    sinks: dict[str, Sink] = {}
-    for name, cp in ap.sinks.items():
-        cls = _type_of(cp, "sink", problems)
+                self.problems.append(Problem(cp.decl.path, cp.decl.line, cp.label, "channels", "required property "
+                                             "is missing (the channels this source puts events into)"))
+            return out
+        for cname in chan_raw.value.split():
+            if cname in self.built_channels:
+                if self.built_channels[cname] not in out:
+                    out.append(self.built_channels[cname])
+                self.used.add(cname)
+            elif cname in self.ap.channels:
+                self.used.add(cname)  # the channel itself failed to build; its own error says why
+            else:
+                self._undefined(chan_raw, cp.label, "channels", "channel", cname, self.ap.channels)
+        return out
+
+    def _channels_reused(self, names: Iterable[str]) -> bool:
+        assert self.reuse is not None
+        return all(c in self.built_channels and self.built_channels[c] is self.reuse.channels.get(c) for c in names)
+
+    def sources(self) -> None:
+        for name, cp in self.ap.sources.items():
+            cls = _type_of(cp, "source", self.problems)
+            src_channels = self._source_channels(cp)
+            kept = self._reusable("sources", cp)
+            chan_raw = cp.props.get("channels")
+            if kept is not None and chan_raw is not None and self._channels_reused(chan_raw.value.split()):
+                self.built_sources[name] = kept
+                continue
+            if cls is None:
+                continue
+            src = _instantiate(cls, name, cp.label, cp.props, cp.decl, self.problems, ignore=_SOURCE_COMMON,
+                               ignore_prefixes=_SOURCE_COMMON_PREFIX + ("interceptors",))
+            if src is None:
+                continue
+            selector = _build_selector(cp, src_channels, self.problems)
+            interceptors = _build_interceptors(cp, self.problems)
+            if selector is not None and interceptors is not None:
+                src.channel_processor = ChannelProcessor(selector, interceptors)
+            _check_batch(cp, src, src_channels, self.problems)
+            self.built_sources[name] = src
+
+    def _sink_channel(self, cp: ComponentPlan) -> Channel | None:
         chan_raw = cp.props.get("channel")
-        channel = None
         if chan_raw is None:
             if "channels" in cp.props:
                 r = cp.props["channels"]
-                problems.append(Problem(r.path, r.line, cp.label, "channels",
-                                        "sinks use 'channel' (singular), not 'channels'"))
+                self.problems.append(Problem(r.path, r.line, cp.label, "channels",
+                                             "sinks use 'channel' (singular), not 'channels'"))
             elif cp.props:
-                problems.append(Problem(cp.decl.path, cp.decl.line, cp.label, "channel",
-                                        "required property is missing (the channel this sink takes events from)"))
-        elif chan_raw.value in channels:
-            channel = channels[chan_raw.value]
-            used.add(chan_raw.value)
-        elif chan_raw.value in ap.channels:
-            used.add(chan_raw.value)
+                self.problems.append(Problem(cp.decl.path, cp.decl.line, cp.label, "channel", "required property is "
+                                             "missing (the channel this sink takes events from)"))
+            return None
+        if chan_raw.value in self.ap.channels:
+            self.used.add(chan_raw.value)
         else:
-            problems.append(Problem(chan_raw.path, chan_raw.line, cp.label, "channel",
-                                    f"channel '{chan_raw.value}' is not defined; {ap.name}.channels lists "
-                                    f"{' '.join(ap.channels) or 'none'}"))
-        if (old is not None and name in reuse.sinks and _same(old.sinks, cp)  # type: ignore[union-attr]
-                and channel is not None and channel is reuse.channels.get(chan_raw.value)):  # type: ignore
-            sinks[name] = reuse.sinks[name]  # type: ignore[union-attr]
-            continue
-        if cls is None:
-            continue
-        sink = _instantiate(cls, name, cp.label, cp.props, cp.decl, problems, ignore=_SINK_COMMON)
-        if sink is None:
-            continue
-        sink.channel = channel
-        if channel is not None:
-            _check_batch(cp, sink, [channel], problems)
-        sinks[name] = sink
-    groups: dict[str, SinkProcessor] = {}
-    owner: dict[str, str] = {}
-    for gname, gp in ap.sinkgroups.items():
-        sraw = gp.props.get("sinks")
-        if sraw is None:
-            if gp.props:
-                problems.append(Problem(gp.decl.path, gp.decl.line, gp.label, "sinks",
-                                        "required property is missing (the sinks of this group)"))
-            continue
+            self._undefined(chan_raw, cp.label, "channel", "channel", chan_raw.value, self.ap.channels)
+        return self.built_channels.get(chan_raw.value)
+
+    def sinks(self) -> None:
+        for name, cp in self.ap.sinks.items():
+            cls = _type_of(cp, "sink", self.problems)
+            channel = self._sink_channel(cp)
+            kept = self._reusable("sinks", cp)
+            if kept is not None and channel is not None and self._channels_reused([cp.props["channel"].value]):
+                self.built_sinks[name] = kept
+                continue
+            if cls is None:
+                continue
+            sink = _instantiate(cls, name, cp.label, cp.props, cp.decl, self.problems, ignore=_SINK_COMMON)
+            if sink is None:
+                continue
+            sink.channel = channel
+            if channel is not None:
+                _check_batch(cp, sink, [channel], self.problems)
+            self.built_sinks[name] = sink
+
+    def _members(self, gname: str, gp: ComponentPlan, sraw: Raw) -> list[Sink]:
         members: list[Sink] = []
         for sname in sraw.value.split():
-            if sname in owner:
-                problems.append(Problem(sraw.path, sraw.line, gp.label, "sinks",
-                                        f"sink '{sname}' is already in sink group '{owner[sname]}'; a sink may "
-                                        f"belong to one group only"))
+            if sname in self.owner:
+                self.problems.append(Problem(sraw.path, sraw.line, gp.label, "sinks", f"sink '{sname}' is already "
+                                             f"in sink group '{self.owner[sname]}'; a sink may belong to one group "
+                                             "only"))
                 continue
-            if sname not in ap.sinks:
-                problems.append(Problem(sraw.path, sraw.line, gp.label, "sinks",
-                                        f"sink '{sname}' is not defined; {ap.name}.sinks lists "
-                                        f"{' '.join(ap.sinks) or 'none'}"))
+            if sname not in self.ap.sinks:
+                self._undefined(sraw, gp.label, "sinks", "sink", sname, self.ap.sinks)
                 continue
-            owner[sname] = gname
-            if sname in sinks:
-                members.append(sinks[sname])
-        if (old is not None and gname in reuse.groups and _same(old.sinkgroups, gp)  # type: ignore[union-attr]
-                and [s.name for s in reuse.groups[gname].sinks] == [s.name for s in members]  # type: ignore
-                and all(s is reuse.sinks.get(s.name) for s in members)):  # type: ignore[union-attr]
-            groups[gname] = reuse.groups[gname]  # type: ignore[union-attr]
-            continue
+            self.owner[sname] = gname
+            if sname in self.built_sinks:
+                members.append(self.built_sinks[sname])
+        return members
+
+    def groups(self) -> None:
+        for gname, gp in self.ap.sinkgroups.items():
+            sraw = gp.props.get("sinks")
+            if sraw is None:
+                if gp.props:
+                    self.problems.append(Problem(gp.decl.path, gp.decl.line, gp.label, "sinks",
+                                                 "required property is missing (the sinks of this group)"))
+                continue
+            members = self._members(gname, gp, sraw)
+            kept = self._reusable("groups", gp)
+            if kept is not None and [s.name for s in kept.sinks] == [s.name for s in members] and all(
+                    s is self.reuse.sinks.get(s.name) for s in members):  # type: ignore[union-attr]
+                self.built_groups[gname] = kept
+                continue
+            proc = self._processor(gname, gp)
+            if proc is not None:
+                proc.set_sinks(members)
+                self.built_groups[gname] = proc
+
+    def _processor(self, gname: str, gp: ComponentPlan) -> SinkProcessor | None:
         ptype = gp.props.get("processor.type")
         if ptype is None:
-            problems.append(Problem(gp.decl.path, gp.decl.line, gp.label, "processor.type",
-                                    "required property is missing; expected default, failover or load_balance "
-                                    "(Flume 1.11 refuses to run a group without it)"))
-            continue
+            self.problems.append(Problem(gp.decl.path, gp.decl.line, gp.label, "processor.type",
+                                         "required property is missing; expected default, failover or load_balance "
+                                         "(Flume 1.11 refuses to run a group without it)"))
+            return None
         try:
             pcls = registry.resolve("processor", ptype.value)
         except ConfigError as exc:
-            problems.append(Problem(ptype.path, ptype.line, gp.label, "processor.type", exc.message))
-            continue
+            self.problems.append(Problem(ptype.path, ptype.line, gp.label, "processor.type", exc.message))
+            return None
         pprops = {k[len("processor."):]: r for k, r in gp.props.items() if k.startswith("processor.")}
-        other = {k: r for k, r in gp.props.items() if not k.startswith("processor.") and k != "sinks"}
-        for k, r in other.items():
-            problems.append(Problem(r.path, r.line, gp.label, None, f"unknown property '{k}'; sink groups take "
-                                                                   f"'sinks' and 'processor.*'", "warning"))
-        label = f"{ap.name}.sinkgroups.{gname} ({ptype.value})"
-        proc = _instantiate(pcls, gname, label, pprops, gp.decl, problems, ignore=("type",))
-        if proc is not None:
-            proc.set_sinks(members)
-            groups[gname] = proc
-    from sinks.processors import DefaultSinkProcessor  # the processor every ungrouped sink runs under
+        for k, r in gp.props.items():
+            if not k.startswith("processor.") and k != "sinks":
+                self.problems.append(Problem(r.path, r.line, gp.label, None, f"unknown property '{k}'; sink groups "
+                                             "take 'sinks' and 'processor.*'", "warning"))
+        label = f"{self.ap.name}.sinkgroups.{gname} ({ptype.value})"
+        return _instantiate(pcls, gname, label, pprops, gp.decl, self.problems, ignore=("type",))
 
-    for sname, sink in sinks.items():
-        if sname not in owner:
-            prev = reuse.groups.get(sname) if reuse is not None else None
-            if isinstance(prev, DefaultSinkProcessor) and prev.sinks == [sink]:
-                groups[sname] = prev
+    def solo_groups(self) -> None:
+        """Every sink outside a group runs under a default processor of its own (kept across reloads)."""
+        from sinks.processors import DefaultSinkProcessor
+
+        for sname, sink in self.built_sinks.items():
+            if sname in self.owner:
                 continue
-            proc = DefaultSinkProcessor(sname, DefaultSinkProcessor.spec.bind({}, problems=problems, component=sname))
+            prev = self.reuse.groups.get(sname) if self.reuse is not None else None
+            if isinstance(prev, DefaultSinkProcessor) and prev.sinks == [sink]:
+                self.built_groups[sname] = prev
+                continue
+            proc = DefaultSinkProcessor(sname, DefaultSinkProcessor.spec.bind({}, problems=self.problems,
+                                                                              component=sname))
             proc.set_sinks([sink])
-            groups[sname] = proc
-    unused = [c for c in ap.channels if c not in used]
-    for c in unused:
-        cp = ap.channels[c]
-        problems.append(Problem(cp.decl.path, cp.decl.line, cp.label, None,
-                                "no source or sink uses this channel; it will not be started", "warning"))
-    topo = Topology(ap.name, {k: v for k, v in channels.items() if k not in unused}, sources, sinks, groups,
-                    unused, ap.sysprops, ap)
-    if any(p.severity == "error" for p in problems):
-        return None, problems
-    return topo, problems
+            self.built_groups[sname] = proc
+
+    def unused_channels(self) -> list[str]:
+        unused = [c for c in self.ap.channels if c not in self.used]
+        for c in unused:
+            cp = self.ap.channels[c]
+            self.problems.append(Problem(cp.decl.path, cp.decl.line, cp.label, None,
+                                         "no source or sink uses this channel; it will not be started", "warning"))
+        return unused
+
+
+_PLAN_FIELD = {"channels": "channels", "sources": "sources", "sinks": "sinks", "groups": "sinkgroups"}
 
 
 def _build_selector(cp: ComponentPlan, channels: list[Channel], problems: list[Problem]) -> ChannelSelector | None:

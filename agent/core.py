@@ -315,9 +315,6 @@ class ChannelProcessor:
         #: of their own size (netcat, HTTP, Avro) slice by it so a retry repeats only the batch that failed.
         self.max_batch = min(caps) if caps else 0
 
-    def process_event(self, event: Event) -> None:
-        self.process_batch([event])
-
     def process_batch(self, events: list[Event]) -> None:
         limit = self.max_batch
         if limit and len(events) > limit:
