@@ -25,6 +25,8 @@ _FAMILIES = [
     ("interceptor", "Interceptors", "`<agent>.sources.<name>.interceptors.<i>.type`"),
     ("serializer", "Event serializers", "`serializer` (hdfs) or `sink.serializer` (file_roll)"),
     ("hbase_serializer", "HBase serializers", "`serializer` of the hbase2, hbase and asynchbase sinks"),
+    ("extractor_serializer", "Regex extractor serializers",
+     "`serializers.<s>.type` of the regex_extractor interceptor"),
 ]
 
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "components.md"

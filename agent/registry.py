@@ -87,6 +87,12 @@ ENTRIES: list[Entry] = [
        "interceptors.regex:RegexFilteringInterceptor"),
     _e("interceptor", "regex_extractor", "org.apache.flume.interceptor.RegexExtractorInterceptor$Builder",
        "interceptors.regex:RegexExtractorInterceptor"),
+    # Regex extractor serializers (serializers.<s>.type of the regex_extractor interceptor)
+    _e("extractor_serializer", "default",
+       "org.apache.flume.interceptor.RegexExtractorInterceptorPassThroughSerializer",
+       "interceptors.regex:PassThroughSerializer"),
+    _e("extractor_serializer", None, "org.apache.flume.interceptor.RegexExtractorInterceptorMillisSerializer",
+       "interceptors.regex:MillisSerializer"),
     # Serializers (hdfs serializer, file_roll sink.serializer)
     _e("serializer", "text", "org.apache.flume.serialization.BodyTextEventSerializer$Builder",
        "sinks.serializers:BodyTextEventSerializer"),
@@ -116,6 +122,7 @@ FAMILIES = {
     "interceptor": ("agent.core", "Interceptor"),
     "serializer": ("sinks.serializers", "EventSerializer"),
     "hbase_serializer": ("sinks.hbase", "HbaseEventSerializer"),
+    "extractor_serializer": ("interceptors.regex", "RegexExtractorSerializer"),
 }
 
 # Flume 1.11 components that pyflume does not provide (yet): a precise message beats "unknown type".

@@ -14,7 +14,6 @@ __all__ = ["TimestampInterceptor", "HostInterceptor", "StaticInterceptor", "Remo
            "UUIDInterceptor"]
 
 
-
 def _set_header(events: list[Event], key: str, value: str, preserve: bool) -> list[Event]:
     """Put ``key = value`` on every event of the batch; with ``preserve``, keep a value already there."""
     if preserve:
@@ -24,6 +23,7 @@ def _set_header(events: list[Event], key: str, value: str, preserve: bool) -> li
         for e in events:
             e.headers[key] = value
     return events
+
 
 class TimestampInterceptor(Interceptor):
     """Puts the time the event passed the source (epoch milliseconds) in a header."""
@@ -37,8 +37,8 @@ class TimestampInterceptor(Interceptor):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.header = conf["headerName"]
-        self.preserve = conf["preserveExisting"]
+        self.header = self.config.header_name
+        self.preserve = self.config.preserve_existing
 
     def intercept(self, events: list[Event]) -> list[Event]:
         return _set_header(events, self.header, str(int(time.time() * 1000)), self.preserve)  # one clock read
@@ -57,9 +57,9 @@ class HostInterceptor(Interceptor):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.header = conf["hostHeader"]
-        self.use_ip = conf["useIP"]
-        self.preserve = conf["preserveExisting"]
+        self.header = self.config.host_header
+        self.use_ip = self.config.use_ip
+        self.preserve = self.config.preserve_existing
         self.host: str | None = None
 
     def start(self) -> None:
@@ -90,9 +90,9 @@ class StaticInterceptor(Interceptor):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.key = conf["key"]
-        self.value = conf["value"]
-        self.preserve = conf["preserveExisting"]
+        self.key = self.config.key
+        self.value = self.config.value
+        self.preserve = self.config.preserve_existing
 
     def intercept(self, events: list[Event]) -> list[Event]:
         return _set_header(events, self.key, self.value, self.preserve)
@@ -112,19 +112,20 @@ class RemoveHeaderInterceptor(Interceptor):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
+        c = self.config
         names: set[str] = set()
-        if conf.get("withName"):
-            names.add(conf["withName"])
-        if conf.get("fromList"):
+        if c.with_name:
+            names.add(c.with_name)
+        if c.from_list:
             try:
-                names.update(n for n in re.split(conf["fromListSeparator"], conf["fromList"]) if n)
+                names.update(n for n in re.split(c.from_list_separator, c.from_list) if n)
             except re.error as exc:
                 conf.error(f"invalid regular expression: {exc}", "fromListSeparator")
         self.names = frozenset(names)
         self.matching = None
-        if conf.get("matching"):
+        if c.matching:
             try:
-                self.matching = re.compile(conf["matching"])
+                self.matching = re.compile(c.matching)
             except re.error as exc:
                 conf.error(f"invalid regular expression: {exc}", "matching")
 
@@ -154,9 +155,9 @@ class UUIDInterceptor(Interceptor):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.header = conf["headerName"]
-        self.preserve = conf["preserveExisting"]
-        self.prefix = conf["prefix"]
+        self.header = self.config.header_name
+        self.preserve = self.config.preserve_existing
+        self.prefix = self.config.prefix
 
     def intercept(self, events: list[Event]) -> list[Event]:
         h, p, new = self.header, self.prefix, uuid.uuid4

@@ -11,16 +11,16 @@ import re
 import time
 from datetime import datetime
 
+from agent import registry
 from agent.core import Event, Interceptor, _rate_limited
 from agent.java import java_regex, java_replacement
-from agent.spec import Conf, Prop, Spec
+from agent.spec import Conf, ConfigError, Prop, Spec
 
 __all__ = ["SearchAndReplaceInterceptor", "RegexFilteringInterceptor", "RegexExtractorInterceptor",
-           "joda_to_strptime"]
+           "RegexExtractorSerializer", "PassThroughSerializer", "MillisSerializer", "joda_to_strptime"]
 
 
-def _compile(conf: Conf, prop: str) -> re.Pattern[str] | None:
-    text = conf.get(prop)
+def _compile(conf: Conf, prop: str, text: str | None) -> re.Pattern[str] | None:
     if text is None:
         return None
     try:
@@ -43,9 +43,10 @@ class SearchAndReplaceInterceptor(Interceptor):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.pattern = _compile(conf, "searchPattern")
-        self.replacement = java_replacement(conf["replaceString"])
-        self.charset = conf["charset"]
+        c = self.config
+        self.pattern = _compile(conf, "searchPattern", c.search_pattern)
+        self.replacement = java_replacement(c.replace_string)
+        self.charset = c.charset
         try:
             "".encode(self.charset)
         except LookupError:
@@ -55,7 +56,7 @@ class SearchAndReplaceInterceptor(Interceptor):
             try:
                 self.pattern.sub(self.replacement, "")
             except (re.error, IndexError) as exc:
-                conf.error(f"invalid replacement {conf['replaceString']!r}: {exc}", "replaceString")
+                conf.error(f"invalid replacement {c.replace_string!r}: {exc}", "replaceString")
 
     def intercept(self, events: list[Event]) -> list[Event]:
         sub, repl, cs = self.pattern.sub, self.replacement, self.charset  # type: ignore[union-attr]
@@ -76,8 +77,8 @@ class RegexFilteringInterceptor(Interceptor):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.pattern = _compile(conf, "regex")
-        self.exclude = conf["excludeEvents"]
+        self.pattern = _compile(conf, "regex", self.config.regex)
+        self.exclude = self.config.exclude_events
 
     def intercept(self, events: list[Event]) -> list[Event]:
         search = self.pattern.search  # type: ignore[union-attr]
@@ -115,8 +116,41 @@ def joda_to_strptime(pattern: str) -> str:
     return "".join(out)
 
 
-_DEFAULT_SERIALIZERS = {"DEFAULT", "org.apache.flume.interceptor.RegexExtractorInterceptorPassThroughSerializer"}
-_MILLIS = "org.apache.flume.interceptor.RegexExtractorInterceptorMillisSerializer"
+class RegexExtractorSerializer:
+    """Turns the text of one regex group into a header value (``serializers.<s>.type``).
+
+    Subclass it for your own and name it by dotted path. Its options are the ``serializers.<s>.*`` keys other
+    than ``name`` and ``type``, validated against ``spec``; ``self.config`` holds them typed. ``serialize`` raises
+    ValueError when the text cannot be turned into a value (the header is then not set).
+    """
+
+    spec = Spec()
+
+    def __init__(self, name: str, conf: Conf):
+        self.name = name
+        self.config = conf.typed
+
+    def serialize(self, value: str) -> str:
+        return value
+
+
+class PassThroughSerializer(RegexExtractorSerializer):
+    """The group's text as it is. Flume's user guide writes `default`, which Flume itself cannot load; pyflume
+    accepts it, and `DEFAULT`."""
+
+
+class MillisSerializer(RegexExtractorSerializer):
+    """The group parsed with a Joda-Time date pattern, in local time, as epoch milliseconds."""
+
+    spec = Spec(Prop("pattern", "str", required=True, doc="Joda-Time pattern of the group (yyyy-MM-dd HH:mm)."))
+
+    def __init__(self, name: str, conf: Conf):
+        super().__init__(name, conf)
+        self.format = joda_to_strptime(self.config.pattern or "")
+
+    def serialize(self, value: str) -> str:
+        t = datetime.strptime(value, self.format)
+        return str(int(time.mktime(t.timetuple()) * 1000 + t.microsecond // 1000))
 
 
 class RegexExtractorInterceptor(Interceptor):
@@ -128,34 +162,35 @@ class RegexExtractorInterceptor(Interceptor):
         Prop("regex", "str", required=True, doc="Regular expression searched for in the body."),
         Prop("serializers", "list", required=True, doc="Names of the serializers, one per group, in group order."),
         Prop("serializers.", prefix=True,
-             doc="serializers.<s>.name = header name (required); serializers.<s>.type = DEFAULT (the group's text; "
-                 "Flume's user guide writes 'default', which Flume itself cannot load, pyflume accepts both) or "
-                 "org.apache.flume.interceptor.RegexExtractorInterceptorMillisSerializer with "
-                 "serializers.<s>.pattern = a Joda-Time date pattern (the group parsed in local time, as epoch ms)."),
+             doc="serializers.<s>.name = header name (required); serializers.<s>.type = a regex extractor "
+                 "serializer (default: DEFAULT, the group's text), whose options follow as serializers.<s>.*."),
     )
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.pattern = _compile(conf, "regex")
-        sub = conf.sub_text("serializers.")
-        self.targets: list[tuple[str, str | None]] = []  # (header, strptime format or None)
-        for s in conf["serializers"]:
-            header = sub.get(f"{s}.name")
-            if not header:
-                conf.error(f"serializer '{s}' has no serializers.{s}.name (the header it fills)", "serializers")
-                continue
-            stype = sub.get(f"{s}.type", "DEFAULT")
-            if stype.upper() == "DEFAULT" or stype in _DEFAULT_SERIALIZERS:
-                self.targets.append((header, None))
-            elif stype == _MILLIS:
-                pat = sub.get(f"{s}.pattern")
-                if not pat:
-                    conf.error(f"the millis serializer '{s}' needs serializers.{s}.pattern", "serializers")
-                    continue
-                self.targets.append((header, joda_to_strptime(pat)))
-            else:
-                conf.error(f"serializers.{s}.type = {stype!r} is not valid; expected DEFAULT or {_MILLIS}",
-                           "serializers")
+        self.pattern = _compile(conf, "regex", self.config.regex)
+        self.targets: list[tuple[str, RegexExtractorSerializer]] = []  # (header, serializer) per group
+        for s in self.config.serializers or []:
+            target = self._serializer(conf, s)
+            if target is not None:
+                self.targets.append(target)
+
+    @staticmethod
+    def _serializer(conf: Conf, s: str) -> tuple[str, RegexExtractorSerializer] | None:
+        raw = conf.sub(f"serializers.{s}.")
+        header = raw["name"].value if "name" in raw else ""
+        if not header:
+            conf.error(f"serializer '{s}' has no serializers.{s}.name (the header it fills)", "serializers")
+            return None
+        stype = raw["type"].value if "type" in raw else "DEFAULT"
+        try:
+            cls = registry.resolve("extractor_serializer", stype)
+        except ConfigError as exc:
+            conf.error(exc.message, f"serializers.{s}.type" if "type" in raw else "serializers")
+            return None
+        bound = cls.spec.bind(raw, problems=conf.problems, component=conf.component, decl=conf.decl,
+                              ignore=("name", "type"), key_prefix=f"{conf.key_prefix}serializers.{s}.")
+        return header, cls(s, bound)
 
     def intercept(self, events: list[Event]) -> list[Event]:
         search = self.pattern.search  # type: ignore[union-attr]
@@ -165,15 +200,11 @@ class RegexExtractorInterceptor(Interceptor):
             if m is None:
                 continue
             groups = m.groups()
-            for (header, fmt), value in zip(targets, groups, strict=False):  # extra groups are ignored, as in Flume
+            for (header, serializer), value in zip(targets, groups, strict=False):  # extra groups: ignored, as Flume
                 if value is None:
                     continue
-                if fmt is None:
-                    e.headers[header] = value
-                    continue
                 try:
-                    e.headers[header] = str(int(time.mktime(datetime.strptime(value, fmt).timetuple()) * 1000
-                                                + datetime.strptime(value, fmt).microsecond // 1000))
+                    e.headers[header] = serializer.serialize(value)
                 except ValueError:
                     _rate_limited(self.log, f"interceptor {self.name}: {value!r} does not match the date pattern "
                                             f"of header {header}; header not set")

@@ -133,3 +133,25 @@ def test_chain_through_channel_processor_into_memory_channel():
         got = tx.take_batch(10)
         tx.commit()
     assert [(e.body, e.headers) for e in got] == [(b"keep 1", {"k": "v"}), (b"keep 2", {"k": "v"})]
+
+
+class Upper:  # not a RegexExtractorSerializer: refused by name
+    pass
+
+
+def test_regex_extractor_serializers_are_a_family_with_their_own_options():
+    from interceptors.regex import RegexExtractorSerializer
+
+    cls = resolve("interceptor", "regex_extractor")
+    problems: list[Problem] = []
+    raw = {"regex": "(a)(b)", "serializers": "x y", "serializers.x.name": "hx", "serializers.x.type": "DEFAULT",
+           "serializers.x.patern": "oops", "serializers.y.name": "hy",
+           "serializers.y.type": "org.apache.flume.interceptor.RegexExtractorInterceptorMillisSerializer"}
+    cls("i", cls.spec.bind({k: Raw(v, 7) for k, v in raw.items()}, problems=problems, component="i"))
+    assert [str(p) for p in problems] == [
+        ":7: i: warning: unknown property 'serializers.x.patern'",
+        ": i: serializers.y.pattern: required property is missing (Joda-Time pattern of the group (yyyy-MM-dd HH:mm))"]
+    with pytest.raises(ConfigError, match="is not a extractor_serializer: it must subclass"):
+        build("regex_extractor", regex="(a)", serializers="s", **{"serializers.s.name": "h",
+                                                                  "serializers.s.type": "test_interceptors_basic.Upper"})
+    assert issubclass(resolve("extractor_serializer", "default"), RegexExtractorSerializer)
