@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
 
 from agent import tls
@@ -154,10 +155,27 @@ def client_hooks(log: logging.Logger, what: str, settings: dict[str, str]) -> di
     def on_error(err) -> None:  # noqa: ANN001 - librdkafka's KafkaError
         _rate_limited(log, f"{what}: {err.name()}: {err.str()}")
 
-    hooks: dict[str, object] = {"error_cb": on_error, "logger": log.getChild("librdkafka")}
+    hooks: dict[str, object] = {"error_cb": on_error, "logger": _LibrdkafkaLog(log.getChild("librdkafka"))}
     if "log_level" not in settings:
         hooks["log_level"] = 4  # syslog warning; librdkafka's errors also reach error_cb
     return hooks
+
+
+class _LibrdkafkaLog:
+    """librdkafka's own log lines, at most one per 10 s per facility and client: a broker that is down makes
+    librdkafka log a connection failure (``FAIL``) every few hundred milliseconds."""
+
+    def __init__(self, logger: logging.Logger, every: float = 10.0):
+        self.logger = logger
+        self.every = every
+        self._last: dict[tuple[int, str], float] = {}
+
+    def log(self, level: int, fmt: str, *args: object) -> None:
+        key = (level, str(args[0]) if args else fmt)  # confluent-kafka passes (facility, client name, message)
+        now = time.monotonic()
+        if now - self._last.get(key, -self.every) >= self.every:
+            self._last[key] = now
+            self.logger.log(level, fmt, *args)
 
 
 def consumer_defaults(settings: dict[str, str]) -> None:

@@ -131,3 +131,21 @@ def test_flume_global_ssl_settings_reach_kafka_clients(tmp_path, monkeypatch):
     topo, problems = config.check([str(f)], "a1", {"javax.net.ssl.keyStore": "/etc/flume/ks.jks"})
     assert "ssl.keystore.location" not in topo.sinks["k1"].settings
     assert any("is not PKCS12" in str(p) and p.severity == "warning" for p in problems)
+
+
+def test_librdkafka_log_lines_are_rate_limited_per_facility(caplog):
+    """A broker that is down makes librdkafka log FAIL every few hundred ms: one line per 10 s per facility.
+    (confluent-kafka calls the logger with Python levels and (facility, client name, message).)"""
+    import logging
+
+    from agent.kafka_conf import client_hooks
+
+    log = logging.getLogger("pyflume.sink.k9")
+    rk_log = client_hooks(log, "Kafka sink k9", {})["logger"]
+    with caplog.at_level(logging.INFO, logger="pyflume.sink.k9"):
+        for _ in range(50):
+            rk_log.log(logging.ERROR, "%s [%s] %s", "FAIL", "flume-k9#producer-1", "Connect to 127.0.0.1:9 failed: refused")
+        rk_log.log(logging.WARNING, "%s [%s] %s", "REQTMOUT", "flume-k9#producer-1", "Timed out 1 in-flight request")
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.ERROR, "FAIL [flume-k9#producer-1] Connect to 127.0.0.1:9 failed: refused"),
+        (logging.WARNING, "REQTMOUT [flume-k9#producer-1] Timed out 1 in-flight request")]
