@@ -153,5 +153,5 @@ def test_regex_extractor_serializers_are_a_family_with_their_own_options():
         ": i: serializers.y.pattern: required property is missing (Joda-Time pattern of the group (yyyy-MM-dd HH:mm))"]
     with pytest.raises(ConfigError, match="is not a extractor_serializer: it must subclass"):
         build("regex_extractor", regex="(a)", serializers="s", **{"serializers.s.name": "h",
-                                                                  "serializers.s.type": "test_interceptors_basic.Upper"})
+                                                                  "serializers.s.type": "test_interceptors.Upper"})
     assert issubclass(resolve("extractor_serializer", "default"), RegexExtractorSerializer)

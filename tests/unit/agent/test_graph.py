@@ -7,7 +7,7 @@ from pathlib import Path
 from agent import config
 from agent.graph import dot, main, text
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def topology(name: str, agent: str):
