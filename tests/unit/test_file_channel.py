@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from agent.core import ChannelException, ChannelFullException, Event
+from agent.file_channel_cli import report as inspect
 from agent.spec import Conf
-from channels import filelog
-from channels.file import FileChannel, inspect
-from channels.intervals import IntervalSet
+from channels.file import FileChannel
+from channels.file.checkpoint import CHECKPOINT_NAME
+from channels.file.intervals import IntervalSet
 
 
 def make(tmp: Path, name: str = "c1", free_space=None, **props: str) -> FileChannel:
@@ -281,7 +282,7 @@ def test_dual_checkpoint_is_used_when_the_primary_is_damaged(tmp_path: Path) -> 
     put(ch, evs(0, 100))
     take(ch, 40)
     ch.stop()
-    (tmp_path / "cp" / filelog.CHECKPOINT_NAME).write_text("garbage")
+    (tmp_path / "cp" / CHECKPOINT_NAME).write_text("garbage")
     ch2 = make(tmp_path, **props)
     ch2.start()
     try:
