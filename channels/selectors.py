@@ -40,7 +40,7 @@ class ReplicatingChannelSelector(ChannelSelector):
     def configure_channels(self, channels: list[Channel]) -> None:
         super().configure_channels(channels)
         by_name = {c.name: c for c in channels}
-        optional = _lookup(self.conf["optional"], by_name, self.conf, "optional")
+        optional = _lookup(self.config.optional, by_name, self.conf, "optional")
         self.required = [c for c in channels if c not in optional]
         self.optional = optional
 
@@ -63,16 +63,16 @@ class MultiplexingChannelSelector(ChannelSelector):
 
     def configure_channels(self, channels: list[Channel]) -> None:
         super().configure_channels(channels)
-        conf = self.conf
+        conf, cfg = self.conf, self.config
         by_name = {c.name: c for c in channels}
-        self.header = conf["header"]
-        self.default = _lookup(conf["default"], by_name, conf, "default")
+        self.header = cfg.header
+        self.default = _lookup(cfg.default, by_name, conf, "default")
         self.mapping: dict[str, list[Channel]] = {}
-        for value, raw in conf.sub("mapping.").items():
-            self.mapping[value] = _lookup(raw.value.split(), by_name, conf, "mapping." + value)
+        for value, names in cfg.mapping.items():
+            self.mapping[value] = _lookup(names.split(), by_name, conf, "mapping." + value)
         self.optional: dict[str, list[Channel]] = {}
-        for value, raw in conf.sub("optional.").items():
-            self.optional[value] = _lookup(raw.value.split(), by_name, conf, "optional." + value)
+        for value, names in cfg.optional.items():
+            self.optional[value] = _lookup(names.split(), by_name, conf, "optional." + value)
         if not self.mapping and not self.default:
             conf.warn("no mapping.<value> and no default: every event would be dropped", None)
         self.dropped = 0
