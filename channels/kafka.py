@@ -205,8 +205,7 @@ class KafkaChannel(Channel):
         if entries:
             taker.buf = taker.buf[taker.pos:] + entries if taker.pos < len(taker.buf) else entries
             taker.pos = 0
-            with self.counter.lock:
-                self.counter.get_timer += int((time.monotonic() - started) * 1000)
+            self.counter.add(get_timer=int((time.monotonic() - started) * 1000))
 
     def _produce(self, events: Sequence[Event]) -> None:
         producer = self.producer
@@ -238,8 +237,7 @@ class KafkaChannel(Channel):
             why = failed[0] if failed else f"{left} records not acknowledged in time"
             raise ChannelException(f"Kafka channel {self.name}: writing {len(events)} events to topic {topic} "
                                    f"failed ({why})")
-        with self.counter.lock:
-            self.counter.send_timer += int((time.monotonic() - started) * 1000)
+        self.counter.add(send_timer=int((time.monotonic() - started) * 1000))
 
 
 class _KafkaTransaction(Transaction):
@@ -283,8 +281,7 @@ class _KafkaTransaction(Transaction):
                 # The sink has delivered these events; failing now would only deliver them twice. Kafka will hand
                 # them out again after a restart if the commit really did not happen (at-least-once).
                 self.kc.log.warning("Kafka channel %s: committing offsets failed: %s", self.kc.name, exc)
-            with self.kc.counter.lock:
-                self.kc.counter.commit_timer += int((time.monotonic() - started) * 1000)
+            self.kc.counter.add(commit_timer=int((time.monotonic() - started) * 1000))
             self.taken = []
 
     def _rollback(self) -> None:
@@ -294,6 +291,5 @@ class _KafkaTransaction(Transaction):
             assert taker is not None
             taker.buf = self.taken + taker.buf[taker.pos:]
             taker.pos = 0
-            with self.kc.counter.lock:
-                self.kc.counter.rollback += len(self.taken)
+            self.kc.counter.add(rollback=len(self.taken))
             self.taken = []
