@@ -84,13 +84,6 @@ class MemoryChannel(Channel):
         self.counter.stopped()
         self.log.info("Channel %s stopped with %d events queued", self.name, self._size)
 
-    def resize(self, capacity: int, transaction_capacity: int) -> None:
-        """Apply a new capacity on reload, keeping the queued events (as Flume does)."""
-        with self._cond:
-            self.capacity = capacity
-            self.transaction_capacity = transaction_capacity
-            self._cond.notify_all()
-
     # Called by transactions ---------------------------------------------------------------------------------
     def _take(self, max_events: int) -> list[Event]:
         cond = self._cond
