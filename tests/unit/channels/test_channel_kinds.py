@@ -1,5 +1,5 @@
 """What every channel kind must do alike (memory, file, Kafka): move every event once under concurrent producers
-and consumers.
+and consumers, and keep each transaction to the thread that made it.
 
 The Kafka kind runs against a real broker (the session's ``kafka_broker``: one KRaft node on a free loopback port,
 started from Maven Central's jars), so it is marked ``peer`` and skipped without java and mvn.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.core import Channel, ChannelFullException, Event
+from agent.core import Channel, ChannelException, ChannelFullException, Event
 from agent.spec import Conf
 from channels.file import FileChannel
 from channels.kafka import KafkaChannel
@@ -61,6 +61,15 @@ def kind(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kind]:
     made.channel.stop()
 
 
+def _take_until(ch: Channel, n: int, timeout: float = 30.0) -> list[bytes]:
+    """Take until ``n`` events arrived or ``timeout`` passed (a Kafka consumer needs a moment to be assigned)."""
+    got: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n and time.monotonic() < deadline:
+        got += [e.body for e in take_events(ch, 10)]
+    return got
+
+
 def test_concurrent_producers_and_consumers_move_every_event_once(kind: Kind) -> None:
     ch = kind.channel
     producers, per_producer, batch = 3, 20_000, 500
@@ -99,3 +108,31 @@ def test_concurrent_producers_and_consumers_move_every_event_once(kind: Kind) ->
         t.join(150)
     got += [e.body for e in take_events(ch, 300)]  # nothing is left over, nothing arrives twice
     assert_exactly_once(sent, got)
+
+
+def test_a_transaction_is_used_only_by_the_thread_that_made_it(kind: Kind) -> None:
+    ch = kind.channel
+    put_events(ch, [Event(b"queued")])
+    tx = ch.transaction().begin()
+    fresh = ch.transaction()
+    errors: list[str] = []
+
+    def intrude() -> None:
+        calls = [fresh.begin, lambda: tx.put(Event(b"intruder")), lambda: tx.take_batch(1), tx.commit, tx.rollback,
+                 tx.close]
+        for call in calls:
+            try:
+                call()
+            except ChannelException as exc:
+                errors.append(str(exc))
+
+    intruder = threading.Thread(target=intrude, name="intruder")
+    intruder.start()
+    intruder.join()
+    assert [e.split("()")[0].rsplit(" ", 1)[-1] for e in errors] == [
+        "begin", "put", "take", "commit", "rollback", "close"]
+    assert all("called from thread intruder, but the transaction belongs to thread MainThread" in e for e in errors)
+    tx.rollback()  # the owner still can: the refused calls changed nothing
+    tx.close()
+    fresh.close()
+    assert _take_until(ch, 1) == [b"queued"]
