@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Iterable
 
 from agent.core import Channel, ChannelSelector, Event, _rate_limited
@@ -95,27 +96,18 @@ class MultiplexingChannelSelector(ChannelSelector):
     def route(self, events: list[Event]) -> tuple[Route, Route]:
         header = self.header
         plans = self._plans
-        req: dict[Channel, list[Event]] = {}
-        opt: dict[Channel, list[Event]] = {}
+        req: defaultdict[Channel, list[Event]] = defaultdict(list)
+        opt: defaultdict[Channel, list[Event]] = defaultdict(list)
         dropped = 0
         for e in events:
             value = e.headers.get(header)
-            plan = plans.get(value) or self._plan(value)
-            required, optional = plan
+            required, optional = plans.get(value) or self._plan(value)
             if not required:
                 dropped += 1
             for c in required:
-                lst = req.get(c)
-                if lst is None:
-                    req[c] = [e]
-                else:
-                    lst.append(e)
+                req[c].append(e)
             for c in optional:
-                lst = opt.get(c)
-                if lst is None:
-                    opt[c] = [e]
-                else:
-                    lst.append(e)
+                opt[c].append(e)
         if dropped:
             self.dropped += dropped
             _rate_limited(log, f"selector of source {self.name}: {self.dropped} events so far matched no mapping and "
