@@ -240,15 +240,9 @@ def _check(files: list[str], name: str, sysprops: dict[str, str], strict: bool) 
 
 def file_channel_main(argv: Sequence[str], prog: str = "agent file-channel") -> int:
     """Inspect a stopped (or running) file channel's directories: queue depth, segments, age, checksums."""
-    from channels.file import inspect
+    from agent.file_channel_cli import main as file_channel
 
-    p = argparse.ArgumentParser(prog=prog, description="Inspect a pyflume file channel: queue depth, log segments, "
-                                "oldest event age, and every record's checksum. Exit status 1 if damage is found.")
-    p.add_argument("--checkpointDir", required=True, help="the channel's checkpointDir")
-    p.add_argument("--dataDirs", required=True, help="the channel's dataDirs, comma-separated")
-    args = p.parse_args(list(argv))
-    dirs = [Path(d.strip()).expanduser() for d in args.dataDirs.split(",") if d.strip()]
-    return inspect(Path(args.checkpointDir).expanduser(), dirs)
+    return file_channel(argv, prog)
 
 
 def avro_client_main(argv: Sequence[str], prog: str = "agent avro-client") -> int:

@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("pyflume")
+_thread_id = threading.get_ident
 
 
 class Event:
@@ -127,13 +128,18 @@ class Transaction:
     """One channel transaction: begin → put/take … → commit or rollback → close.
 
     The base class owns the state machine and the counters; a channel fills in ``_put``, ``_take``, ``_commit``
-    and ``_rollback``. A transaction belongs to the thread that made it. Rolling back returns taken events to the
-    head of the channel in their original order; puts are discarded.
+    and ``_rollback``. Rolling back returns taken events to the head of the channel in their original order; puts
+    are discarded.
+
+    A transaction belongs to the thread that made it (``channel.transaction()``), as in Flume: every call from
+    another thread raises ChannelException and changes nothing. Flume's BasicTransactionSemantics checks the same
+    on each call; its BasicChannelSemantics also keeps the open transaction in a ThreadLocal because Flume's
+    ``Channel.put/take`` must find it, which pyflume does not need (put and take are methods of the transaction).
 
     Use it as a context manager: leaving the block without ``commit()`` rolls back.
     """
 
-    __slots__ = ("channel", "_state", "_nputs", "_ntakes", "_attempts")
+    __slots__ = ("channel", "_state", "_nputs", "_ntakes", "_attempts", "_thread")
 
     NEW, OPEN, COMMITTED, ROLLED_BACK, CLOSED = range(5)
 
@@ -143,8 +149,19 @@ class Transaction:
         self._nputs = 0
         self._ntakes = 0
         self._attempts = 0
+        self._thread = _thread_id()
+
+    def _other_thread(self, what: str) -> ChannelException:
+        names = {t.ident: t.name for t in threading.enumerate()}
+        return ChannelException(
+            f"channel {self.channel.name}: {what}() called from thread {names.get(_thread_id(), _thread_id())}, but "
+            f"the transaction belongs to thread {names.get(self._thread, self._thread)} (a transaction is used only "
+            f"by the thread that made it)"
+        )
 
     def begin(self) -> "Transaction":
+        if _thread_id() != self._thread:
+            raise self._other_thread("begin")
         if self._state != Transaction.NEW:
             raise ChannelException(f"channel {self.channel.name}: begin() on a transaction that already began")
         self._state = Transaction.OPEN
@@ -161,6 +178,8 @@ class Transaction:
         self.close()
 
     def _check_open(self, what: str) -> None:
+        if _thread_id() != self._thread:
+            raise self._other_thread(what)
         if self._state != Transaction.OPEN:
             raise ChannelException(f"channel {self.channel.name}: {what}() outside an open transaction")
 
@@ -206,12 +225,16 @@ class Transaction:
         self.channel.counter.add(put_success=self._nputs, take_success=self._ntakes)
 
     def rollback(self) -> None:
+        if _thread_id() != self._thread:
+            raise self._other_thread("rollback")
         if self._state != Transaction.OPEN:
             raise ChannelException(f"channel {self.channel.name}: rollback() outside an open transaction")
         self._rollback()
         self._state = Transaction.ROLLED_BACK
 
     def close(self) -> None:
+        if _thread_id() != self._thread:
+            raise self._other_thread("close")
         if self._state == Transaction.OPEN:
             raise ChannelException(
                 f"channel {self.channel.name}: close() without commit() or rollback() first"
@@ -235,9 +258,10 @@ class Transaction:
 class Channel(Component):
     """A buffer between sources and sinks with transactional put and take.
 
-    Contract: ``transaction()`` returns a new :class:`Transaction` for the calling thread; any number of threads
-    may hold transactions at once. ``size()`` is the number of committed events not yet taken-and-committed.
-    ``transaction_capacity`` (0 = unbounded) is what Flume checks source and sink batch sizes against.
+    Contract: ``transaction()`` returns a new :class:`Transaction` owned by the calling thread (only that thread
+    may use it); any number of threads may hold transactions at once. ``size()`` is the number of committed events
+    not yet taken-and-committed. ``transaction_capacity`` (0 = unbounded) is what Flume checks source and sink batch
+    sizes against.
     """
 
     kind = "channel"

@@ -86,27 +86,28 @@ class KafkaChannel(Channel):
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
         self.counter = KafkaChannelCounter()
-        self.topic = conf["kafka.topic"]
-        self.flume_format = conf["parseAsFlumeEvent"]
-        self.poll_timeout = conf["kafka.pollTimeout"] / 1000.0
-        self.partition = conf.get("defaultPartitionId")
-        self.partition_header = conf.get("partitionIdHeader")
-        if conf.get("zookeeperConnect") or conf["migrateZookeeperOffsets"] and conf.is_set("migrateZookeeperOffsets"):
+        cfg = self.config
+        self.topic = cfg.kafka_topic
+        self.flume_format = cfg.parse_as_flume_event
+        self.poll_timeout = cfg.kafka_poll_timeout / 1000.0
+        self.partition = cfg.default_partition_id
+        self.partition_header = cfg.partition_id_header
+        if cfg.zookeeper_connect or cfg.migrate_zookeeper_offsets and conf.is_set("migrateZookeeperOffsets"):
             conf.error("ZooKeeper offset migration is not supported; offsets are kept in Kafka (set "
                        "migrateZookeeperOffsets = false and remove zookeeperConnect)",
-                       "zookeeperConnect" if conf.get("zookeeperConnect") else "migrateZookeeperOffsets")
-        servers = conf["kafka.bootstrap.servers"]
+                       "zookeeperConnect" if cfg.zookeeper_connect else "migrateZookeeperOffsets")
+        servers = cfg.kafka_bootstrap_servers
         producer = client_config(conf, "kafka.producer.")
-        producer.setdefault("acks", conf["kafka.producer.acks"])
+        producer.setdefault("acks", cfg.kafka_producer_acks)
         producer["bootstrap.servers"] = servers
         producer["delivery.report.only.error"] = True  # type: ignore[assignment]
         producer.setdefault("client.id", f"flume-channel-{name}-producer")
         consumer = client_config(conf, "kafka.consumer.")
         consumer["bootstrap.servers"] = servers
-        consumer["group.id"] = conf["kafka.consumer.group.id"]
+        consumer["group.id"] = cfg.kafka_consumer_group_id
         consumer["enable.auto.commit"] = "false"
         consumer["enable.auto.offset.store"] = "false"
-        reset = "earliest" if conf.get("readSmallestOffset") in (None, True) else "latest"
+        reset = "earliest" if cfg.read_smallest_offset in (None, True) else "latest"
         consumer.setdefault("auto.offset.reset", reset)
         consumer_defaults(consumer)
         check_client_config(conf, producer, "producer")
@@ -204,8 +205,7 @@ class KafkaChannel(Channel):
         if entries:
             taker.buf = taker.buf[taker.pos:] + entries if taker.pos < len(taker.buf) else entries
             taker.pos = 0
-            with self.counter.lock:
-                self.counter.get_timer += int((time.monotonic() - started) * 1000)
+            self.counter.add(get_timer=int((time.monotonic() - started) * 1000))
 
     def _produce(self, events: Sequence[Event]) -> None:
         producer = self.producer
@@ -237,8 +237,7 @@ class KafkaChannel(Channel):
             why = failed[0] if failed else f"{left} records not acknowledged in time"
             raise ChannelException(f"Kafka channel {self.name}: writing {len(events)} events to topic {topic} "
                                    f"failed ({why})")
-        with self.counter.lock:
-            self.counter.send_timer += int((time.monotonic() - started) * 1000)
+        self.counter.add(send_timer=int((time.monotonic() - started) * 1000))
 
 
 class _KafkaTransaction(Transaction):
@@ -282,8 +281,7 @@ class _KafkaTransaction(Transaction):
                 # The sink has delivered these events; failing now would only deliver them twice. Kafka will hand
                 # them out again after a restart if the commit really did not happen (at-least-once).
                 self.kc.log.warning("Kafka channel %s: committing offsets failed: %s", self.kc.name, exc)
-            with self.kc.counter.lock:
-                self.kc.counter.commit_timer += int((time.monotonic() - started) * 1000)
+            self.kc.counter.add(commit_timer=int((time.monotonic() - started) * 1000))
             self.taken = []
 
     def _rollback(self) -> None:
@@ -293,6 +291,5 @@ class _KafkaTransaction(Transaction):
             assert taker is not None
             taker.buf = self.taken + taker.buf[taker.pos:]
             taker.pos = 0
-            with self.kc.counter.lock:
-                self.kc.counter.rollback += len(self.taken)
+            self.kc.counter.add(rollback=len(self.taken))
             self.taken = []

@@ -43,16 +43,17 @@ class MemoryChannel(Channel):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.capacity = conf["capacity"]
-        self.transaction_capacity = conf["transactionCapacity"]
+        cfg = self.config
+        self.capacity = cfg.capacity
+        self.transaction_capacity = cfg.transaction_capacity
         if self.transaction_capacity > self.capacity:
             conf.error(
                 f"transactionCapacity ({self.transaction_capacity}) must not exceed capacity ({self.capacity})",
                 "transactionCapacity",
             )
-        self.keep_alive = float(conf["keep-alive"])
-        byte_capacity = conf.get("byteCapacity") or 0
-        pct = conf["byteCapacityBufferPercentage"]
+        self.keep_alive = float(cfg.keep_alive)
+        byte_capacity = cfg.byte_capacity or 0
+        pct = cfg.byte_capacity_buffer_percentage
         # Flume counts bodies in 100-byte slots; the limit is the byte capacity less the header buffer.
         self._slot_limit = int(byte_capacity * (1 - pct / 100.0) / 100) if byte_capacity else 0
         self._slots_used = 0
@@ -82,13 +83,6 @@ class MemoryChannel(Channel):
             self._cond.notify_all()
         self.counter.stopped()
         self.log.info("Channel %s stopped with %d events queued", self.name, self._size)
-
-    def resize(self, capacity: int, transaction_capacity: int) -> None:
-        """Apply a new capacity on reload, keeping the queued events (as Flume does)."""
-        with self._cond:
-            self.capacity = capacity
-            self.transaction_capacity = transaction_capacity
-            self._cond.notify_all()
 
     # Called by transactions ---------------------------------------------------------------------------------
     def _take(self, max_events: int) -> list[Event]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Iterable
 
 from agent.core import Channel, ChannelSelector, Event, _rate_limited
@@ -40,7 +41,7 @@ class ReplicatingChannelSelector(ChannelSelector):
     def configure_channels(self, channels: list[Channel]) -> None:
         super().configure_channels(channels)
         by_name = {c.name: c for c in channels}
-        optional = _lookup(self.conf["optional"], by_name, self.conf, "optional")
+        optional = _lookup(self.config.optional, by_name, self.conf, "optional")
         self.required = [c for c in channels if c not in optional]
         self.optional = optional
 
@@ -63,16 +64,16 @@ class MultiplexingChannelSelector(ChannelSelector):
 
     def configure_channels(self, channels: list[Channel]) -> None:
         super().configure_channels(channels)
-        conf = self.conf
+        conf, cfg = self.conf, self.config
         by_name = {c.name: c for c in channels}
-        self.header = conf["header"]
-        self.default = _lookup(conf["default"], by_name, conf, "default")
+        self.header = cfg.header
+        self.default = _lookup(cfg.default, by_name, conf, "default")
         self.mapping: dict[str, list[Channel]] = {}
-        for value, raw in conf.sub("mapping.").items():
-            self.mapping[value] = _lookup(raw.value.split(), by_name, conf, "mapping." + value)
+        for value, names in cfg.mapping.items():
+            self.mapping[value] = _lookup(names.split(), by_name, conf, "mapping." + value)
         self.optional: dict[str, list[Channel]] = {}
-        for value, raw in conf.sub("optional.").items():
-            self.optional[value] = _lookup(raw.value.split(), by_name, conf, "optional." + value)
+        for value, names in cfg.optional.items():
+            self.optional[value] = _lookup(names.split(), by_name, conf, "optional." + value)
         if not self.mapping and not self.default:
             conf.warn("no mapping.<value> and no default: every event would be dropped", None)
         self.dropped = 0
@@ -95,27 +96,18 @@ class MultiplexingChannelSelector(ChannelSelector):
     def route(self, events: list[Event]) -> tuple[Route, Route]:
         header = self.header
         plans = self._plans
-        req: dict[Channel, list[Event]] = {}
-        opt: dict[Channel, list[Event]] = {}
+        req: defaultdict[Channel, list[Event]] = defaultdict(list)
+        opt: defaultdict[Channel, list[Event]] = defaultdict(list)
         dropped = 0
         for e in events:
             value = e.headers.get(header)
-            plan = plans.get(value) or self._plan(value)
-            required, optional = plan
+            required, optional = plans.get(value) or self._plan(value)
             if not required:
                 dropped += 1
             for c in required:
-                lst = req.get(c)
-                if lst is None:
-                    req[c] = [e]
-                else:
-                    lst.append(e)
+                req[c].append(e)
             for c in optional:
-                lst = opt.get(c)
-                if lst is None:
-                    opt[c] = [e]
-                else:
-                    lst.append(e)
+                opt[c].append(e)
         if dropped:
             self.dropped += dropped
             _rate_limited(log, f"selector of source {self.name}: {self.dropped} events so far matched no mapping and "

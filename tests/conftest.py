@@ -112,6 +112,21 @@ def assert_exactly_once(expected: Iterable, got: Iterable, logs: Iterable = ()) 
         raise AssertionError(f"not exactly once: {delivery_report(expected, got, logs)}")
 
 
+def put_events(channel, events: list) -> None:  # noqa: ANN001
+    """Put ``events`` into ``channel`` in one transaction and commit it."""
+    with channel.transaction() as tx:
+        tx.put_batch(events)
+        tx.commit()
+
+
+def take_events(channel, n: int) -> list:  # noqa: ANN001
+    """Take up to ``n`` events from ``channel`` in one transaction and commit it; returns them."""
+    with channel.transaction() as tx:
+        events = tx.take_batch(n)
+        tx.commit()
+    return events
+
+
 def send_lines(port: int, lines: list[bytes], pause_every: int = 0, pause: float = 0.0) -> None:
     """Send lines to a netcat source on loopback, each with its newline; optionally pausing every few lines."""
     with socket.create_connection(("127.0.0.1", port)) as s:

@@ -1,4 +1,4 @@
-"""The file channel's write-ahead log: segment files of checksummed records, and the checkpoint.
+"""The file channel's log records: how a PUT or TAKE is laid out in a segment file, and how a segment is read back.
 
 Record layout (little-endian)::
 
@@ -14,14 +14,11 @@ Events of one PUT get the sequence numbers ``first_seq .. first_seq + count - 1`
 TAKE payload: ``count u32 | (start u64, end u64) * count``: half-open ranges of sequence numbers taken for good.
 
 Segments are named ``pyflume-log-<N>`` (N from 1) and go to the data directories in turn (segment N to
-``dataDirs[(N - 1) % len(dataDirs)]``). The checkpoint (``pyflume-checkpoint``) is JSON followed by a line with
-its CRC-32, written to a temporary file, fsynced and renamed into place.
+``dataDirs[(N - 1) % len(dataDirs)]``).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import struct
 import zlib
 from collections.abc import Iterator, Sequence
@@ -31,9 +28,8 @@ from pathlib import Path
 from agent.core import Event
 
 __all__ = [
-    "MAGIC", "PUT", "TAKE", "HEADER", "Record", "encode_put_body", "put_record", "take_record", "decode_put",
-    "segment_name", "segment_number", "scan_segment", "Damage", "write_checkpoint", "read_checkpoint",
-    "CHECKPOINT_NAME",
+    "MAGIC", "PUT", "TAKE", "HEADER", "Record", "encode_put_body", "put_record", "take_record", "put_header",
+    "decode_put", "read_put", "decode_take", "segment_name", "segment_number", "scan_segment", "Damage",
 ]
 
 MAGIC = b"PFL1"
@@ -42,7 +38,6 @@ TAKE = 2
 HEADER = struct.Struct("<4sBII")  # magic, type, payload length, crc
 PUT_PREFIX = struct.Struct("<QQ")  # first_seq, commit time (ms)
 MAX_RECORD = 1 << 31
-CHECKPOINT_NAME = "pyflume-checkpoint"
 _U32 = struct.Struct("<I")
 _KV = struct.Struct("<II")
 
@@ -101,6 +96,23 @@ def _check_crc(rtype: int, payload: bytes | memoryview, crc: int) -> bool:
     if rtype == PUT:
         return zlib.crc32(payload[:16], zlib.crc32(payload[16:])) == crc
     return zlib.crc32(payload) == crc
+
+
+def put_header(payload: bytes) -> tuple[int, int, int]:
+    """first_seq, commit time (ms) and event count of a PUT payload, without decoding its events."""
+    first_seq, time_ms = PUT_PREFIX.unpack_from(payload, 0)
+    (count,) = _U32.unpack_from(payload, 16)
+    return first_seq, time_ms, count
+
+
+def read_put(data: bytes) -> list[Event] | None:
+    """The events of one whole PUT record (header included) read back from a segment; None if it is not a valid
+    PUT record (bad magic, type or checksum)."""
+    magic, rtype, _plen, crc = HEADER.unpack_from(data, 0)
+    payload = data[HEADER.size:]
+    if magic != MAGIC or rtype != PUT or not _check_crc(PUT, payload, crc):
+        return None
+    return decode_put(payload)[2]
 
 
 def decode_put(payload: bytes) -> tuple[int, int, list[Event]]:
@@ -170,8 +182,8 @@ class Damage:
         return f"{self.path}: offset {self.offset}: {what} ({self.reason})"
 
 
-def _valid_at(data: bytes, pos: int) -> tuple[int, int, str] | None:
-    """(type, total length, '') if a valid record starts at ``pos``; else None with no reason."""
+def _valid_at(data: bytes, pos: int) -> tuple[int, int] | None:
+    """(type, total length) if a valid record starts at ``pos``; else None (``_why_invalid`` says why)."""
     if pos + HEADER.size > len(data):
         return None
     magic, rtype, plen, crc = HEADER.unpack_from(data, pos)
@@ -182,7 +194,7 @@ def _valid_at(data: bytes, pos: int) -> tuple[int, int, str] | None:
         return None
     if not _check_crc(rtype, memoryview(data)[pos + HEADER.size:end], crc):
         return None
-    return rtype, HEADER.size + plen, ""
+    return rtype, HEADER.size + plen
 
 
 def _why_invalid(data: bytes, pos: int) -> str:
@@ -210,7 +222,7 @@ def scan_segment(path: Path, number: int, start: int = 0) -> Iterator[Record | D
     while pos < size:
         ok = _valid_at(data, pos)
         if ok is not None:
-            rtype, length, _ = ok
+            rtype, length = ok
             yield Record(number, pos, rtype, length, data[pos + HEADER.size:pos + length])
             pos += length
             continue
@@ -223,45 +235,3 @@ def scan_segment(path: Path, number: int, start: int = 0) -> Iterator[Record | D
             return
         yield Damage(path, pos, nxt, reason, torn=False)
         pos = nxt
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_checkpoint(directory: Path, state: dict) -> None:
-    """Atomically replace ``directory/pyflume-checkpoint``: write a temporary file, fsync, rename, fsync dir."""
-    text = json.dumps(state, separators=(",", ":"))
-    data = f"{text}\n{zlib.crc32(text.encode()):08x}\n".encode()
-    tmp = directory / (CHECKPOINT_NAME + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, directory / CHECKPOINT_NAME)
-    fsync_dir(directory)
-
-
-def read_checkpoint(directory: Path) -> dict | None:
-    """The checkpoint in ``directory``, None when there is none; ValueError when it is damaged."""
-    path = directory / CHECKPOINT_NAME
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    try:
-        text, crc, _ = raw.decode().split("\n")
-        if int(crc, 16) != zlib.crc32(text.encode()):
-            raise ValueError("checksum mismatch")
-        state = json.loads(text)
-        if state.get("version") != 1:
-            raise ValueError(f"unknown checkpoint version {state.get('version')!r}")
-        return state
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: damaged checkpoint ({exc})") from None

@@ -29,9 +29,6 @@ class IntervalSet:
     def ranges(self) -> list[tuple[int, int]]:
         return list(zip(self._starts, self._ends, strict=True))
 
-    def first(self) -> int | None:
-        return self._starts[0] if self._starts else None
-
     def add(self, start: int, end: int) -> None:
         """Add ``[start, end)``, which must not overlap what is already there."""
         if start >= end:

@@ -5,16 +5,17 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
 
 from agent.core import ChannelException, ChannelFullException, Event
+from agent.file_channel_cli import report as inspect
 from agent.spec import Conf
-from channels import filelog
-from channels.file import FileChannel, inspect
-from channels.intervals import IntervalSet
+from channels.file import FileChannel
+from channels.file.checkpoint import CHECKPOINT_NAME
+from conftest import put_events as put
+from conftest import take_events as take
 
 
 def make(tmp: Path, name: str = "c1", free_space=None, **props: str) -> FileChannel:
@@ -22,19 +23,6 @@ def make(tmp: Path, name: str = "c1", free_space=None, **props: str) -> FileChan
     raw.update(props)
     conf = Conf.from_dict(FileChannel.spec, **{k.replace(".", "__"): v for k, v in raw.items()})
     return FileChannel(name, conf, free_space=free_space)
-
-
-def put(ch: FileChannel, events: list[Event]) -> None:
-    with ch.transaction() as tx:
-        tx.put_batch(events)
-        tx.commit()
-
-
-def take(ch: FileChannel, n: int) -> list[Event]:
-    with ch.transaction() as tx:
-        got = tx.take_batch(n)
-        tx.commit()
-    return got
 
 
 def drain(ch: FileChannel, batch: int = 1000) -> list[Event]:
@@ -52,21 +40,6 @@ def evs(start: int, end: int, headers: bool = False) -> list[Event]:
 
 def bodies(events: list[Event]) -> list[bytes]:
     return [e.body for e in events]
-
-
-def test_interval_set_operations() -> None:
-    s = IntervalSet()
-    s.add(10, 20)
-    s.add(20, 30)
-    s.add(0, 5)
-    assert s.ranges() == [(0, 5), (10, 30)] and s.count == 25
-    assert s.pop_head(7) == [(0, 5), (10, 12)]
-    assert s.remove(15, 18) == 3 and s.ranges() == [(12, 15), (18, 30)]
-    s.add(15, 18)
-    assert s.ranges() == [(12, 30)]
-    assert s.count_in(0, 13) == 1 and s.count_in(29, 100) == 1
-    with pytest.raises(ValueError):
-        s.add(20, 21)
 
 
 def test_round_trip_with_headers_and_order(tmp_path: Path) -> None:
@@ -281,7 +254,7 @@ def test_dual_checkpoint_is_used_when_the_primary_is_damaged(tmp_path: Path) -> 
     put(ch, evs(0, 100))
     take(ch, 40)
     ch.stop()
-    (tmp_path / "cp" / filelog.CHECKPOINT_NAME).write_text("garbage")
+    (tmp_path / "cp" / CHECKPOINT_NAME).write_text("garbage")
     ch2 = make(tmp_path, **props)
     ch2.start()
     try:
@@ -303,39 +276,6 @@ def test_encryption_is_rejected_clearly() -> None:
     FileChannel("c1", conf)
     (problem,) = conf.problems
     assert problem.prop == "encryption.activeKey" and "encryption is not supported yet" in problem.message
-
-
-def test_concurrent_producers_and_consumers_exactly_once(tmp_path: Path) -> None:
-    ch = make(tmp_path, transactionCapacity="500", capacity="20000", **{"keep-alive": "3"})
-    ch.start()
-    got: list[bytes] = []
-    lock = threading.Lock()
-    done = threading.Event()
-
-    def produce(k: int) -> None:
-        for i in range(0, 20000, 500):
-            put(ch, [Event(b"%d-%d" % (k, j)) for j in range(i, i + 500)])
-
-    def consume() -> None:
-        while True:
-            batch = take(ch, 300)
-            if batch:
-                with lock:
-                    got.extend(bodies(batch))
-            elif done.is_set() and ch.size() == 0:
-                return
-
-    producers = [threading.Thread(target=produce, args=(k,)) for k in range(3)]
-    consumers = [threading.Thread(target=consume) for _ in range(2)]
-    for t in producers + consumers:
-        t.start()
-    for t in producers:
-        t.join()
-    done.set()
-    for t in consumers:
-        t.join(30)
-    ch.stop()
-    assert len(got) == 60000 and len(set(got)) == 60000
 
 
 def test_inspect_reports_depth_and_age(tmp_path: Path) -> None:

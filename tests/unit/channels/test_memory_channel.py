@@ -10,6 +10,7 @@ import pytest
 from agent.core import ChannelException, ChannelFullException, Event
 from agent.spec import Conf
 from channels.memory import MemoryChannel
+from conftest import put_events, take_events
 
 
 def make(**props: str) -> MemoryChannel:
@@ -21,16 +22,11 @@ def make(**props: str) -> MemoryChannel:
 
 
 def put(ch: MemoryChannel, bodies: list[bytes]) -> None:
-    with ch.transaction() as tx:
-        tx.put_batch([Event(b) for b in bodies])
-        tx.commit()
+    put_events(ch, [Event(b) for b in bodies])
 
 
 def take(ch: MemoryChannel, n: int) -> list[bytes]:
-    with ch.transaction() as tx:
-        got = [e.body for e in tx.take_batch(n)]
-        tx.commit()
-    return got
+    return [e.body for e in take_events(ch, n)]
 
 
 def test_state_machine_errors() -> None:
@@ -134,39 +130,3 @@ def test_counters_have_flume_names_and_values() -> None:
     assert m["EventPutAttemptCount"] == "3" and m["EventPutSuccessCount"] == "3"
     assert m["EventTakeSuccessCount"] == "2" and m["ChannelSize"] == "1"
     assert m["ChannelCapacity"] == "100" and m["ChannelFillPercentage"] == "1.0"
-
-
-def test_concurrent_producers_and_consumers_move_every_event_once() -> None:
-    ch = make(capacity="5000", transactionCapacity="500", keep_alive="1")
-    got: list[bytes] = []
-    lock = threading.Lock()
-    producers_done = threading.Event()
-
-    def produce(k: int) -> None:
-        for i in range(0, 50_000, 500):
-            while True:
-                try:
-                    put(ch, [b"%d-%d" % (k, j) for j in range(i, i + 500)])
-                    break
-                except ChannelFullException:
-                    continue
-
-    def consume() -> None:
-        while True:
-            batch = take(ch, 500)
-            if batch:
-                with lock:
-                    got.extend(batch)
-            elif producers_done.is_set():
-                return
-
-    producers = [threading.Thread(target=produce, args=(k,)) for k in range(4)]
-    consumers = [threading.Thread(target=consume) for _ in range(2)]
-    for t in producers + consumers:
-        t.start()
-    for t in producers:
-        t.join()
-    producers_done.set()
-    for t in consumers:
-        t.join(30)
-    assert len(got) == 200_000 and len(set(got)) == 200_000
