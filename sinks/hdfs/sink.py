@@ -15,18 +15,19 @@ behind are renamed the first time the sink writes in their directory again (``hd
 
 from __future__ import annotations
 
-import io
 import queue
 import threading
 import time
 from collections import OrderedDict
 
 from agent import registry
-from agent.avro_event import decode_event, encode_event
 from agent.core import BatchSink, Event, EventDeliveryException
 from agent.spec import Conf, ConfigError, Prop, Spec
 from sinks.escapes import EscapeError, PathTemplate
-from sinks.hdfs_io import Codec, FileSystem, SequenceFileFormat, codec_for, file_system_for
+from sinks.hdfs.bucket import BucketWriter
+from sinks.hdfs.codecs import Codec, codec_for
+from sinks.hdfs.fs import file_system_for
+from sinks.hdfs.parquet import PARQUET_CODECS, parquet_from_staging
 from sinks.serializers import EventSerializer
 
 __all__ = ["HDFSEventSink"]
@@ -41,10 +42,6 @@ _FILE_TYPES = {
 }
 #: seconds between a failed write and the rename + lease recovery of its file (see HDFSEventSink._abandon)
 _SETTLE_S = 10
-# hdfs.codeC (alias or Hadoop class name) -> Parquet's compression name
-_PARQUET_CODECS = {"gzip": "gzip", "gzipcodec": "gzip", "default": "gzip", "defaultcodec": "gzip",
-                   "snappy": "snappy", "snappycodec": "snappy", "zstandard": "zstd", "zstd": "zstd",
-                   "zstandardcodec": "zstd", "lz4": "lz4", "lz4codec": "lz4", "none": "none"}
 
 
 class HDFSEventSink(BatchSink):
@@ -142,10 +139,10 @@ class HDFSEventSink(BatchSink):
         if self.file_type == "Parquet":
             text = (conf.get("hdfs.codeC") or "snappy").rsplit(".", 1)[-1].lower()
             self.codec = None  # Parquet compresses its pages itself
-            if text not in _PARQUET_CODECS:
+            if text not in PARQUET_CODECS:
                 conf.error(f"Parquet cannot use codec '{conf['hdfs.codeC']}'; use snappy, gzip, zstandard, lz4 or "
                            f"none", "hdfs.codeC")
-            self.parquet_compression = _PARQUET_CODECS.get(text, "snappy")
+            self.parquet_compression = PARQUET_CODECS.get(text, "snappy")
             if not self.suffix:
                 self.suffix = ".parquet"
             if not self.in_use_prefix and not self.in_use_suffix:
@@ -192,7 +189,7 @@ class HDFSEventSink(BatchSink):
                 self.serializer_cls(name, self.serializer_conf)  # checks its options now
             except ConfigError as exc:
                 conf.error(exc.message, "serializer")
-        self._writers: OrderedDict[tuple[str, str], _BucketWriter] = OrderedDict()
+        self._writers: OrderedDict[tuple[str, str], BucketWriter] = OrderedDict()
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
@@ -205,7 +202,7 @@ class HDFSEventSink(BatchSink):
         self._lease_recovery: dict[str, float] = {}
         self.close_threads: int = conf["hdfs.threadsPoolSize"]
         self.call_timeout = conf["hdfs.callTimeout"] / 1000
-        self._close_queue: queue.Queue[_BucketWriter | None] | None = None
+        self._close_queue: queue.Queue[BucketWriter | None] | None = None
         self._closers: list[threading.Thread] = []
 
     # Lifecycle ----------------------------------------------------------------------------------------------
@@ -267,7 +264,7 @@ class HDFSEventSink(BatchSink):
         except EscapeError as exc:
             raise EventDeliveryException(f"HDFS sink {self.name}: {exc}") from None
         with self._lock:
-            touched: list[_BucketWriter] = []
+            touched: list[BucketWriter] = []
             try:
                 for key, group in groups.items():
                     touched.extend(self._write(key, group))
@@ -281,7 +278,7 @@ class HDFSEventSink(BatchSink):
                                              f"{exc}") from exc
             self._retry_renames()
 
-    def _write(self, key: tuple[str, str], events: list[Event]) -> list[_BucketWriter]:
+    def _write(self, key: tuple[str, str], events: list[Event]) -> list[BucketWriter]:
         """Append ``events`` to the bucket, rolling as the count and size limits say; returns touched writers."""
         touched = []
         start = 0
@@ -310,7 +307,7 @@ class HDFSEventSink(BatchSink):
                 self._close_writer(key)
         return touched
 
-    def _writer(self, key: tuple[str, str]) -> _BucketWriter:
+    def _writer(self, key: tuple[str, str]) -> BucketWriter:
         w = self._writers.get(key)
         if w is not None:
             self._writers.move_to_end(key)
@@ -324,7 +321,7 @@ class HDFSEventSink(BatchSink):
         if self.recover and directory not in self._recovered_dirs:
             self._recover(directory, prefix)
             self._recovered_dirs.add(directory)
-        w = _BucketWriter(self, directory, prefix)
+        w = BucketWriter(self, directory, prefix)
         # Flume numbers a bucket's files from the time its writer was made, +1 per file; keep them increasing.
         w.counter = max(w.counter, self._counters.get(key, 0))
         w.open()
@@ -361,7 +358,7 @@ class HDFSEventSink(BatchSink):
                 return
             self._finish(w)
 
-    def _finish(self, w: _BucketWriter) -> None:
+    def _finish(self, w: BucketWriter) -> None:
         try:
             w.finish()
         except Exception as exc:  # noqa: BLE001 - the data is durable; only the rename is missing: retry it later
@@ -373,7 +370,7 @@ class HDFSEventSink(BatchSink):
             self._closing.discard(w.in_use_path)
         self.counter.connection_closed += 1
 
-    def _abandon(self, w: _BucketWriter) -> None:
+    def _abandon(self, w: BucketWriter) -> None:
         for key, cur in list(self._writers.items()):
             if cur is w:
                 del self._writers[key]
@@ -520,134 +517,3 @@ class HDFSEventSink(BatchSink):
         if self.serializer_cls is None:
             return None
         return self.serializer_cls(self.name, self.serializer_conf)
-
-
-class _BucketWriter:
-    """One open file of one bucket: its name, counters and the bytes waiting for the next flush."""
-
-    def __init__(self, sink: HDFSEventSink, directory: str, prefix: str):
-        self.sink = sink
-        self.fs: FileSystem = sink.fs
-        self.directory = directory
-        self.prefix = prefix
-        self.counter = int(time.time() * 1000)
-        self.events = 0
-        self.durable_events = 0  # events whose append returned (durable in the file)
-        self.body_bytes = 0
-        self.opened = time.monotonic()
-        self.last_write = self.opened
-        self.path = self.in_use_path = ""
-        self._pending: list[bytes] = []
-        self._buf = io.BytesIO()
-        self._serializer: EventSerializer | None = None
-        self._seq: SequenceFileFormat | None = None
-
-    def open(self) -> None:
-        sink = self.sink
-        ext = sink.suffix or (sink.codec.extension if sink.codec else "")  # Flume: the suffix, else the codec's
-        self.counter += 1
-        name = f"{self.prefix}.{self.counter}{ext}"
-        self.path = f"{self.directory}/{name}"
-        self.in_use_path = f"{self.directory}/{sink.in_use_prefix}{name}{sink.in_use_suffix}"
-        header = b""
-        if sink.file_type == "Parquet":
-            pass  # the in-use file is the staging log: records appended batch by batch
-        elif sink.file_type == "SequenceFile":
-            self._seq = SequenceFileFormat(sink.write_format, sink.codec, sink.seq_compression)
-            header = self._seq.header()
-        else:
-            self._serializer = sink.new_serializer()
-            assert self._serializer is not None
-            self._buf = io.BytesIO()
-            self._serializer.open(self._buf)
-            header = self._take_buf()
-            if sink.file_type == "CompressedStream" and header:
-                self._pending.append(header)  # compressed together with the first batch
-                header = b""
-        self.fs.mkdirs(self.directory)
-        self.fs.create(self.in_use_path, header)
-        self.opened = self.last_write = time.monotonic()
-        sink.log.info("HDFS sink %s: creating %s", sink.name, self.in_use_path)
-
-    def _take_buf(self) -> bytes:
-        data = self._buf.getvalue()
-        self._buf.seek(0)
-        self._buf.truncate()
-        return data
-
-    def append(self, events: list[Event]) -> None:
-        if self.sink.file_type == "Parquet":
-            self._pending.append(staging_records(events))
-        elif self._seq is not None:
-            self._pending.append(self._seq.encode(events))
-        else:
-            assert self._serializer is not None
-            self._serializer.write(events)
-            self._serializer.flush()
-            self._pending.append(self._take_buf())
-        self.events += len(events)
-        self.body_bytes += sum(len(e.body) for e in events)
-        self.last_write = time.monotonic()
-
-    def flush(self) -> None:
-        if not self._pending:
-            return
-        data = b"".join(self._pending)
-        if self.sink.file_type == "CompressedStream" and self.sink.codec is not None:
-            data = self.sink.codec.compress(data)
-        self.fs.append(self.in_use_path, data)
-        self._pending = []
-        self.durable_events = self.events
-
-    def seal(self) -> None:
-        """Write what is left (the serializer's footer, pending bytes) durably; no more appends after this."""
-        if self._serializer is not None:
-            self._serializer.close()
-            self._serializer = None
-            tail = self._take_buf()
-            if tail:
-                self._pending.append(tail)
-        self.flush()
-
-    def finish(self) -> None:
-        """Close the sealed file and give it its final name (the closer threads do this)."""
-        self.fs.close(self.in_use_path)
-        if self.sink.file_type == "Parquet":
-            self.sink._finish_parquet(self.in_use_path, self.path)
-        elif self.in_use_path != self.path:
-            self.fs.rename(self.in_use_path, self.path)
-        self.sink.log.info("HDFS sink %s: closed %s (%d events)", self.sink.name, self.path, self.events)
-
-
-
-def staging_records(events: list[Event]) -> bytes:
-    """Parquet staging log records: a 4-byte big-endian length, then the event as an AvroFlumeEvent datum."""
-    out = []
-    for e in events:
-        datum = encode_event(e)
-        out.append(len(datum).to_bytes(4, "big"))
-        out.append(datum)
-    return b"".join(out)
-
-
-def parquet_from_staging(data: bytes, compression: str) -> tuple[bytes, int]:
-    """The Parquet file for a staging log, and how many bytes at its end were an incomplete record."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    headers: list[list[tuple[str, str]]] = []
-    bodies: list[bytes] = []
-    pos, n = 0, len(data)
-    while pos + 4 <= n:
-        size = int.from_bytes(data[pos:pos + 4], "big")
-        if pos + 4 + size > n:
-            break
-        e = decode_event(data[pos + 4:pos + 4 + size])
-        headers.append(list(e.headers.items()))
-        bodies.append(e.body)
-        pos += 4 + size
-    table = pa.table({"headers": pa.array(headers, type=pa.map_(pa.string(), pa.string())),
-                      "body": pa.array(bodies, type=pa.binary())})
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression=compression)
-    return sink.getvalue().to_pybytes(), n - pos
