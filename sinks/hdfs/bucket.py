@@ -109,7 +109,7 @@ class BucketWriter:
         """Close the sealed file and give it its final name (the closer threads do this)."""
         self.fs.close(self.in_use_path)
         if self.sink.file_type == "Parquet":
-            self.sink._finish_parquet(self.in_use_path, self.path)
+            self.sink.closer.finish_parquet(self.in_use_path, self.path)
         elif self.in_use_path != self.path:
             self.fs.rename(self.in_use_path, self.path)
         self.sink.log.info("HDFS sink %s: closed %s (%d events)", self.sink.name, self.path, self.events)

@@ -15,7 +15,6 @@ behind are renamed the first time the sink writes in their directory again (``hd
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections import OrderedDict
@@ -25,9 +24,10 @@ from agent.core import BatchSink, Event, EventDeliveryException
 from agent.spec import Conf, ConfigError, Prop, Spec
 from sinks.escapes import EscapeError, PathTemplate
 from sinks.hdfs.bucket import BucketWriter
+from sinks.hdfs.closer import FileCloser
 from sinks.hdfs.codecs import Codec, codec_for
 from sinks.hdfs.fs import file_system_for
-from sinks.hdfs.parquet import PARQUET_CODECS, parquet_from_staging
+from sinks.hdfs.parquet import PARQUET_CODECS
 from sinks.serializers import EventSerializer
 
 __all__ = ["HDFSEventSink"]
@@ -40,8 +40,6 @@ _FILE_TYPES = {
                "hdfs.codeC (snappy by default; gzip, zstandard, lz4). The file is written when it rolls; until "
                "then every batch is durable in the in-use file, a staging log, which a restart converts.",
 }
-#: seconds between a failed write and the rename + lease recovery of its file (see HDFSEventSink._abandon)
-_SETTLE_S = 10
 
 
 class HDFSEventSink(BatchSink):
@@ -65,7 +63,8 @@ class HDFSEventSink(BatchSink):
         Prop("hdfs.idleTimeout", "int", 0, "Seconds without writes after which a file is closed (0: never).", min=0),
         Prop("hdfs.batchSize", "int", 100, "Events per transaction; every touched file is flushed at commit.", min=1),
         Prop("hdfs.codeC", "str", None,
-             "Compression codec: gzip, bzip2, snappy, lz4, zstandard, default (or Hadoop class names)."),
+             "Compression codec: gzip, bzip2, snappy, lz4, zstandard, default (or Hadoop class names).",
+             attr="hdfs_codec"),
         Prop("hdfs.fileType", "enum", "SequenceFile", "File format.", choices=_FILE_TYPES),
         Prop("hdfs.maxOpenFiles", "int", 5000, "Most files open at once; the least recently used is closed.", min=1),
         Prop("hdfs.minBlockReplicas", "int", None, "Accepted; the sink does not watch the replication of the block "
@@ -112,35 +111,56 @@ class HDFSEventSink(BatchSink):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.path_text: str = conf["hdfs.path"] or ""
-        self.prefix_text: str = conf["hdfs.filePrefix"]
-        self.suffix: str = conf["hdfs.fileSuffix"]
-        self.in_use_prefix: str = conf["hdfs.inUsePrefix"]
-        self.in_use_suffix: str = "" if conf["hdfs.emptyInUseSuffix"] else conf["hdfs.inUseSuffix"]
-        if conf["hdfs.emptyInUseSuffix"] and conf.is_set("hdfs.inUseSuffix"):
+        c = self.config
+        self._file_names(conf)
+        self.roll_interval: int = c.hdfs_roll_interval
+        self.roll_size: int = c.hdfs_roll_size
+        self.roll_count: int = c.hdfs_roll_count
+        self.idle_timeout: int = c.hdfs_idle_timeout
+        self.max_open: int = c.hdfs_max_open_files
+        self.file_type: str = c.hdfs_file_type
+        self.write_format: str = c.hdfs_write_format
+        self.close_tries: int = c.hdfs_close_tries
+        self.retry_interval: int = c.hdfs_retry_interval
+        self.recover: bool = c.hdfs_recover_in_use_files
+        self.close_threads: int = c.hdfs_threads_pool_size
+        self.call_timeout: float = c.hdfs_call_timeout / 1000
+        self._file_format(conf)
+        self._file_system(conf)
+        self._serializer(conf)
+        self._writers: OrderedDict[tuple[str, str], BucketWriter] = OrderedDict()
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        self._recovered_dirs: set[str] = set()
+        self._counters: dict[tuple[str, str], int] = {}
+        self.closer = FileCloser(self)
+
+    def _file_names(self, conf: Conf) -> None:
+        c = self.config
+        self.path_text: str = c.hdfs_path or ""
+        self.prefix_text: str = c.hdfs_file_prefix
+        self.suffix: str = c.hdfs_file_suffix
+        self.in_use_prefix: str = c.hdfs_in_use_prefix
+        self.in_use_suffix: str = "" if c.hdfs_empty_in_use_suffix else c.hdfs_in_use_suffix
+        if c.hdfs_empty_in_use_suffix and conf.is_set("hdfs.inUseSuffix"):
             conf.warn("hdfs.inUseSuffix is ignored because hdfs.emptyInUseSuffix is true", "hdfs.inUseSuffix")
-        self.roll_interval = conf["hdfs.rollInterval"]
-        self.roll_size = conf["hdfs.rollSize"]
-        self.roll_count = conf["hdfs.rollCount"]
-        self.idle_timeout = conf["hdfs.idleTimeout"]
-        self.max_open = conf["hdfs.maxOpenFiles"]
-        self.file_type = conf["hdfs.fileType"]
-        self.write_format = conf["hdfs.writeFormat"]
-        self.close_tries = conf["hdfs.closeTries"]
-        self.retry_interval = conf["hdfs.retryInterval"]
-        self.recover = conf["hdfs.recoverInUseFiles"]
+
+    def _file_format(self, conf: Conf) -> None:
+        """The codec and the compression of the file type, checked against each other."""
+        c = self.config
         self.codec: Codec | None = None
-        if conf.get("hdfs.codeC") and self.file_type != "Parquet":
+        if c.hdfs_codec and self.file_type != "Parquet":
             try:
-                self.codec = codec_for(conf["hdfs.codeC"])
+                self.codec = codec_for(c.hdfs_codec)
             except ValueError as exc:
                 conf.error(str(exc), "hdfs.codeC")
         self.parquet_compression = "snappy"
         if self.file_type == "Parquet":
-            text = (conf.get("hdfs.codeC") or "snappy").rsplit(".", 1)[-1].lower()
+            text = (c.hdfs_codec or "snappy").rsplit(".", 1)[-1].lower()
             self.codec = None  # Parquet compresses its pages itself
             if text not in PARQUET_CODECS:
-                conf.error(f"Parquet cannot use codec '{conf['hdfs.codeC']}'; use snappy, gzip, zstandard, lz4 or "
+                conf.error(f"Parquet cannot use codec '{c.hdfs_codec}'; use snappy, gzip, zstandard, lz4 or "
                            f"none", "hdfs.codeC")
             self.parquet_compression = PARQUET_CODECS.get(text, "snappy")
             if not self.suffix:
@@ -150,30 +170,34 @@ class HDFSEventSink(BatchSink):
                            "hdfs.inUsePrefix (emptyInUseSuffix needs an inUsePrefix)", "hdfs.fileType")
         if self.file_type == "DataStream" and self.codec is not None:
             conf.error("hdfs.codeC cannot be used with fileType DataStream; use CompressedStream", "hdfs.codeC")
-        if self.file_type == "CompressedStream" and self.codec is None and not conf.get("hdfs.codeC"):
+        if self.file_type == "CompressedStream" and self.codec is None and not c.hdfs_codec:
             conf.error("fileType CompressedStream needs hdfs.codeC (gzip, bzip2, snappy, lz4, zstandard, default)",
                        "hdfs.fileType")
-        self.seq_compression = conf["hdfs.sequenceFileCompression"] if self.codec is not None else None
-        for prop in ("hdfs.kerberosPrincipal", "hdfs.kerberosKeytab"):
-            if conf.get(prop):
+        self.seq_compression = c.hdfs_sequence_file_compression if self.codec is not None else None
+        for prop, value in (("hdfs.kerberosPrincipal", c.hdfs_kerberos_principal),
+                            ("hdfs.kerberosKeytab", c.hdfs_kerberos_keytab)):
+            if value:
                 conf.error("Kerberos is not supported yet; use an unsecured cluster or an HttpFS gateway", prop)
-        tz = conf.get("hdfs.timeZone")
-        round_unit = conf["hdfs.roundUnit"] if conf["hdfs.round"] else None
-        round_value = conf["hdfs.roundValue"]
-        limit = 24 if conf["hdfs.roundUnit"] == "hour" else 60
-        if conf["hdfs.round"] and round_value > limit:
-            conf.error(f"hdfs.roundValue must be at most {limit} for roundUnit {conf['hdfs.roundUnit']}",
+
+    def _file_system(self, conf: Conf) -> None:
+        """The file system of hdfs.path, and the path and file prefix as templates (escapes, rounding, zone)."""
+        c = self.config
+        round_unit = c.hdfs_round_unit if c.hdfs_round else None
+        round_value = c.hdfs_round_value
+        limit = 24 if c.hdfs_round_unit == "hour" else 60
+        if c.hdfs_round and round_value > limit:
+            conf.error(f"hdfs.roundValue must be at most {limit} for roundUnit {c.hdfs_round_unit}",
                        "hdfs.roundValue")
         try:
-            kw = dict(tz=tz, round_unit=round_unit, round_value=round_value,
-                      use_local_timestamp=conf["hdfs.useLocalTimeStamp"])
-            transport = conf["hdfs.transport"]
+            kw = dict(tz=c.hdfs_time_zone, round_unit=round_unit, round_value=round_value,
+                      use_local_timestamp=c.hdfs_use_local_time_stamp)
+            transport = c.hdfs_transport
             if conf.is_set("hdfs.webhdfs.address") and transport != "webhdfs":
                 conf.warn("hdfs.webhdfs.address is used only with hdfs.transport = webhdfs (hdfs:// paths go over "
                           "RPC by default)", "hdfs.webhdfs.address")
-            self.fs, path_in_fs = file_system_for(self.path_text, webhdfs=conf["hdfs.webhdfs.address"],
-                                                  user=conf.get("hdfs.proxyUser"),
-                                                  timeout=conf["hdfs.callTimeout"] / 1000, transport=transport)
+            self.fs, path_in_fs = file_system_for(self.path_text, webhdfs=c.hdfs_webhdfs_address,
+                                                  user=c.hdfs_proxy_user, timeout=self.call_timeout,
+                                                  transport=transport)
             self.path_template = PathTemplate(path_in_fs.rstrip("/") or "/", **kw)
             self.prefix_template = PathTemplate(self.prefix_text, **kw)
         except (ValueError, EscapeError) as exc:
@@ -181,29 +205,17 @@ class HDFSEventSink(BatchSink):
             conf.error(msg, "hdfs.timeZone" if "timeZone" in msg else "hdfs.proxyUser" if "RPC as" in msg
                        else "hdfs.path")
             self.fs = None  # type: ignore[assignment]
+
+    def _serializer(self, conf: Conf) -> None:
+        """The serializer class of DataStream and CompressedStream files, its options checked now."""
         self.serializer_cls: type[EventSerializer] | None = None
         if self.file_type not in ("SequenceFile", "Parquet"):
             try:
-                self.serializer_cls = registry.resolve("serializer", conf["serializer"])
+                self.serializer_cls = registry.resolve("serializer", self.config.serializer)
                 self.serializer_conf = conf.nested("serializer.", self.serializer_cls.spec)
-                self.serializer_cls(name, self.serializer_conf)  # checks its options now
+                self.serializer_cls(self.name, self.serializer_conf)  # checks its options now
             except ConfigError as exc:
                 conf.error(exc.message, "serializer")
-        self._writers: OrderedDict[tuple[str, str], BucketWriter] = OrderedDict()
-        self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._timer: threading.Thread | None = None
-        self._recovered_dirs: set[str] = set()
-        self._counters: dict[tuple[str, str], int] = {}
-        self._pending_renames: list[tuple[str, str | None, int, float]] = []  # src, dst (None: delete), tries, due
-        self._state_lock = threading.Lock()  # guards _pending_renames and _closing (closers share them)
-        self._closing: set[str] = set()  # in-use paths handed to the closers, not renamed yet
-        # files a failed pipeline or a dead writer left open, whose lease recovery has not finished: path -> next try
-        self._lease_recovery: dict[str, float] = {}
-        self.close_threads: int = conf["hdfs.threadsPoolSize"]
-        self.call_timeout = conf["hdfs.callTimeout"] / 1000
-        self._close_queue: queue.Queue[BucketWriter | None] | None = None
-        self._closers: list[threading.Thread] = []
 
     # Lifecycle ----------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -211,12 +223,7 @@ class HDFSEventSink(BatchSink):
         self.counter.started()
         self._timer = threading.Thread(target=self._timer_loop, name=f"{self.name}-roll-timer", daemon=True)
         self._timer.start()
-        # bounded: when files roll faster than they close, the sink waits instead of piling up open files
-        self._close_queue = queue.Queue(maxsize=4 * self.close_threads)
-        self._closers = [threading.Thread(target=self._closer_loop, name=f"{self.name}-closer-{i}", daemon=True)
-                         for i in range(self.close_threads)]
-        for t in self._closers:
-            t.start()
+        self.closer.start(self.close_threads)
         self.log.info("HDFS sink %s started: %s on %s, fileType %s", self.name, self.path_text, self.fs.describe(),
                       self.file_type)
 
@@ -227,42 +234,13 @@ class HDFSEventSink(BatchSink):
         with self._lock:
             for key in list(self._writers):
                 self._close_writer(key)
-        q, self._close_queue = self._close_queue, None
-        if q is not None:
-            for _ in self._closers:
-                q.put(None)
-            deadline = time.monotonic() + max(2 * self.call_timeout, 10)
-            for t in self._closers:
-                t.join(max(deadline - time.monotonic(), 0))
-            with self._state_lock:
-                left = sorted(self._closing)
-            if left:
-                self.log.warning("HDFS sink %s: stopped while %d files were still closing (%s); their data is "
-                                 "durable and the next start renames them", self.name, len(left), ", ".join(left))
-            self._closers = []
-        self._retry_renames(force=True)
+        self.closer.stop(wait=max(2 * self.call_timeout, 10))
         self.counter.stopped()
         self.log.info("HDFS sink %s stopped", self.name)
 
     # Batches ------------------------------------------------------------------------------------------------
     def deliver(self, events: list[Event]) -> None:
-        now_ms = int(time.time() * 1000)
-        groups: dict[tuple[str, str], list[Event]] = {}
-        path_t, prefix_t = self.path_template, self.prefix_template
-        static = path_t.static and prefix_t.static
-        try:
-            if static:
-                groups[(path_t.resolve({}), prefix_t.resolve({}))] = events
-            else:
-                for e in events:
-                    key = (path_t.resolve(e.headers, now_ms), prefix_t.resolve(e.headers, now_ms))
-                    group = groups.get(key)
-                    if group is None:
-                        groups[key] = [e]
-                    else:
-                        group.append(e)
-        except EscapeError as exc:
-            raise EventDeliveryException(f"HDFS sink {self.name}: {exc}") from None
+        groups = self._buckets(events)
         with self._lock:
             touched: list[BucketWriter] = []
             try:
@@ -276,7 +254,27 @@ class HDFSEventSink(BatchSink):
                     self._abandon(w)
                 raise EventDeliveryException(f"HDFS sink {self.name}: writing {len(events)} events failed: "
                                              f"{exc}") from exc
-            self._retry_renames()
+            self.closer.retry_renames()
+
+    def _buckets(self, events: list[Event]) -> dict[tuple[str, str], list[Event]]:
+        """The batch's events grouped by their bucket (directory, file prefix), in order."""
+        now_ms = int(time.time() * 1000)
+        groups: dict[tuple[str, str], list[Event]] = {}
+        path_t, prefix_t = self.path_template, self.prefix_template
+        try:
+            if path_t.static and prefix_t.static:
+                groups[(path_t.resolve({}), prefix_t.resolve({}))] = events
+            else:
+                for e in events:
+                    key = (path_t.resolve(e.headers, now_ms), prefix_t.resolve(e.headers, now_ms))
+                    group = groups.get(key)
+                    if group is None:
+                        groups[key] = [e]
+                    else:
+                        group.append(e)
+        except EscapeError as exc:
+            raise EventDeliveryException(f"HDFS sink {self.name}: {exc}") from None
+        return groups
 
     def _write(self, key: tuple[str, str], events: list[Event]) -> list[BucketWriter]:
         """Append ``events`` to the bucket, rolling as the count and size limits say; returns touched writers."""
@@ -319,7 +317,7 @@ class HDFSEventSink(BatchSink):
             self._close_writer(oldest)
         directory, prefix = key
         if self.recover and directory not in self._recovered_dirs:
-            self._recover(directory, prefix)
+            self.closer.recover(directory, prefix, {x.in_use_path for x in self._writers.values()})
             self._recovered_dirs.add(directory)
         w = BucketWriter(self, directory, prefix)
         # Flume numbers a bucket's files from the time its writer was made, +1 per file; keep them increasing.
@@ -328,7 +326,7 @@ class HDFSEventSink(BatchSink):
         self._counters[key] = w.counter
         if len(self._counters) > 4 * self.max_open:
             self._counters = {k: v for k, v in self._counters.items() if k in self._writers}
-        self.counter.connection_created += 1
+        self.counter.add(connection_created=1)
         self._writers[key] = w
         return w
 
@@ -341,139 +339,13 @@ class HDFSEventSink(BatchSink):
             w.seal()
         except Exception as exc:  # noqa: BLE001 - the batches are durable; only a serializer footer is missing
             self.log.warning("HDFS sink %s: writing the end of %s failed (%s)", self.name, w.in_use_path, exc)
-        q = self._close_queue
-        with self._state_lock:
-            self._closing.add(w.in_use_path)
-        if q is None:  # not started (or stopping): close here
-            self._finish(w)
-        else:
-            q.put(w)
-
-    def _closer_loop(self) -> None:
-        q = self._close_queue
-        assert q is not None
-        while True:
-            w = q.get()
-            if w is None:
-                return
-            self._finish(w)
-
-    def _finish(self, w: BucketWriter) -> None:
-        try:
-            w.finish()
-        except Exception as exc:  # noqa: BLE001 - the data is durable; only the rename is missing: retry it later
-            self.log.warning("HDFS sink %s: closing %s failed (%s); will retry every %d s", self.name, w.path, exc,
-                             self.retry_interval)
-            with self._state_lock:
-                self._pending_renames.append((w.in_use_path, w.path, 1, time.monotonic() + self.retry_interval))
-        with self._state_lock:
-            self._closing.discard(w.in_use_path)
-        self.counter.connection_closed += 1
+        self.closer.submit(w)
 
     def _abandon(self, w: BucketWriter) -> None:
         for key, cur in list(self._writers.items()):
             if cur is w:
                 del self._writers[key]
-        try:
-            self.fs.close(w.in_use_path)
-        except Exception:  # noqa: BLE001 - best effort; the rename below decides
-            pass
-        self.counter.connection_failed += 1
-        # A file none of whose batches was ever acknowledged holds no event: it is deleted rather than kept (after
-        # a datanode restart its never-synced block may not even be recoverable, which makes it unreadable). Any
-        # other file is renamed, with its lease recovered, once the cluster had time to settle: a recovery asked
-        # before the datanodes re-registered finds no replica, and the namenode then refuses further attempts
-        # until that one times out (about 90 s), leaving the file unreadable as long.
-        if w.durable_events:
-            with self._state_lock:
-                self._pending_renames.append((w.in_use_path, w.path, 0, time.monotonic() + _SETTLE_S))
-            return
-        with self._state_lock:
-            self._pending_renames.append((w.in_use_path, None, 0, time.monotonic()))
-        self._retry_renames()
-
-    def _retry_renames(self, force: bool = False) -> None:
-        """Rename (or, when ``dst`` is None, delete) files that could not be finished when they were closed or
-        abandoned; a failed attempt is retried after 1, 2, 4 ... s, at most hdfs.retryInterval apart."""
-        now = time.monotonic()
-        keep = []
-        with self._state_lock:
-            pending, self._pending_renames = self._pending_renames, []
-        for src, dst, tries, due in pending:
-            if due > now and not force:
-                keep.append((src, dst, tries, due))
-                continue
-            try:
-                if dst is None:
-                    if self.fs.exists(src):
-                        self.fs.delete(src)
-                        self.log.info("HDFS sink %s: deleted %s, which held no committed event", self.name, src)
-                elif self.fs.exists(src):
-                    self._rename_closing(src, dst)  # a broken pipeline may have left it open
-                    self.log.info("HDFS sink %s: renamed %s to %s", self.name, src, dst)
-            except Exception as exc:  # noqa: BLE001
-                if self.close_tries and tries + 1 >= self.close_tries:
-                    self.log.error("HDFS sink %s: giving up renaming %s after %d tries: %s", self.name, src,
-                                   tries + 1, exc)
-                else:
-                    keep.append((src, dst, tries + 1, now + min(self.retry_interval, 2 ** tries)))
-        with self._state_lock:
-            self._pending_renames.extend(keep)
-
-    def _recover(self, directory: str, prefix: str) -> None:
-        head, tail = self.in_use_prefix + prefix + ".", self.in_use_suffix
-        if not head and not tail:
-            return
-        with self._state_lock:
-            open_paths = {w.in_use_path for w in self._writers.values()} | self._closing
-        try:
-            names = self.fs.list(directory)
-        except Exception as exc:  # noqa: BLE001
-            self.log.warning("HDFS sink %s: cannot list %s to recover in-use files: %s", self.name, directory, exc)
-            return
-        for name in names:
-            if not (name.startswith(head) and name.endswith(tail)) or (tail == "" and not self.in_use_prefix):
-                continue
-            src = f"{directory}/{name}"
-            if src in open_paths:
-                continue
-            final = name[len(self.in_use_prefix):len(name) - len(tail) if tail else None]
-            dst = f"{directory}/{final}"
-            try:
-                if self.file_type == "Parquet":
-                    self._finish_parquet(src, dst)
-                    self.log.warning("HDFS sink %s: recovered %s left in use by an earlier run: converted to %s",
-                                     self.name, src, dst)
-                    continue
-                self._rename_closing(src, dst)  # a writer that died holds it open
-                self.log.warning("HDFS sink %s: recovered %s left in use by an earlier run: renamed to %s",
-                                 self.name, src, dst)
-            except Exception as exc:  # noqa: BLE001
-                self.log.warning("HDFS sink %s: could not recover %s: %s", self.name, src, exc)
-
-    def _rename_closing(self, src: str, dst: str) -> None:
-        """Rename a file another writer may still hold open, after asking the namenode to close it where it ends
-        (lease recovery). Block recovery can only finish once the datanodes have reported the replica (after a
-        restart, their first block report), so until the file is closed the timer asks again every few seconds."""
-        closed = self.fs.recover_lease(src)
-        self.fs.rename(src, dst)
-        if not closed:
-            with self._state_lock:
-                self._lease_recovery[dst] = time.monotonic() + 2
-
-    def _retry_lease_recovery(self) -> None:
-        now = time.monotonic()
-        with self._state_lock:
-            due = [path for path, at in self._lease_recovery.items() if at <= now]
-        for path in due:
-            closed = self.fs.recover_lease(path)
-            with self._state_lock:
-                if closed:
-                    self._lease_recovery.pop(path, None)
-                else:
-                    self._lease_recovery[path] = now + 5
-            if closed:
-                self.log.info("HDFS sink %s: %s is closed (its lease was recovered)", self.name, path)
+        self.closer.abandon(w)
 
     def idle(self) -> None:
         self._check_timers()
@@ -486,9 +358,8 @@ class HDFSEventSink(BatchSink):
                 self.log.exception("HDFS sink %s: roll timer failed", self.name)
 
     def _check_timers(self) -> None:
-        if self._lease_recovery:
-            self._retry_lease_recovery()
-        if not (self.roll_interval or self.idle_timeout or self._pending_renames):
+        self.closer.retry_lease_recovery()
+        if not (self.roll_interval or self.idle_timeout or self.closer.renames_pending):
             return
         now = time.monotonic()
         with self._lock:
@@ -496,22 +367,8 @@ class HDFSEventSink(BatchSink):
                 if (self.roll_interval and now - w.opened >= self.roll_interval) or (
                         self.idle_timeout and now - w.last_write >= self.idle_timeout):
                     self._close_writer(key)
-            if self._pending_renames:
-                self._retry_renames()
-
-    def _finish_parquet(self, staging: str, final: str) -> None:
-        """Write the Parquet file from a staging log, then delete the log (idempotent after a crash)."""
-        if not self.fs.exists(final):
-            if not self.fs.recover_lease(staging, wait=self.call_timeout):  # a dead writer's file reads short
-                raise OSError(f"{staging} is still open by an earlier writer (lease recovery not finished)")
-            data, torn = parquet_from_staging(self.fs.read(staging), self.parquet_compression)
-            if torn:
-                # only a batch whose append never returned can be torn, and that batch was rolled back
-                self.log.warning("HDFS sink %s: %s ends with %d bytes of an unfinished batch; left out", self.name,
-                                 staging, torn)
-            self.fs.create(final, data)
-            self.fs.close(final)
-        self.fs.delete(staging)
+            if self.closer.renames_pending:
+                self.closer.retry_renames()
 
     def new_serializer(self) -> EventSerializer | None:
         if self.serializer_cls is None:
