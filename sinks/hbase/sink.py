@@ -15,283 +15,22 @@ in the channel until it does.
 
 from __future__ import annotations
 
-import functools
-import random
-import re
-import string
-import struct
-import threading
-import time
-import uuid
-from collections.abc import Sequence
 from typing import Any
 
 from agent import registry
 from agent.core import BatchSink, Event, EventDeliveryException
-from agent.java import java_regex, java_split
 from agent.spec import Conf, ConfigError, Prop, Spec
+from sinks.hbase.serializers import HbaseEventSerializer
+from sinks.hbase.thrift import (
+    THRIFT_DEFAULT_PORT,
+    encode_mutate_rows,
+    first_line,
+    hbase_thrift,
+    io_error_text,
+    thrift_targets,
+)
 
-__all__ = [
-    "HBase2Sink",
-    "HBaseSink",
-    "AsyncHBaseSink",
-    "HbaseEventSerializer",
-    "SimpleHbaseEventSerializer",
-    "RegexHbaseEventSerializer",
-]
-
-THRIFT_DEFAULT_PORT = 9090
-
-Put = tuple[bytes, dict[bytes, bytes]]  # row key, {b"family:qualifier": value}
-Increment = tuple[bytes, bytes, int]  # row key, b"family:qualifier", amount
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Serializers
-
-
-class HbaseEventSerializer:
-    """Turns events into HBase puts and increments; subclass it for your own (name it by dotted path).
-
-    Override ``actions(event)`` and/or ``increments(event)``; build column names with ``self.column(qualifier)``
-    (``family:qualifier`` for the sink's ``columnFamily``). Options come from the sink's ``serializer.*`` keys;
-    declare them in ``spec`` to have them validated, or read ``conf.sub_text("")`` for free-form ones.
-    ``serialize(events)`` is what the sink calls once per batch; override it for speed.
-    """
-
-    spec = Spec(Prop("", prefix=True, doc="Free-form options of a custom serializer."))
-
-    def __init__(self, name: str, conf: Conf, family: bytes = b""):
-        self.name = name
-        self.conf = conf
-        self.family = family
-        self.prefix = family + b":"
-
-    def column(self, qualifier: bytes) -> bytes:
-        return self.prefix + qualifier
-
-    def actions(self, event: Event) -> list[Put]:
-        return []
-
-    def increments(self, event: Event) -> list[Increment]:
-        return []
-
-    def serialize(self, events: Sequence[Event]) -> tuple[list[Put], list[Increment]]:
-        puts: list[Put] = []
-        incs: list[Increment] = []
-        for e in events:
-            puts.extend(self.actions(e))
-            incs.extend(self.increments(e))
-        return puts, incs
-
-
-_SUFFIXES = {
-    "uuid": "prefix + a random UUID (the default; any unknown value also means uuid, as in Flume)",
-    "random": "prefix + a random signed 64-bit number",
-    "timestamp": "prefix + the time in ms (events of the same ms overwrite each other, as in Flume)",
-    "nano": "prefix + a monotonic nanosecond clock (Java's System.nanoTime)",
-}
-
-
-class SimpleHbaseEventSerializer(HbaseEventSerializer):
-    """Flume's SimpleHbaseEventSerializer / SimpleHBase2EventSerializer / SimpleAsyncHbaseEventSerializer.
-
-    Each event becomes one put of its body to ``payloadColumn`` in row ``rowPrefix + suffix``, and one increment
-    by 1 of ``incrementColumn`` in row ``incrementRow``. (Flume's serializer would skip a part whose column is
-    empty, but Flume's configuration loader drops keys with empty values, so the defaults apply; so here.)
-    """
-
-    spec = Spec(
-        Prop("rowPrefix", "str", "default", "Prefix of every row key."),
-        Prop("suffix", "str", "uuid", "Row key suffix: " + "; ".join(f"{k}: {v}" for k, v in _SUFFIXES.items())
-             + "."),
-        Prop("payloadColumn", "str", "pCol", "Column qualifier the body goes to."),
-        Prop("incrementColumn", "str", "iCol", "Column qualifier incremented by 1 per event (in row incrementRow)."),
-        Prop("incrementRow", "str", "incRow", "Row key of the increments."),
-    )
-
-    def __init__(self, name: str, conf: Conf, family: bytes = b""):
-        super().__init__(name, conf, family)
-        self.row_prefix = conf["rowPrefix"] or ""
-        self.row_prefix_b = self.row_prefix.encode()
-        suffix = conf["suffix"] or "uuid"
-        self.suffix = suffix if suffix in _SUFFIXES else "uuid"
-        pcol = conf["payloadColumn"]
-        icol = conf["incrementColumn"]
-        self.payload_col = self.column(pcol.encode()) if pcol else None
-        self.inc_col = self.column(icol.encode()) if icol else None
-        self.inc_row = (conf["incrementRow"] or "").encode()
-
-    def row_keys(self, n: int) -> list[bytes]:
-        p = self.row_prefix
-        s = self.suffix
-        if s == "uuid":
-            return [(p + str(uuid.uuid4())).encode() for _ in range(n)]
-        if s == "random":
-            bits = random.getrandbits
-            return [(p + str(bits(64) - (1 << 63))).encode() for _ in range(n)]
-        if s == "timestamp":
-            return [(p + str(time.time_ns() // 1_000_000)).encode() for _ in range(n)]
-        clock = time.monotonic_ns
-        return [(p + str(clock())).encode() for _ in range(n)]
-
-    def serialize(self, events: Sequence[Event]) -> tuple[list[Put], list[Increment]]:
-        col = self.payload_col
-        puts: list[Put] = []
-        if col is not None:
-            keys = self.row_keys(len(events))
-            puts = [(k, {col: e.body}) for k, e in zip(keys, events, strict=True)]
-        incs: list[Increment] = []
-        if self.inc_col is not None:
-            inc = (self.inc_row, self.inc_col, 1)
-            incs = [inc] * len(events)
-        return puts, incs
-
-    def actions(self, event: Event) -> list[Put]:
-        return self.serialize([event])[0]
-
-    def increments(self, event: Event) -> list[Increment]:
-        return self.serialize([event])[1]
-
-
-ROW_KEY_NAME = "ROW_KEY"
-_ALNUM = string.ascii_letters + string.digits
-
-
-_ASCII = bytes(range(128))
-
-
-class RegexHbaseEventSerializer(HbaseEventSerializer):
-    """Flume's RegexHbaseEventSerializer / RegexHBase2EventSerializer.
-
-    The body (decoded with ``charset``) must match ``regex`` as a whole; group i goes to column i of ``colNames``
-    in one put. The row key is group ``rowKeyIndex`` when that is set (its column must be named ROW_KEY), else
-    ``<time ms>-<10 random alphanumerics fixed per process>-<counter>``. With ``depositHeaders`` every header
-    becomes a column too. An event that does not match, or a regex whose group count differs from the number of
-    colNames, writes nothing (as in Flume). Values are written in UTF-8; column names and headers in ``charset``.
-    """
-
-    spec = Spec(
-        Prop("regex", "str", "(.*)", "Regex the whole body must match (Java syntax; DOTALL is on)."),
-        Prop("regexIgnoreCase", "bool", False, "Match case-insensitively."),
-        Prop("colNames", "str", "payload", "Comma-separated column qualifiers, one per regex group."),
-        Prop("rowKeyIndex", "int", -1, "Index in colNames of the group that is the row key (that column must be "
-             "named ROW_KEY); -1: generated keys."),
-        Prop("depositHeaders", "bool", False, "Also write each header as a column (name = header name)."),
-        Prop("charset", "str", "UTF-8", "Charset of the body for matching, and of column and header names."),
-    )
-
-    nonce = 0
-    nonce_lock = threading.Lock()
-    random_key = "".join(random.SystemRandom().choice(_ALNUM) for _ in range(10))
-
-    def __init__(self, name: str, conf: Conf, family: bytes = b""):
-        super().__init__(name, conf, family)
-        # Java's \w \d \s \b and case-insensitive matching are ASCII-only unless a pattern asks otherwise: re.ASCII
-        flags = re.DOTALL | re.ASCII | (re.IGNORECASE if conf["regexIgnoreCase"] else 0)
-        text = java_regex(conf["regex"])
-        try:
-            self.pattern = re.compile(text, flags)
-        except re.error as exc:
-            raise ConfigError(f"invalid regex {conf['regex']!r}: {exc}", "regex") from None
-        self.charset = conf["charset"]
-        try:
-            ascii_same = _ASCII.decode("ascii").encode(self.charset) == _ASCII
-        except LookupError:
-            raise ConfigError(f"unknown charset {self.charset!r}", "charset") from None
-        # An ASCII body in an ASCII-compatible charset matches an ASCII pattern the same as bytes or as text, and
-        # its groups are already their UTF-8 bytes: that path skips the decode and the encodes.
-        self.bytes_pattern = re.compile(text.encode("ascii"), flags) if ascii_same and text.isascii() else None
-        names = java_split(conf["colNames"], ",")
-        self.columns = [self.column(n.encode(self.charset)) for n in names]
-        self.row_key_index = conf["rowKeyIndex"]
-        if self.row_key_index >= 0:
-            if self.row_key_index >= len(names):
-                raise ConfigError(f"rowKeyIndex must be less than num columns {len(names)}", "rowKeyIndex")
-            if names[self.row_key_index].upper() != ROW_KEY_NAME:
-                raise ConfigError(f"Column at {self.row_key_index} must be {ROW_KEY_NAME} and is "
-                                  f"{names[self.row_key_index]}", "rowKeyIndex")
-        self.deposit_headers = conf["depositHeaders"]
-        self.usable = self.pattern.groups == len(names)
-        if not self.usable:
-            conf.warn(f"the regex has {self.pattern.groups} groups but colNames lists {len(names)} columns; "
-                      f"Flume's serializer writes nothing for any event then, and so does this one", "colNames")
-
-    @classmethod
-    def _take_nonces(cls, n: int) -> int:
-        with cls.nonce_lock:
-            first = cls.nonce
-            cls.nonce = first + n
-        return first
-
-    def serialize(self, events: Sequence[Event]) -> tuple[list[Put], list[Increment]]:
-        if not self.usable:
-            return [], []
-        match = self.pattern.fullmatch
-        bmatch = self.bytes_pattern.fullmatch if self.bytes_pattern is not None else None
-        charset = self.charset
-        columns = self.columns
-        rk = self.row_key_index
-        deposit = self.deposit_headers
-        prefix = self.prefix
-        puts: list[Put] = []
-        generated: list[int] = []
-        for e in events:
-            body = e.body
-            if bmatch is not None and body.isascii():
-                m = bmatch(body)
-                if m is None:
-                    continue
-                groups = m.groups()
-            else:
-                m = match(body.decode(charset, "replace"))
-                if m is None:
-                    continue
-                groups = tuple(g.encode() if g is not None else None for g in m.groups())  # values in UTF-8
-            cells = {c: g for c, g in zip(columns, groups, strict=True) if g is not None}
-            if rk >= 0:
-                row = groups[rk]
-                if row is None:
-                    continue  # no row key to write to (Flume fails the batch on this event, forever)
-                cells.pop(columns[rk], None)
-            else:
-                row = b""
-                generated.append(len(puts))
-            if deposit:
-                for k, v in e.headers.items():
-                    cells[prefix + k.encode(charset)] = v.encode(charset)
-            puts.append((row, cells))
-        if generated:
-            first = self._take_nonces(len(generated))
-            head = f"{time.time_ns() // 1_000_000}-{self.random_key}-"
-            for i, at in enumerate(generated):
-                puts[at] = ((head + str(first + i)).encode(charset), puts[at][1])
-        return puts, []
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The sinks
-
-
-def _thrift_targets(text: str, default_port: int) -> list[tuple[str, int]]:
-    out = []
-    for item in text.replace(" ", ",").split(","):
-        item = item.strip()
-        if not item:
-            continue
-        host, sep, port = item.rpartition(":")
-        if not sep:
-            host, port = item, str(default_port)
-        if host.startswith("[") and host.endswith("]"):
-            host = host[1:-1]
-        try:
-            p = int(port)
-        except ValueError:
-            raise ConfigError(f"{item!r} is not host:port") from None
-        if not 0 < p < 65536:
-            raise ConfigError(f"{item!r}: port out of range")
-        out.append((host, p))
-    return out
+__all__ = ["HBase2Sink", "HBaseSink", "AsyncHBaseSink"]
 
 
 class _HBaseSinkBase(BatchSink):
@@ -356,7 +95,7 @@ class _HBaseSinkBase(BatchSink):
         self.targets: list[tuple[str, int]] = []
         if conf.get("thrift"):
             try:
-                self.targets = _thrift_targets(conf["thrift"], THRIFT_DEFAULT_PORT)
+                self.targets = thrift_targets(conf["thrift"], THRIFT_DEFAULT_PORT)
             except ConfigError as exc:
                 conf.error(exc.message + "; expected host:port[,host:port...]", "thrift")
         elif conf.get("zookeeperQuorum"):
@@ -425,12 +164,12 @@ class _HBaseSinkBase(BatchSink):
 
     def _check_table(self) -> None:
         """Table and column family exist? Raises EventDeliveryException naming both when not."""
-        Hbase = _thrift()
+        Hbase = hbase_thrift()
 
         try:
             families = self._client.getColumnDescriptors(self.table_b)
         except Hbase.IOError as exc:
-            text = _io_text(exc)
+            text = io_error_text(exc)
             if "TableNotFound" in text or "does not exist" in text or "not found" in text.lower():
                 raise EventDeliveryException(
                     f"HBase sink {self.name}: table '{self.table}' does not exist (column family "
@@ -467,7 +206,7 @@ class _HBaseSinkBase(BatchSink):
     count_puts = True
 
     def deliver(self, events: list[Event]) -> int | None:
-        Hbase = _thrift()
+        Hbase = hbase_thrift()
 
         assert self.serializer is not None
         puts, incs = self.serializer.serialize(events)
@@ -505,64 +244,17 @@ class _HBaseSinkBase(BatchSink):
             raise
         except Hbase.IOError as exc:
             self._disconnect()
-            text = _io_text(exc)
+            text = io_error_text(exc)
             if "NoSuchColumnFamily" in text:
                 raise EventDeliveryException(f"HBase sink {self.name}: table '{self.table}' has no column family "
-                                             f"'{self.family}' ({_first_line(text)})") from None
+                                             f"'{self.family}' ({first_line(text)})") from None
             raise EventDeliveryException(f"HBase sink {self.name}: HBase refused the batch of {len(events)} "
-                                         f"events: {_first_line(text)}") from None
+                                         f"events: {first_line(text)}") from None
         except Exception as exc:  # noqa: BLE001 - socket errors, timeouts, Thrift transport errors
             self._disconnect()
             raise EventDeliveryException(f"HBase sink {self.name}: lost the Thrift server while writing "
                                          f"{len(events)} events: {exc or type(exc).__name__}") from None
         return len(puts) if self.count_puts else None
-
-
-_I32 = struct.Struct(">i").pack
-_MUTATE_ROWS = b"\x80\x01\x00\x01" + _I32(10) + b"mutateRows"  # strict binary message header: CALL mutateRows
-
-
-def encode_mutate_rows(table: bytes, puts: Sequence[Put], wal: bool, seqid: int, heads: dict[bytes, bytes]) -> bytes:
-    """HBase Thrift 1 ``mutateRows(table, [BatchMutation(row, [Mutation(isDelete=false, column, value, writeToWAL)
-    ...]) ...], {})`` in the strict binary protocol, as one bytes object. ``heads`` caches each column's encoded
-    field prefix (a serializer writes a handful of columns)."""
-    i32 = _I32
-    tail = b"\x02\x00\x04\x01\x00" if wal else b"\x02\x00\x04\x00\x00"  # writeToWAL, end of Mutation
-    parts = [_MUTATE_ROWS, i32(seqid), b"\x0b\x00\x01", i32(len(table)), table,  # 1: tableName
-             b"\x0f\x00\x02\x0c", i32(len(puts))]  # 2: rowBatches, a list of structs
-    extend = parts.extend
-    for row, cells in puts:
-        extend((b"\x0b\x00\x01", i32(len(row)), row, b"\x0f\x00\x02\x0c", i32(len(cells))))  # row, mutations
-        for column, value in cells.items():
-            head = heads.get(column)
-            if head is None:  # isDelete = false, then the column
-                head = b"\x02\x00\x01\x00\x0b\x00\x02" + i32(len(column)) + column + b"\x0b\x00\x03"
-                if len(heads) < 4096:
-                    heads[column] = head
-            extend((head, i32(len(value)), value, tail))
-        parts.append(b"\x00")  # end of BatchMutation
-    parts.append(b"\x0d\x00\x03\x0b\x0b\x00\x00\x00\x00\x00")  # 3: attributes, an empty map; end of args
-    return b"".join(parts)
-
-
-@functools.cache
-def _thrift():  # noqa: ANN202 - the generated module
-    """HBase's Thrift 1 types (Mutation, BatchMutation, TIncrement, IOError), as happybase loads them."""
-    import happybase  # noqa: F401 - loading happybase registers the Hbase_thrift module
-    import Hbase_thrift
-
-    return Hbase_thrift
-
-
-def _io_text(exc: BaseException) -> str:
-    msg = getattr(exc, "message", None)
-    if isinstance(msg, bytes):
-        msg = msg.decode(errors="replace")
-    return msg or str(exc)
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0][:500] if text.strip() else "no detail"
 
 
 class HBase2Sink(_HBaseSinkBase):
@@ -600,4 +292,3 @@ class AsyncHBaseSink(_HBaseSinkBase):
         for key in conf.sub("async."):
             conf.warn("asynchbase client settings have no meaning over HBase's Thrift server; ignored",
                       "async." + key)
-
