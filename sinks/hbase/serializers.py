@@ -31,7 +31,8 @@ class HbaseEventSerializer:
 
     Override ``actions(event)`` and/or ``increments(event)``; build column names with ``self.column(qualifier)``
     (``family:qualifier`` for the sink's ``columnFamily``). Options come from the sink's ``serializer.*`` keys;
-    declare them in ``spec`` to have them validated, or read ``conf.sub_text("")`` for free-form ones.
+    declare them in ``spec`` to have them validated and read them from ``self.config``, the typed configuration
+    (the base spec takes any key, as text in ``self.config.options``).
     ``serialize(events)`` is what the sink calls once per batch; override it for speed.
     """
 
@@ -40,6 +41,8 @@ class HbaseEventSerializer:
     def __init__(self, name: str, conf: Conf, family: bytes = b""):
         self.name = name
         self.conf = conf
+        #: the typed, frozen configuration (see agent.spec)
+        self.config = conf.typed if conf.spec is not None else None
         self.family = family
         self.prefix = family + b":"
 
@@ -88,15 +91,16 @@ class SimpleHbaseEventSerializer(HbaseEventSerializer):
 
     def __init__(self, name: str, conf: Conf, family: bytes = b""):
         super().__init__(name, conf, family)
-        self.row_prefix = conf["rowPrefix"] or ""
+        c = self.config
+        self.row_prefix = c.row_prefix or ""
         self.row_prefix_b = self.row_prefix.encode()
-        suffix = conf["suffix"] or "uuid"
+        suffix = c.suffix or "uuid"
         self.suffix = suffix if suffix in _SUFFIXES else "uuid"
-        pcol = conf["payloadColumn"]
-        icol = conf["incrementColumn"]
+        pcol = c.payload_column
+        icol = c.increment_column
         self.payload_col = self.column(pcol.encode()) if pcol else None
         self.inc_col = self.column(icol.encode()) if icol else None
-        self.inc_row = (conf["incrementRow"] or "").encode()
+        self.inc_row = (c.increment_row or "").encode()
 
     def row_keys(self, n: int) -> list[bytes]:
         p = self.row_prefix
@@ -164,13 +168,14 @@ class RegexHbaseEventSerializer(HbaseEventSerializer):
     def __init__(self, name: str, conf: Conf, family: bytes = b""):
         super().__init__(name, conf, family)
         # Java's \w \d \s \b and case-insensitive matching are ASCII-only unless a pattern asks otherwise: re.ASCII
-        flags = re.DOTALL | re.ASCII | (re.IGNORECASE if conf["regexIgnoreCase"] else 0)
-        text = java_regex(conf["regex"])
+        c = self.config
+        flags = re.DOTALL | re.ASCII | (re.IGNORECASE if c.regex_ignore_case else 0)
+        text = java_regex(c.regex)
         try:
             self.pattern = re.compile(text, flags)
         except re.error as exc:
-            raise ConfigError(f"invalid regex {conf['regex']!r}: {exc}", "regex") from None
-        self.charset = conf["charset"]
+            raise ConfigError(f"invalid regex {c.regex!r}: {exc}", "regex") from None
+        self.charset = c.charset
         try:
             ascii_same = _ASCII.decode("ascii").encode(self.charset) == _ASCII
         except LookupError:
@@ -178,16 +183,16 @@ class RegexHbaseEventSerializer(HbaseEventSerializer):
         # An ASCII body in an ASCII-compatible charset matches an ASCII pattern the same as bytes or as text, and
         # its groups are already their UTF-8 bytes: that path skips the decode and the encodes.
         self.bytes_pattern = re.compile(text.encode("ascii"), flags) if ascii_same and text.isascii() else None
-        names = java_split(conf["colNames"], ",")
+        names = java_split(c.col_names, ",")
         self.columns = [self.column(n.encode(self.charset)) for n in names]
-        self.row_key_index = conf["rowKeyIndex"]
+        self.row_key_index = c.row_key_index
         if self.row_key_index >= 0:
             if self.row_key_index >= len(names):
                 raise ConfigError(f"rowKeyIndex must be less than num columns {len(names)}", "rowKeyIndex")
             if names[self.row_key_index].upper() != ROW_KEY_NAME:
                 raise ConfigError(f"Column at {self.row_key_index} must be {ROW_KEY_NAME} and is "
                                   f"{names[self.row_key_index]}", "rowKeyIndex")
-        self.deposit_headers = conf["depositHeaders"]
+        self.deposit_headers = c.deposit_headers
         self.usable = self.pattern.groups == len(names)
         if not self.usable:
             conf.warn(f"the regex has {self.pattern.groups} groups but colNames lists {len(names)} columns; "

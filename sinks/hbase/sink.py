@@ -78,42 +78,25 @@ class _HBaseSinkBase(BatchSink):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.table = conf["table"] or ""
+        c = self.config
+        self.table: str = c.table or ""
         self.table_b = self.table.encode()
-        self.family = conf["columnFamily"] or ""
+        self.family: str = c.column_family or ""
         self.family_b = self.family.encode()
-        for prop in ("kerberosPrincipal", "kerberosKeytab"):
-            if conf.get(prop):
+        for prop, value in (("kerberosPrincipal", c.kerberos_principal), ("kerberosKeytab", c.kerberos_keytab)):
+            if value:
                 conf.error("Kerberos is not supported yet by pyflume's HBase sinks (the Thrift server is reached "
                            "without SASL); remove it or front HBase with an unsecured Thrift server on a trusted "
                            "network", prop)
-        self.timeout_ms = conf["timeout"]
-        self.wal = conf["enableWal"]
-        self.coalesce = conf["coalesceIncrements"]
-        self.transport = conf["thrift.transport"]
-        self.protocol = conf["thrift.protocol"]
-        self.targets: list[tuple[str, int]] = []
-        if conf.get("thrift"):
-            try:
-                self.targets = thrift_targets(conf["thrift"], THRIFT_DEFAULT_PORT)
-            except ConfigError as exc:
-                conf.error(exc.message + "; expected host:port[,host:port...]", "thrift")
-        elif conf.get("zookeeperQuorum"):
-            hosts = [h.strip().rpartition(":")[0] or h.strip() for h in conf["zookeeperQuorum"].split(",")
-                     if h.strip()]
-            self.targets = [(h, THRIFT_DEFAULT_PORT) for h in dict.fromkeys(hosts)]
-            conf.warn("HBase is reached through its Thrift server; no `thrift` property is set, so "
-                      f"{', '.join(f'{h}:{p}' for h, p in self.targets)} (the zookeeperQuorum hosts on the Thrift "
-                      f"default port) will be tried. If the Thrift server runs elsewhere add the line "
-                      f"`<agent>.sinks.{name}.thrift = host:port`", "zookeeperQuorum")
-        else:
-            self.targets = [("127.0.0.1", THRIFT_DEFAULT_PORT)]
-            conf.warn("HBase is reached through its Thrift server and neither `thrift` nor zookeeperQuorum is "
-                      "set, so 127.0.0.1:9090 will be tried; add the line "
-                      f"`<agent>.sinks.{name}.thrift = host:port` naming your HBase Thrift server")
+        self.timeout_ms: int = c.timeout
+        self.wal: bool = c.enable_wal
+        self.coalesce: bool = c.coalesce_increments
+        self.transport: str = c.thrift_transport
+        self.protocol: str = c.thrift_protocol
+        self.targets = self._thrift_servers(conf)
         self.serializer: HbaseEventSerializer | None = None
         try:
-            cls = registry.resolve("hbase_serializer", conf["serializer"])
+            cls = registry.resolve("hbase_serializer", c.serializer)
             sconf = conf.nested("serializer.", cls.spec)
             self.serializer = cls(name, sconf, self.family_b)
         except ConfigError as exc:
@@ -123,6 +106,29 @@ class _HBaseSinkBase(BatchSink):
         self._next_target = 0
         self._checked = False
         self._heads: dict[bytes, bytes] = {}  # encoded Mutation prefix per column (encode_mutate_rows)
+
+    def _thrift_servers(self, conf: Conf) -> list[tuple[str, int]]:
+        """The Thrift servers to try in turn: ``thrift``, else the zookeeperQuorum hosts on the Thrift default port,
+        else 127.0.0.1:9090 (both with a warning)."""
+        c = self.config
+        if c.thrift:
+            try:
+                return thrift_targets(c.thrift, THRIFT_DEFAULT_PORT)
+            except ConfigError as exc:
+                conf.error(exc.message + "; expected host:port[,host:port...]", "thrift")
+                return []
+        if c.zookeeper_quorum:
+            hosts = [h.strip().rpartition(":")[0] or h.strip() for h in c.zookeeper_quorum.split(",") if h.strip()]
+            targets = [(h, THRIFT_DEFAULT_PORT) for h in dict.fromkeys(hosts)]
+            conf.warn("HBase is reached through its Thrift server; no `thrift` property is set, so "
+                      f"{', '.join(f'{h}:{p}' for h, p in targets)} (the zookeeperQuorum hosts on the Thrift "
+                      f"default port) will be tried. If the Thrift server runs elsewhere add the line "
+                      f"`<agent>.sinks.{self.name}.thrift = host:port`", "zookeeperQuorum")
+            return targets
+        conf.warn("HBase is reached through its Thrift server and neither `thrift` nor zookeeperQuorum is "
+                  "set, so 127.0.0.1:9090 will be tried; add the line "
+                  f"`<agent>.sinks.{self.name}.thrift = host:port` naming your HBase Thrift server")
+        return [("127.0.0.1", THRIFT_DEFAULT_PORT)]
 
     # -- connection -----------------------------------------------------------------------------------------
 
@@ -142,12 +148,10 @@ class _HBaseSinkBase(BatchSink):
             self._next_target = (self._next_target + i) % n
             self._conn = conn
             self._client = conn.client
-            with self.counter.lock:
-                self.counter.connection_created += 1
+            self.counter.add(connection_created=1)
             return
         self._next_target = (self._next_target + 1) % n
-        with self.counter.lock:
-            self.counter.connection_failed += 1
+        self.counter.add(connection_failed=1)
         raise EventDeliveryException(f"HBase sink {self.name}: no HBase Thrift server answered "
                                      f"({'; '.join(errors)})")
 
@@ -159,8 +163,7 @@ class _HBaseSinkBase(BatchSink):
                 conn.close()
             except Exception:  # noqa: BLE001 - already broken
                 pass
-            with self.counter.lock:
-                self.counter.connection_closed += 1
+            self.counter.add(connection_closed=1)
 
     def _check_table(self) -> None:
         """Table and column family exist? Raises EventDeliveryException naming both when not."""
@@ -289,6 +292,6 @@ class AsyncHBaseSink(_HBaseSinkBase):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        for key in conf.sub("async."):
+        for key in self.config.async_:
             conf.warn("asynchbase client settings have no meaning over HBase's Thrift server; ignored",
                       "async." + key)
