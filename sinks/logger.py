@@ -83,7 +83,7 @@ class LoggerSink(Sink):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.max_bytes: int = conf["maxBytesToLog"]
+        self.max_bytes: int = self.config.max_bytes_to_log
 
     def process(self) -> Status:
         channel = self.channel
