@@ -25,6 +25,7 @@ _FAMILIES = [
     ("interceptor", "Interceptors", "`<agent>.sources.<name>.interceptors.<i>.type`"),
     ("serializer", "Event serializers", "`serializer` (hdfs) or `sink.serializer` (file_roll)"),
     ("hbase_serializer", "HBase serializers", "`serializer` of the hbase2, hbase and asynchbase sinks"),
+    ("path_manager", "Path managers", "`sink.pathManager` (file_roll); options `sink.pathManager.*`"),
 ]
 
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "components.md"
