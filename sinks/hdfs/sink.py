@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 
 from agent import registry
 from agent.core import BatchSink, Event, EventDeliveryException
@@ -259,19 +259,13 @@ class HDFSEventSink(BatchSink):
     def _buckets(self, events: list[Event]) -> dict[tuple[str, str], list[Event]]:
         """The batch's events grouped by their bucket (directory, file prefix), in order."""
         now_ms = int(time.time() * 1000)
-        groups: dict[tuple[str, str], list[Event]] = {}
         path_t, prefix_t = self.path_template, self.prefix_template
         try:
             if path_t.static and prefix_t.static:
-                groups[(path_t.resolve({}), prefix_t.resolve({}))] = events
-            else:
-                for e in events:
-                    key = (path_t.resolve(e.headers, now_ms), prefix_t.resolve(e.headers, now_ms))
-                    group = groups.get(key)
-                    if group is None:
-                        groups[key] = [e]
-                    else:
-                        group.append(e)
+                return {(path_t.resolve({}), prefix_t.resolve({})): events}
+            groups: defaultdict[tuple[str, str], list[Event]] = defaultdict(list)
+            for e in events:
+                groups[(path_t.resolve(e.headers, now_ms), prefix_t.resolve(e.headers, now_ms))].append(e)
         except EscapeError as exc:
             raise EventDeliveryException(f"HDFS sink {self.name}: {exc}") from None
         return groups
