@@ -27,6 +27,7 @@ _FAMILIES = [
     ("hbase_serializer", "HBase serializers", "`serializer` of the hbase2, hbase and asynchbase sinks"),
     ("extractor_serializer", "Regex extractor serializers",
      "`serializers.<s>.type` of the regex_extractor interceptor"),
+    ("path_manager", "Path managers", "`sink.pathManager` (file_roll); options `sink.pathManager.*`"),
 ]
 
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "components.md"

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from agent import tls
 from agent.spec import Conf
 
-__all__ = ["client_config", "client_hooks", "check_client_config", "consumer_defaults", "flush_timeout"]
+__all__ = ["client_config", "client_hooks", "check_client_config", "consumer_defaults", "flush_timeout",
+           "flush_batch"]
 
 # Java client keys that mean nothing to librdkafka or are handled by pyflume itself: dropped silently.
 _DROPPED = {
@@ -196,3 +197,14 @@ def flush_timeout(settings: dict[str, str]) -> float:
     record has its delivery report."""
     ms = settings.get("message.timeout.ms") or settings.get("delivery.timeout.ms") or "300000"
     return int(ms) / 1000.0 + 5.0
+
+
+def flush_batch(producer, settings: dict[str, str], failed: list[str]) -> tuple[int, str] | None:  # noqa: ANN001
+    """Flush ``producer`` until every record of the batch has its delivery report (see flush_timeout); ``failed``
+    holds what the delivery callback reported as failed since the batch began. None when every record was
+    acknowledged, else how many were not and why: the first failure, or how many reports did not come in time.
+    The Kafka sink and channel commit a batch only on None."""
+    left = producer.flush(flush_timeout(settings))
+    if not left and not failed:
+        return None
+    return len(failed) or left, failed[0] if failed else f"{left} records not acknowledged in time"

@@ -100,6 +100,11 @@ ENTRIES: list[Entry] = [
        "sinks.serializers:HeaderAndBodyTextEventSerializer"),
     _e("serializer", "avro_event", "org.apache.flume.serialization.FlumeEventAvroEventSerializer$Builder",
        "sinks.serializers:FlumeEventAvroEventSerializer"),
+    # Path managers (file_roll sink.pathManager): how the files are named
+    _e("path_manager", "DEFAULT", "org.apache.flume.formatter.output.DefaultPathManager$Builder",
+       "sinks.file_roll:PathManager"),
+    _e("path_manager", "ROLLTIME", "org.apache.flume.formatter.output.RollTimePathManager$Builder",
+       "sinks.file_roll:RollTimePathManager"),
     # HBase sink serializers (the HBase 1, HBase 2 and asynchbase names of the same two serializers)
     _e("hbase_serializer", None, "org.apache.flume.sink.hbase2.SimpleHBase2EventSerializer",
        "sinks.hbase:SimpleHbaseEventSerializer"),
@@ -123,6 +128,7 @@ FAMILIES = {
     "serializer": ("sinks.serializers", "EventSerializer"),
     "hbase_serializer": ("sinks.hbase", "HbaseEventSerializer"),
     "extractor_serializer": ("interceptors.regex", "RegexExtractorSerializer"),
+    "path_manager": ("sinks.file_roll", "PathManager"),
 }
 
 # Flume 1.11 components that pyflume does not provide (yet): a precise message beats "unknown type".

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from agent.avro_event import AvroEventError, decode_event, encode_event
 from agent.core import Channel, ChannelException, Event, Transaction
-from agent.kafka_conf import check_client_config, client_config, client_hooks, consumer_defaults, flush_timeout
+from agent.kafka_conf import check_client_config, client_config, client_hooks, consumer_defaults, flush_batch
 from agent.metrics import ChannelCounter
 from agent.spec import Conf, Prop, Spec
 
@@ -232,11 +232,10 @@ class KafkaChannel(Channel):
                     break
                 except BufferError:
                     producer.poll(0.1)
-        left = producer.flush(flush_timeout(self.producer_settings))
-        if left or failed:
-            why = failed[0] if failed else f"{left} records not acknowledged in time"
+        failure = flush_batch(producer, self.producer_settings, failed)
+        if failure:
             raise ChannelException(f"Kafka channel {self.name}: writing {len(events)} events to topic {topic} "
-                                   f"failed ({why})")
+                                   f"failed ({failure[1]})")
         self.counter.add(send_timer=int((time.monotonic() - started) * 1000))
 
 

@@ -49,14 +49,15 @@ class AvroSink(BatchSink):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.host = conf["hostname"]
-        self.port = conf["port"]
-        self.reset_interval = conf["reset-connection-interval"]
+        c = self.config
+        self.host: str = c.hostname
+        self.port: int = c.port
+        self.reset_interval: int = c.reset_connection_interval
         ctx = None
-        if conf["ssl"]:
+        if c.ssl:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.check_hostname = False  # Flume's client does not verify host names either
-            if conf["trust-all-certs"]:
+            if c.trust_all_certs:
                 ctx.verify_mode = ssl.CERT_NONE
             elif truststore := setting(conf, "truststore"):  # the sink's own, else Flume's global one
                 try:  # PEM or PKCS12 by the file's content (keytool's default); the declared type is not needed
@@ -66,9 +67,9 @@ class AvroSink(BatchSink):
             else:
                 ctx.load_default_certs()
             apply_client_protocols(ctx, conf)
-        self.client = RpcClient(self.host, self.port, connect_timeout=conf["connect-timeout"] / 1000,
-                                request_timeout=conf["request-timeout"] / 1000,
-                                deflate=conf["compression-type"] == "deflate", level=conf["compression-level"],
+        self.client = RpcClient(self.host, self.port, connect_timeout=c.connect_timeout / 1000,
+                                request_timeout=c.request_timeout / 1000,
+                                deflate=c.compression_type == "deflate", level=c.compression_level,
                                 ssl_context=ctx)
         self._opened = 0.0
 
@@ -89,15 +90,15 @@ class AvroSink(BatchSink):
         try:
             self.client.connect()
         except RpcError:
-            self.counter.connection_failed += 1
+            self.counter.add(connection_failed=1)
             raise
-        self.counter.connection_created += 1
+        self.counter.add(connection_created=1)
         self._opened = time.monotonic()
 
     def _disconnect(self) -> None:
         if self.client.connected:
             self.client.close()
-            self.counter.connection_closed += 1
+            self.counter.add(connection_closed=1)
 
     def deliver(self, events: list[Event]) -> None:
         if self.client.connected and self.reset_interval and time.monotonic() - self._opened > self.reset_interval:
@@ -108,5 +109,5 @@ class AvroSink(BatchSink):
             self.client.append_batch(events)
         except RpcError as exc:
             if not self.client.connected:
-                self.counter.connection_closed += 1
+                self.counter.add(connection_closed=1)
             raise EventDeliveryException(f"Avro sink {self.name}: {exc}") from exc

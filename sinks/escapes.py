@@ -13,7 +13,7 @@ import datetime as dt
 import re
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -67,53 +67,42 @@ def round_down(ts_ms: int, unit: str, value: int, tz: dt.tzinfo) -> int:
     return int(t.timestamp() * 1000)
 
 
+def _utc_offset(t: dt.datetime) -> str:
+    off = t.utcoffset() or dt.timedelta(0)
+    minutes = int(off.total_seconds() // 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
+
+
+#: Flume's single-character time escapes (those of Unix date); any other character gives "".
+_TIME_ESCAPES: dict[str, Callable[[dt.datetime], str]] = {
+    "a": lambda t: _DAYS[t.weekday()][:3],
+    "A": lambda t: _DAYS[t.weekday()],
+    "b": lambda t: _MONTHS[t.month - 1][:3],
+    "B": lambda t: _MONTHS[t.month - 1],
+    "c": lambda t: f"{_DAYS[t.weekday()][:3]} {_MONTHS[t.month - 1][:3]} {t.day} {t:%H:%M:%S} {t.year:04d}",
+    "d": lambda t: f"{t.day:02d}",
+    "e": lambda t: str(t.day),
+    "D": lambda t: f"{t.month:02d}/{t.day:02d}/{t.year % 100:02d}",
+    "H": lambda t: f"{t.hour:02d}",
+    "I": lambda t: f"{(t.hour % 12) or 12:02d}",
+    "j": lambda t: f"{t.timetuple().tm_yday:03d}",
+    "k": lambda t: str(t.hour),
+    "l": lambda t: str((t.hour % 12) or 12),
+    "m": lambda t: f"{t.month:02d}",
+    "M": lambda t: f"{t.minute:02d}",
+    "n": lambda t: str(t.month),
+    "p": lambda t: "AM" if t.hour < 12 else "PM",
+    "S": lambda t: f"{t.second:02d}",
+    "y": lambda t: f"{t.year % 100:02d}",
+    "Y": lambda t: f"{t.year:04d}",
+    "z": _utc_offset,
+}
+
+
 def _format(c: str, t: dt.datetime) -> str:
-    if c == "a":
-        return _DAYS[t.weekday()][:3]
-    if c == "A":
-        return _DAYS[t.weekday()]
-    if c == "b":
-        return _MONTHS[t.month - 1][:3]
-    if c == "B":
-        return _MONTHS[t.month - 1]
-    if c == "c":
-        return f"{_DAYS[t.weekday()][:3]} {_MONTHS[t.month - 1][:3]} {t.day} {t:%H:%M:%S} {t.year:04d}"
-    if c == "d":
-        return f"{t.day:02d}"
-    if c == "e":
-        return str(t.day)
-    if c == "D":
-        return f"{t.month:02d}/{t.day:02d}/{t.year % 100:02d}"
-    if c == "H":
-        return f"{t.hour:02d}"
-    if c == "I":
-        return f"{(t.hour % 12) or 12:02d}"
-    if c == "j":
-        return f"{t.timetuple().tm_yday:03d}"
-    if c == "k":
-        return str(t.hour)
-    if c == "l":
-        return str((t.hour % 12) or 12)
-    if c == "m":
-        return f"{t.month:02d}"
-    if c == "M":
-        return f"{t.minute:02d}"
-    if c == "n":
-        return str(t.month)
-    if c == "p":
-        return "AM" if t.hour < 12 else "PM"
-    if c == "S":
-        return f"{t.second:02d}"
-    if c == "y":
-        return f"{t.year % 100:02d}"
-    if c == "Y":
-        return f"{t.year:04d}"
-    if c == "z":
-        off = t.utcoffset() or dt.timedelta(0)
-        minutes = int(off.total_seconds() // 60)
-        sign = "-" if minutes < 0 else "+"
-        return f"{sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
-    return ""
+    escape = _TIME_ESCAPES.get(c)
+    return escape(t) if escape is not None else ""
 
 
 class PathTemplate:

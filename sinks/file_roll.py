@@ -24,7 +24,6 @@ sinks sharing a directory), the sink skips to the following number instead of tr
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 import os
@@ -53,7 +52,8 @@ class PathManager:
     counts files from 1.
 
     To name files your own way, subclass this class, override ``next_name()``, add options to ``spec`` (they are
-    read from ``sink.pathManager.*``) and set ``sink.pathManager = package.module.YourClass``.
+    read from ``sink.pathManager.*`` into ``self.config``) and set ``sink.pathManager = package.module.YourClass``.
+    Path managers are the registry family ``path_manager``: ``Cls(conf)`` gets its options bound to ``spec``.
     """
 
     alias: ClassVar[str] = "DEFAULT"
@@ -64,8 +64,11 @@ class PathManager:
     )
 
     def __init__(self, conf: Conf):
-        self.prefix: str = conf["prefix"] or ""
-        self.extension: str = conf["extension"] or ""
+        self.conf = conf
+        #: the typed, frozen configuration (see agent.spec)
+        self.config = conf.typed if conf.spec is not None else None
+        self.prefix: str = self.config.prefix or ""
+        self.extension: str = self.config.extension or ""
         self.series_timestamp = int(time.time() * 1000)
         self.index = 0
 
@@ -98,33 +101,15 @@ class RollTimePathManager(PathManager):
         return f"{self.prefix}{stamp}-{self.index}{self._suffix()}"
 
 
-_PATH_MANAGERS: dict[str, type[PathManager]] = {
-    cls.alias.upper(): cls for cls in (PathManager, RollTimePathManager)
-} | {cls.flume_class: cls for cls in (PathManager, RollTimePathManager) if cls.flume_class}
-
-
 def _path_manager_class(text: str) -> type[PathManager]:
     """DEFAULT / ROLLTIME (any case, as Flume), their Flume builder names, or a dotted Python path."""
-    cls = _PATH_MANAGERS.get(text.upper()) or _PATH_MANAGERS.get(text)
-    if cls is not None:
-        return cls
-    expected = "DEFAULT, ROLLTIME, or a dotted Python path to a sinks.file_roll.PathManager subclass"
-    module_name, _, cls_name = text.replace("$Builder", "").rpartition(".")
-    if not module_name:
-        raise ConfigError(f"'{text}' is not valid; expected {expected}", "sink.pathManager")
     try:
-        found = getattr(importlib.import_module(module_name), cls_name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        if text.startswith(("org.", "com.", "net.", "io.")) or "$" in text:
-            raise ConfigError(f"'{text}' looks like a Java class; Java plugins cannot run in pyflume. Write the "
-                              f"naming as a Python subclass of sinks.file_roll.PathManager and name it here as "
-                              f"package.module.Class", "sink.pathManager") from None
-        raise ConfigError(f"cannot load path manager '{text}': {exc}; expected {expected}",
-                          "sink.pathManager") from None
-    if not (isinstance(found, type) and issubclass(found, PathManager)):
-        raise ConfigError(f"'{text}' is not a path manager: it must subclass sinks.file_roll.PathManager",
-                          "sink.pathManager")
-    return found
+        return registry.resolve("path_manager", text)
+    except ConfigError as exc:
+        if "." in text:
+            raise ConfigError(exc.message, "sink.pathManager") from None
+        raise ConfigError(f"'{text}' is not valid; expected DEFAULT, ROLLTIME, or a dotted Python path to a "
+                          f"sinks.file_roll.PathManager subclass", "sink.pathManager") from None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -146,9 +131,8 @@ class RollingFileSink(BatchSink):
         Prop("sink.pathManager", "class", "DEFAULT",
              "How files are named: DEFAULT (<prefix><T>-<N>, T = epoch ms when the sink was configured), ROLLTIME "
              "(<prefix><yyyyMMddHHmmss>-<N>), or a dotted Python path to a sinks.file_roll.PathManager subclass."),
-        Prop("sink.pathManager.prefix", "str", "", "Text at the start of each file name."),
-        Prop("sink.pathManager.extension", "str", "", "File name extension; a dot is added before it."),
-        Prop("sink.pathManager.", prefix=True, doc="Options of a custom path manager, checked against its spec."),
+        Prop("sink.pathManager.", prefix=True,
+             doc="Options of the path manager (see Path managers: prefix, extension), checked against its spec."),
         Prop("sink.serializer", "class", "TEXT",
              "How events become bytes: TEXT (body and newline), HEADER_AND_TEXT, AVRO_EVENT (any case), a Flume "
              "serializer builder class name, or a dotted Python path to a sinks.serializers.EventSerializer."),
@@ -163,17 +147,18 @@ class RollingFileSink(BatchSink):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.directory: str = conf["sink.directory"] or ""
-        self.roll_interval: int = conf["sink.rollInterval"]
+        c = self.config
+        self.directory: str = c.sink_directory or ""
+        self.roll_interval: int = c.sink_roll_interval
         try:
-            pm_cls = _path_manager_class(conf["sink.pathManager"])
+            pm_cls = _path_manager_class(c.sink_path_manager)
         except ConfigError as exc:
             conf.error(exc.message, exc.prop)
             pm_cls = PathManager
         # Created now, as Flume creates it at configure time: DEFAULT's T is the configuration time.
         self.path_manager: PathManager = pm_cls(conf.nested("sink.pathManager.", pm_cls.spec))
         try:
-            ser_cls = registry.resolve("serializer", conf["sink.serializer"])
+            ser_cls = registry.resolve("serializer", c.sink_serializer)
         except ConfigError as exc:
             conf.error(exc.message, "sink.serializer")
             ser_cls = registry.resolve("serializer", "text")
@@ -269,21 +254,21 @@ class RollingFileSink(BatchSink):
                                  path)
                 continue
             except OSError as exc:
-                counter.connection_failed += 1
+                counter.add(connection_failed=1)
                 raise OSError(f"Failed to open file {path} while delivering event: {exc.strerror or exc}") from exc
             break
         else:
-            counter.connection_failed += 1
+            counter.add(connection_failed=1)
             raise OSError(f"no free file name in {self.directory} after {_MAX_NAME_SKIPS} tries")
         try:
             self.serializer.open(f)
         except BaseException:
             f.close()
-            counter.connection_failed += 1
+            counter.add(connection_failed=1)
             raise
         self._file = f
         self.current_path = path
-        counter.connection_created += 1
+        counter.add(connection_created=1)
         if self.log.isEnabledFor(logging.DEBUG):
             self.log.debug("Sink %s: opened %s", self.name, path)
 
@@ -296,10 +281,10 @@ class RollingFileSink(BatchSink):
             self.serializer.close()
             f.close()
         except OSError as exc:
-            self.counter.connection_failed += 1
+            self.counter.add(connection_failed=1)
             f.close_quietly()
             raise OSError(f"Unable to rotate file {self.current_path}: {exc.strerror or exc}") from exc
-        self.counter.connection_closed += 1
+        self.counter.add(connection_closed=1)
 
     def _abandon(self) -> None:
         f = self._file
@@ -308,7 +293,7 @@ class RollingFileSink(BatchSink):
         self._file = None
         self.serializer.out = None
         f.close_quietly()
-        self.counter.connection_closed += 1
+        self.counter.add(connection_closed=1)
 
 
 def _text_serializer(name: str) -> EventSerializer:

@@ -16,7 +16,7 @@ import time
 
 from agent.avro_event import encode_event
 from agent.core import BatchSink, Event, EventDeliveryException
-from agent.kafka_conf import check_client_config, client_config, client_hooks, flush_timeout
+from agent.kafka_conf import check_client_config, client_config, client_hooks, flush_batch
 from agent.metrics import SinkCounter
 from agent.spec import Conf, Prop, Spec
 from sinks.escapes import EscapeError, PathTemplate, has_escapes
@@ -69,18 +69,22 @@ class KafkaSink(BatchSink):
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
         self.counter = KafkaSinkCounter()
-        self.topic = conf["kafka.topic"]
+        c = self.config
+        self.topic: str = c.kafka_topic
         self.topic_template = PathTemplate(self.topic) if has_escapes(self.topic) else None
-        self.override = conf["allowTopicOverride"]
-        self.topic_header = conf["topicHeader"]
-        self.flume_format = conf["useFlumeEventFormat"]
-        self.partition = conf.get("defaultPartitionId")
-        self.partition_header = conf.get("partitionIdHeader")
-        self.timestamp_header = conf.get("timestampHeader")
-        self.header_map = conf.sub_text("header.")
+        self.override: bool = c.allow_topic_override
+        self.topic_header: str = c.topic_header
+        self.flume_format: bool = c.use_flume_event_format
+        self.partition: int | None = c.default_partition_id
+        self.partition_header: str | None = c.partition_id_header
+        self.timestamp_header: str | None = c.timestamp_header
+        self.header_map: dict[str, str] = c.header
+        #: whether every record goes to the topic (or the topic header's) with no partition, timestamp or headers
+        self._simple = self.topic_template is None and self.partition is None and not self.partition_header and \
+            not self.timestamp_header and not self.header_map
         settings = client_config(conf, "kafka.producer.")
-        settings.setdefault("acks", conf["kafka.producer.acks"])
-        settings["bootstrap.servers"] = conf["kafka.bootstrap.servers"]
+        settings.setdefault("acks", c.kafka_producer_acks)
+        settings["bootstrap.servers"] = c.kafka_bootstrap_servers
         settings.setdefault("client.id", f"flume-{name}")
         settings["delivery.report.only.error"] = True  # type: ignore[assignment]
         check_client_config(conf, settings, "producer")
@@ -102,7 +106,6 @@ class KafkaSink(BatchSink):
         self.counter.started()
         self.log.info("Kafka sink %s started: topic %s on %s", self.name, self.topic,
                       self.settings["bootstrap.servers"])
-
 
     def stop(self) -> None:
         if self.producer is not None:
@@ -131,43 +134,41 @@ class KafkaSink(BatchSink):
         producer = self.producer
         if producer is None:
             raise EventDeliveryException(f"Kafka sink {self.name} is not started")
-        failed = self._failed
-        failed.clear()
+        self._failed.clear()
         started = time.monotonic()
-        produce = producer.produce
-        simple = self.topic_template is None and self.partition is None and not self.partition_header and \
-            not self.timestamp_header and not self.header_map
         try:
-            if simple:
-                topic = self.topic
-                theader = self.topic_header if self.override else None
-                encode = encode_event if self.flume_format else None
-                for e in events:
-                    h = e.headers
-                    value = encode(e) if encode else e.body
-                    if h:
-                        t = (h.get(theader) if theader else None) or topic
-                        key = h.get("key")
-                    else:
-                        t, key = topic, None
-                    try:
-                        produce(t, value, key)
-                    except BufferError:  # local queue full: wait for room (served by poll)
-                        self._produce(produce, t, value, key, None, None, None)
+            if self._simple:
+                self._send_simple(producer.produce, events)
             else:
                 for e in events:
-                    self._send_one(produce, e)
-            left = producer.flush(flush_timeout(self.settings))
+                    self._send_one(producer.produce, e)
+            failure = flush_batch(producer, self.settings, self._failed)
         except BufferError as exc:  # the local queue stayed full even after waiting
             raise EventDeliveryException(f"Kafka sink {self.name}: producer queue full: {exc}") from exc
-        if left or failed:
-            with self.counter.lock:
-                self.counter.rollback += 1
-            why = failed[0] if failed else f"{left} records not acknowledged in time"
-            raise EventDeliveryException(f"Kafka sink {self.name}: {len(failed) or left} of {len(events)} records "
-                                         f"failed ({why}); the batch is rolled back")
-        with self.counter.lock:
-            self.counter.send_timer += int((time.monotonic() - started) * 1000)
+        if failure:
+            self.counter.add(rollback=1)
+            count, why = failure
+            raise EventDeliveryException(f"Kafka sink {self.name}: {count} of {len(events)} records failed ({why}); "
+                                         f"the batch is rolled back")
+        self.counter.add(send_timer=int((time.monotonic() - started) * 1000))
+
+    def _send_simple(self, produce, events: list[Event]) -> None:  # noqa: ANN001
+        """The common case in one tight loop: value and key only, the topic from the topic header or kafka.topic."""
+        topic = self.topic
+        theader = self.topic_header if self.override else None
+        encode = encode_event if self.flume_format else None
+        for e in events:
+            h = e.headers
+            value = encode(e) if encode else e.body
+            if h:
+                t = (h.get(theader) if theader else None) or topic
+                key = h.get("key")
+            else:
+                t, key = topic, None
+            try:
+                produce(t, value, key)
+            except BufferError:  # local queue full: wait for room (served by poll)
+                self._produce(produce, t, value, key, None, None, None)
 
     def _produce(self, produce, topic: str, value: bytes, key: str | None, partition: int | None,  # noqa: ANN001
                  timestamp: int | None, headers: list[tuple[str, bytes]] | None) -> None:

@@ -19,6 +19,7 @@ import logging
 
 from agent.core import Event, EventDeliveryException, Sink, Status
 from agent.spec import Conf, Prop, Spec
+from sinks.serializers import java_map_string
 
 __all__ = ["LoggerSink", "dump_event", "hex_dump"]
 
@@ -45,12 +46,6 @@ def hex_dump(data: bytes, offset: int = 0) -> str:
     return "".join(lines)
 
 
-def _java_map_string(headers: dict[str, str]) -> str:
-    if not headers:
-        return "{}"
-    return "{" + ", ".join([f"{k}={v}" for k, v in headers.items()]) + "}"
-
-
 def dump_event(event: Event, max_bytes: int = 16) -> str:
     """Flume's ``EventHelper.dumpEvent(event, maxBytes)``: ``{ headers:{k=v, …} body:<dump> }``.
 
@@ -69,7 +64,7 @@ def dump_event(event: Event, max_bytes: int = 16) -> str:
             dump = dump[8:]
         if dump.endswith(_EOL):
             dump = dump[:-len(_EOL)]
-    return "{ headers:" + _java_map_string(event.headers) + " body:" + dump + " }"
+    return "{ headers:" + java_map_string(event.headers) + " body:" + dump + " }"
 
 
 class LoggerSink(Sink):
@@ -83,7 +78,7 @@ class LoggerSink(Sink):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.max_bytes: int = conf["maxBytesToLog"]
+        self.max_bytes: int = self.config.max_bytes_to_log
 
     def process(self) -> Status:
         channel = self.channel

@@ -22,7 +22,7 @@ class NullSink(BatchSink):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.every = conf["logEveryNEvents"]
+        self.every: int = self.config.log_every_n_events
         self.dropped = 0
         self._next_log = self.every
 

@@ -50,22 +50,22 @@ class FailoverSinkProcessor(SinkProcessor):
 
     def __init__(self, name: str, conf: Conf, clock: Callable[[], float] = time.monotonic):
         super().__init__(name, conf)
-        self.max_penalty_ms = conf["maxpenalty"]
+        self.max_penalty_ms: int = self.config.maxpenalty
         self._clock = clock
 
     def set_sinks(self, sinks: list[Sink]) -> None:
         super().set_sinks(sinks)
         names = {s.name for s in sinks}
         prio: dict[str, int] = {}
-        for key, raw in self.conf.sub("priority.").items():
+        for key, value in self.config.priority.items():
             if key not in names:
                 self.conf.warn(f"priority given for '{key}', which is not in this group "
                                f"({', '.join(sorted(names))})", "priority." + key)
                 continue
             try:
-                prio[key] = int(raw.value)
+                prio[key] = int(value)
             except ValueError:
-                self.conf.error(f"{raw.value!r} is not an integer", "priority." + key)
+                self.conf.error(f"{value!r} is not an integer", "priority." + key)
         nxt = -1
         self._priority: dict[Sink, int] = {}
         for s in sinks:
@@ -132,9 +132,10 @@ class LoadBalancingSinkProcessor(SinkProcessor):
 
     def __init__(self, name: str, conf: Conf, clock: Callable[[], float] = time.monotonic):
         super().__init__(name, conf)
-        self.backoff = conf["backoff"]
-        self.random = conf["selector"] == "random"
-        self.max_timeout_ms = conf["selector.maxTimeOut"]
+        c = self.config
+        self.backoff: bool = c.backoff
+        self.random = c.selector == "random"
+        self.max_timeout_ms: int = c.selector_max_time_out
         self._clock = clock
         self._next = 0
         self._failed: dict[Sink, tuple[int, float, float]] = {}  # sink -> (failures, until, last failure)

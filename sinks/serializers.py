@@ -92,19 +92,21 @@ class EventSerializer(Component):
 # Text
 
 
-_NEWLINE_DOC = "Write a newline after each event's body."
+class _TextSerializer(EventSerializer):
+    """What the two text serializers share: their one option."""
+
+    spec = Spec(Prop("appendNewline", "bool", True, "Write a newline after each event's body."))
+
+    def __init__(self, name: str, conf: Conf):
+        super().__init__(name, conf)
+        self.append_newline: bool = self.config.append_newline
 
 
-class BodyTextEventSerializer(EventSerializer):
+class BodyTextEventSerializer(_TextSerializer):
     """Each event's body as is, followed by a newline (``appendNewline``); headers are dropped."""
 
     alias = "text"
     flume_class = "org.apache.flume.serialization.BodyTextEventSerializer$Builder"
-    spec = Spec(Prop("appendNewline", "bool", True, _NEWLINE_DOC))
-
-    def __init__(self, name: str, conf: Conf):
-        super().__init__(name, conf)
-        self.append_newline: bool = conf["appendNewline"]
 
     def encode(self, events: Sequence[Event]) -> bytes:
         # The hot path of file_roll: one list comprehension and one join per batch, written with one call.
@@ -126,7 +128,7 @@ def java_map_string(headers: dict[str, str]) -> str:
     return "{" + ", ".join([f"{k}={v}" for k, v in headers.items()]) + "}"
 
 
-class HeaderAndBodyTextEventSerializer(EventSerializer):
+class HeaderAndBodyTextEventSerializer(_TextSerializer):
     """``{k1=v1, k2=v2} body`` per event (Java's Map.toString of the headers, a space, the body), then a newline.
 
     Headers are listed in insertion order; Flume lists them in Java HashMap order (see :func:`java_map_string`).
@@ -134,11 +136,6 @@ class HeaderAndBodyTextEventSerializer(EventSerializer):
 
     alias = "header_and_text"
     flume_class = "org.apache.flume.serialization.HeaderAndBodyTextEventSerializer$Builder"
-    spec = Spec(Prop("appendNewline", "bool", True, _NEWLINE_DOC))
-
-    def __init__(self, name: str, conf: Conf):
-        super().__init__(name, conf)
-        self.append_newline: bool = conf["appendNewline"]
 
     def encode(self, events: Sequence[Event]) -> bytes:
         parts: list[bytes] = []
@@ -206,8 +203,8 @@ class FlumeEventAvroEventSerializer(EventSerializer):
         super().__init__(name, conf)
         from fastavro import parse_schema
 
-        self.sync_interval: int = conf["syncIntervalBytes"]
-        codec: str = conf["compressionCodec"]
+        self.sync_interval: int = self.config.sync_interval_bytes
+        codec: str = self.config.compression_codec
         if codec not in _AVRO_CODECS:
             message = (f"Unable to instantiate avro codec with name ({codec}): not one of "
                        f"{', '.join(_AVRO_CODECS)}. Compression disabled (as in Flume)")

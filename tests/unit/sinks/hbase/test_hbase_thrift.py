@@ -9,7 +9,8 @@ import pytest
 from thriftpy2.protocol import TBinaryProtocol
 from thriftpy2.transport import TMemoryBuffer
 
-from sinks.hbase import _thrift, encode_mutate_rows
+from sinks.hbase.thrift import encode_mutate_rows
+from sinks.hbase.thrift import hbase_thrift as _thrift
 
 
 def thriftpy2_bytes(table: bytes, puts, wal: bool, seqid: int) -> bytes:  # noqa: ANN001
