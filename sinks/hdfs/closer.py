@@ -22,8 +22,13 @@ if TYPE_CHECKING:
 
 __all__ = ["FileCloser"]
 
-#: seconds between a failed write and the rename + lease recovery of its file (see FileCloser.abandon)
+#: A file a failed write left open is renamed, with its lease recovered, only once the cluster has settled (see
+#: FileCloser.abandon): at least _SETTLE_S after the failure, and _REPORT_S after the sink's first successful write
+#: since then (the datanodes are back; their block reports follow within seconds), or _SETTLE_MAX_S after the
+#: failure when no write shows the cluster back (an idle sink).
 _SETTLE_S = 10
+_REPORT_S = 5
+_SETTLE_MAX_S = 60
 
 
 class FileCloser:
@@ -41,6 +46,9 @@ class FileCloser:
         self._closing: set[str] = set()  # in-use paths handed to the closers, not renamed yet
         # files a failed pipeline or a dead writer left open, whose lease recovery has not finished: path -> next try
         self._lease_recovery: dict[str, float] = {}
+        # files a failed write left open, waiting for the cluster to settle: (in-use path, final path, failed at)
+        self._abandoned: list[tuple[str, str, float]] = []
+        self._write_ok_at: float | None = None  # the first successful write since the last failure
         self._queue: queue.Queue[BucketWriter | None] | None = None
         self._threads: list[threading.Thread] = []
 
@@ -114,26 +122,48 @@ class FileCloser:
         sink.counter.add(connection_failed=1)
         # A file none of whose batches was ever acknowledged holds no event: it is deleted rather than kept (after
         # a datanode restart its never-synced block may not even be recoverable, which makes it unreadable). Any
-        # other file is renamed, with its lease recovered, once the cluster had time to settle: a recovery asked
-        # before the datanodes re-registered finds no replica, and the namenode then refuses further attempts
-        # until that one times out (about 90 s), leaving the file unreadable as long.
+        # other file is renamed, with its lease recovered, once the cluster has settled (_settled): a recovery asked
+        # before the restarted datanodes reported the replica finds no replica ("No blocks found, lease removed"),
+        # and the namenode then refuses further attempts until that one times out (about 90 s), leaving the file
+        # unreadable as long. A fixed 10 s was not enough on a loaded machine (1 restart test in 20 failed so).
         if w.durable_events:
             with self._lock:
-                self._pending_renames.append((w.in_use_path, w.path, 0, time.monotonic() + _SETTLE_S))
+                self._abandoned.append((w.in_use_path, w.path, time.monotonic()))
+                self._write_ok_at = None
             return
         with self._lock:
             self._pending_renames.append((w.in_use_path, None, 0, time.monotonic()))
         self.retry_renames()
 
+    def note_write_ok(self) -> None:
+        """A batch was written and synced: the cluster answers again (called by the sink after each batch)."""
+        if self._write_ok_at is None:
+            self._write_ok_at = time.monotonic()
+
+    def _settled(self, now: float, force: bool) -> None:
+        """Move the abandoned files whose cluster has settled to the pending renames (due now)."""
+        ok_at = self._write_ok_at
+        with self._lock:
+            keep = []
+            for src, dst, failed_at in self._abandoned:
+                if force or now >= failed_at + _SETTLE_MAX_S or (
+                        now >= failed_at + _SETTLE_S and ok_at is not None and now >= ok_at + _REPORT_S):
+                    self._pending_renames.append((src, dst, 0, now))
+                else:
+                    keep.append((src, dst, failed_at))
+            self._abandoned = keep
+
     @property
     def renames_pending(self) -> bool:
-        return bool(self._pending_renames)
+        return bool(self._pending_renames or self._abandoned)
 
     def retry_renames(self, force: bool = False) -> None:
         """Rename (or, when ``dst`` is None, delete) files that could not be finished when they were closed or
         abandoned; a failed attempt is retried after 1, 2, 4 ... s, at most hdfs.retryInterval apart."""
         sink = self.sink
         now = time.monotonic()
+        if self._abandoned:
+            self._settled(now, force)
         keep = []
         with self._lock:
             pending, self._pending_renames = self._pending_renames, []

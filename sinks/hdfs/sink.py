@@ -254,6 +254,7 @@ class HDFSEventSink(BatchSink):
                     self._abandon(w)
                 raise EventDeliveryException(f"HDFS sink {self.name}: writing {len(events)} events failed: "
                                              f"{exc}") from exc
+            self.closer.note_write_ok()
             self.closer.retry_renames()
 
     def _buckets(self, events: list[Event]) -> dict[tuple[str, str], list[Event]]:
