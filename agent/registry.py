@@ -45,10 +45,10 @@ ENTRIES: list[Entry] = [
     _e("source", "TAILDIR", "org.apache.flume.source.taildir.TaildirSource", "sources.taildir:TaildirSource"),
     _e("source", "http", "org.apache.flume.source.http.HTTPSource", "sources.http:HTTPSource"),
     _e("source", "avro", "org.apache.flume.source.AvroSource", "sources.avro:AvroSource"),
-    _e("source", "syslogtcp", "org.apache.flume.source.SyslogTcpSource", "sources.syslog:SyslogTcpSource"),
+    _e("source", "syslogtcp", "org.apache.flume.source.SyslogTcpSource", "sources.syslog.tcp:SyslogTcpSource"),
     _e("source", "multiport_syslogtcp", "org.apache.flume.source.MultiportSyslogTCPSource",
-       "sources.syslog:MultiportSyslogTCPSource"),
-    _e("source", "syslogudp", "org.apache.flume.source.SyslogUDPSource", "sources.syslog:SyslogUDPSource"),
+       "sources.syslog.multiport:MultiportSyslogTCPSource"),
+    _e("source", "syslogudp", "org.apache.flume.source.SyslogUDPSource", "sources.syslog.udp:SyslogUDPSource"),
     _e("source", "kafka", "org.apache.flume.source.kafka.KafkaSource", "sources.kafka:KafkaSource"),
     # Sinks
     _e("sink", "logger", "org.apache.flume.sink.LoggerSink", "sinks.logger:LoggerSink"),

@@ -8,17 +8,17 @@ same batch, so a client is slowed down, never silently dropped (Flume replies FA
 
 from __future__ import annotations
 
+import codecs
 import socket
-import threading
-import time
+from typing import Any
 
-from agent.core import ChannelException, ChannelProcessor, Event, EventDrivenSource, _rate_limited
+from agent.core import Event, EventDrivenSource
+from agent.listen import TcpListener, UdpListener
 from agent.spec import Conf, Prop, Spec
 
 __all__ = ["NetcatSource", "NetcatUdpSource"]
 
 _CHUNK = 256 * 1024
-_RETRY_MAX = 1.0
 
 
 class NetcatSource(EventDrivenSource):
@@ -38,105 +38,45 @@ class NetcatSource(EventDrivenSource):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.bind = conf["bind"]
-        self.port = conf["port"]
-        self.max_len = conf["max-line-length"]
-        self.ack = conf["ack-every-event"]
-        enc = conf["encoding"]
+        config = self.config
+        self.bind: str = config.bind
+        self.port: int = config.port
+        self.max_len: int = config.max_line_length
+        self.ack: bool = config.ack_every_event
         try:
-            import codecs
-
-            self.encoding = codecs.lookup(enc).name
+            self.encoding = codecs.lookup(config.encoding).name
         except LookupError:
-            conf.error(f"unknown character set {enc!r}", "encoding")
+            conf.error(f"unknown character set {config.encoding!r}", "encoding")
             self.encoding = "utf-8"
-        self._server: socket.socket | None = None
-        self._acceptor: threading.Thread | None = None
-        self._conns: dict[int, socket.socket] = {}
-        self._conn_lock = threading.Lock()
-        self._running = False
-        self._crash: str | None = None
+        self._listener: TcpListener | None = None
 
     # Lifecycle ----------------------------------------------------------------------------------------------
     def start(self) -> None:
-        srv = socket.socket(socket.AF_INET6 if ":" in self.bind else socket.AF_INET, socket.SOCK_STREAM)
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            srv.bind((self.bind, self.port))
-        except OSError as exc:
-            srv.close()
-            raise OSError(f"cannot listen on {self.bind}:{self.port}: {exc.strerror or exc}") from None
-        srv.listen(128)
-        self.port = srv.getsockname()[1]
-        self._server = srv
-        self._running = True
-        self._crash = None
-        self._acceptor = threading.Thread(target=self._accept_loop, name=f"netcat-{self.name}-accept", daemon=True)
-        self._acceptor.start()
+        self.stopping.clear()
+        listener = TcpListener(self, self.bind, [self.port], self._serve)
+        listener.start()
+        self._listener = listener
+        self.port = listener.ports[0]
         self.log.info("Source %s listening on %s:%d", self.name, self.bind, self.port)
 
     def stop(self) -> None:
-        self._running = False
-        if self._server is not None:
-            try:
-                self._server.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self._server.close()
-            self._server = None
-        with self._conn_lock:
-            conns = list(self._conns.values())
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self._acceptor is not None:
-            self._acceptor.join(2.0)
+        self.stopping.set()
+        if self._listener is not None:
+            self._listener.stop()
         self.log.info("Source %s stopped", self.name)
 
     def failed(self) -> str | None:
-        return self._crash
+        return self._listener.crash if self._listener is not None else None
 
     # I/O ----------------------------------------------------------------------------------------------------
-    def _accept_loop(self) -> None:
-        srv = self._server
-        assert srv is not None
-        while self._running:
-            try:
-                conn, addr = srv.accept()
-            except OSError:
-                if self._running:
-                    self._crash = "the listening socket failed"
-                return
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            t = threading.Thread(target=self._serve, args=(conn,), name=f"netcat-{self.name}-{addr[1]}", daemon=True)
-            with self._conn_lock:
-                self._conns[id(conn)] = conn
-            t.start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        try:
-            self._serve_lines(conn)
-        except OSError:
-            pass
-        except Exception:
-            self.log.exception("Source %s: connection handler failed", self.name)
-        finally:
-            with self._conn_lock:
-                self._conns.pop(id(conn), None)
-            try:
-                conn.close()
-            except OSError:
-                pass
-
-    def _serve_lines(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket, port: int, addr: Any) -> None:
+        """One connection: complete lines of each chunk read become one batch."""
         recv = conn.recv
         max_len = self.max_len
         max_bytes_ok = max_len - 1  # a line of at most this many bytes is within the limit whatever its encoding
         utf8 = self.encoding == "utf-8"
         pending = b""
-        while self._running:
+        while not self.stopping.is_set():
             chunk = recv(_CHUNK)
             if not chunk:
                 return  # Flume drops a final line without its newline; so do we
@@ -177,31 +117,11 @@ class NetcatSource(EventDrivenSource):
                          self.name, self.max_len)
 
     def _deliver(self, conn: socket.socket, lines: list[bytes]) -> None:
-        proc = self.channel_processor
-        assert proc is not None
-        limit = proc.max_batch
-        if limit and len(lines) > limit:
-            for i in range(0, len(lines), limit):
-                self._deliver_batch(conn, proc, lines[i:i + limit])
-        else:
-            self._deliver_batch(conn, proc, lines)
-
-    def _deliver_batch(self, conn: socket.socket, proc: ChannelProcessor, lines: list[bytes]) -> None:
-        events = list(map(Event, lines))
-        delay = 0.01
-        while True:
-            try:
-                proc.process_batch(events)
-                break
-            except ChannelException as exc:
-                if not self._running:
-                    raise OSError("source stopping") from exc
-                _rate_limited(self.log, f"Source {self.name}: channel refused a batch of {len(events)} events "
-                                        f"({exc}); holding the connection and retrying")
-                time.sleep(delay)
-                delay = min(delay * 2, _RETRY_MAX)
-        if self.ack:
-            conn.sendall(b"OK\n" * len(events))
+        """Commit the lines, retrying while the channel is full (the connection is not read meanwhile); each
+        committed slice is acknowledged with one write when ack-every-event is on."""
+        acknowledge = (lambda n: conn.sendall(b"OK\n" * n)) if self.ack else None
+        if not self.deliver(list(map(Event, lines)), hold=True, sliced=True, committed=acknowledge):
+            raise OSError("source stopping")
 
     def metrics(self) -> dict[str, str] | None:
         return None  # Flume's NetcatSource registers no MBean
@@ -223,82 +143,37 @@ class NetcatUdpSource(EventDrivenSource):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.bind = conf["bind"]
-        self.port = conf["port"]
-        self.addr_header = conf.get("remoteAddress")
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._running = False
-        self._crash: str | None = None
+        self.bind: str = self.config.bind
+        self.port: int = self.config.port
+        self.addr_header: str | None = self.config.remote_address
+        self._listener: UdpListener | None = None
 
     def start(self) -> None:
-        s = socket.socket(socket.AF_INET6 if ":" in self.bind else socket.AF_INET, socket.SOCK_DGRAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-        try:
-            s.bind((self.bind, self.port))
-        except OSError as exc:
-            s.close()
-            raise OSError(f"cannot listen on udp {self.bind}:{self.port}: {exc.strerror or exc}") from None
-        self.port = s.getsockname()[1]
-        self._sock = s
-        self._running = True
-        self._thread = threading.Thread(target=self._loop, name=f"netcatudp-{self.name}", daemon=True)
-        self._thread.start()
+        self.stopping.clear()
+        listener = UdpListener(self, self.bind, self.port, self._receive)
+        listener.start()
+        self._listener = listener
+        self.port = listener.port
         self.log.info("Source %s listening on udp %s:%d", self.name, self.bind, self.port)
 
     def stop(self) -> None:
-        self._running = False
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        if self._thread is not None:
-            self._thread.join(2.0)
+        self.stopping.set()
+        if self._listener is not None:
+            self._listener.stop()
 
     def failed(self) -> str | None:
-        return self._crash
+        return self._listener.crash if self._listener is not None else None
 
-    def _loop(self) -> None:
-        s = self._sock
-        assert s is not None
-        s.settimeout(0.5)
+    def _receive(self, datagrams: list[tuple[bytes, Any]]) -> bool:
+        """A burst of datagrams becomes one batch, retried while the channel is full (the socket buffers)."""
         header = self.addr_header
-        proc = self.channel_processor
-        assert proc is not None
-        while self._running:
-            try:
-                data, addr = s.recvfrom(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                if self._running:
-                    self._crash = "the UDP socket failed"
-                return
-            batch = [(data, addr)]
-            # Drain what else is already queued, so a burst becomes one transaction.
-            while len(batch) < 1000:
-                try:
-                    batch.append(s.recvfrom(65536, socket.MSG_DONTWAIT))
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
-                    break
-            events = []
-            for d, a in batch:
-                body = d.split(b"\n", 1)[0]
-                ev = Event(body)
-                if header:
-                    ev.headers[header] = f"/{a[0]}:{a[1]}"
-                events.append(ev)
-            delay = 0.01
-            while self._running:
-                try:
-                    proc.process_batch(events)
-                    break
-                except ChannelException as exc:
-                    _rate_limited(self.log, f"Source {self.name}: channel refused {len(events)} datagrams ({exc}); "
-                                            f"retrying")
-                    time.sleep(delay)
-                    delay = min(delay * 2, _RETRY_MAX)
+        events = []
+        for data, addr in datagrams:
+            event = Event(data.split(b"\n", 1)[0])
+            if header:
+                event.headers[header] = f"/{addr[0]}:{addr[1]}"
+            events.append(event)
+        return self.deliver(events, hold=True)
 
     def metrics(self) -> dict[str, str] | None:
         return None  # Flume's NetcatUdpSource registers no MBean

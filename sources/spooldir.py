@@ -100,7 +100,6 @@ class SpoolDirectorySource(EventDrivenSource):
             deser_raw["maxLineLength"] = Raw(str(conf["bufferMaxLineLength"]), 0)
         self.deser_conf = self.deser_cls.spec.bind(deser_raw, problems=conf.problems, component=conf.component,
                                                    decl=conf.decl, key_prefix="deserializer.")
-        self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._observer = None
@@ -130,7 +129,7 @@ class SpoolDirectorySource(EventDrivenSource):
         if not self.spool.is_dir():
             raise ConfigError(f"spoolDir {self.spool} does not exist or is not a directory", "spoolDir")
         self.tracker.mkdir(parents=True, exist_ok=True)
-        self._stop.clear()
+        self.stopping.clear()
         self._start_watch()
         self._thread = threading.Thread(target=self._run, name=f"{self.name}-spool", daemon=True)
         self._thread.start()
@@ -138,7 +137,7 @@ class SpoolDirectorySource(EventDrivenSource):
         self.log.info("Spooling directory source %s started on %s", self.name, self.spool)
 
     def stop(self) -> None:
-        self._stop.set()
+        self.stopping.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(10)
@@ -150,7 +149,7 @@ class SpoolDirectorySource(EventDrivenSource):
         self.log.info("Spooling directory source %s stopped", self.name)
 
     def failed(self) -> str | None:
-        if self._thread is not None and not self._thread.is_alive() and not self._stop.is_set():
+        if self._thread is not None and not self._thread.is_alive() and not self.stopping.is_set():
             return self._error or "reader thread ended"
         return None
 
@@ -179,7 +178,7 @@ class SpoolDirectorySource(EventDrivenSource):
     # Reading ------------------------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
-            while not self._stop.is_set():
+            while not self.stopping.is_set():
                 path = self._next_file()
                 if path is None:
                     self._wake.wait(self.poll)
@@ -273,7 +272,7 @@ class SpoolDirectorySource(EventDrivenSource):
             deser.open(f, position)
             self.log.info("Spooling directory source %s: reading %s%s", self.name, path,
                           f" from position {position}" if position else "")
-            while not self._stop.is_set():
+            while not self.stopping.is_set():
                 try:
                     events, pos = deser.read(self.batch)
                 except (UnicodeDecodeError, ValueError) as exc:
@@ -287,10 +286,10 @@ class SpoolDirectorySource(EventDrivenSource):
                 if headers:
                     for e in events:
                         e.headers.update(headers)
-                if not self.deliver_with_retry(events, self._stop, 0.25, self.max_backoff):
+                if not self.deliver(events, hold=True, first_delay=0.25, max_delay=self.max_backoff):
                     return  # stopping
                 self._save_meta({"file": str(path), "pos": pos, "mtime": st.st_mtime, "size": st.st_size})
-        if self._stop.is_set():
+        if self.stopping.is_set():
             return
         self._finish(path, st)
 
