@@ -25,6 +25,9 @@ _FAMILIES = [
     ("interceptor", "Interceptors", "`<agent>.sources.<name>.interceptors.<i>.type`"),
     ("serializer", "Event serializers", "`serializer` (hdfs) or `sink.serializer` (file_roll)"),
     ("hbase_serializer", "HBase serializers", "`serializer` of the hbase2, hbase and asynchbase sinks"),
+    ("http_handler", "HTTP source handlers", "`handler` of the http source; its properties as `handler.<name>`"),
+    ("deserializer", "Spooling directory deserializers",
+     "`deserializer` of the spooldir source; its properties as `deserializer.<name>`"),
 ]
 
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "components.md"
