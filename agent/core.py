@@ -393,17 +393,25 @@ class Source(Component):
     """
 
     kind = "source"
-    #: The batch size Flume checks against the channel's transactionCapacity, or None when not applicable.
-    batch_size_prop: ClassVar[str | None] = None
+    #: The property whose value Flume checks against the channels' transactionCapacity: Flume's sources all call
+    #: it batchSize. A source whose spec has no such property has no batch size.
+    batch_size_prop: ClassVar[str | None] = "batchSize"
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
         self.channel_processor: ChannelProcessor | None = None
         self.counter = SourceCounter()
-        #: Set while the source stops (and before its first start): ends its loops, waits and retries.
+        #: Set by stop(), cleared by start(): ends the source's loops, waits and retries.
         self.stopping = threading.Event()
 
+    def start(self) -> None:
+        self.stopping.clear()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
     def batch_size(self) -> int | None:
+        """The source's batch size, or None when it has none."""
         if not self.batch_size_prop:
             return None
         return getattr(self.config, attr_name(self.batch_size_prop), None)
@@ -411,8 +419,9 @@ class Source(Component):
     def slices(self, events: list[Event]) -> Iterator[list[Event]]:
         """``events`` in pieces of at most the source's batch size and the channels' transactionCapacity."""
         assert self.channel_processor is not None
-        limit = min(n for n in (self.batch_size() or 0, self.channel_processor.max_batch, len(events) or 1) if n)
-        if len(events) <= limit:
+        limits = [n for n in (self.batch_size(), self.channel_processor.max_batch) if n]
+        limit = min(limits) if limits else 0
+        if not limit or len(events) <= limit:
             yield events
             return
         for i in range(0, len(events), limit):

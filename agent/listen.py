@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import selectors
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from agent.core import Source, _rate_limited
+from agent.core import EventDrivenSource, Source, _rate_limited
+from agent.spec import Conf, Prop
 from agent.tls import HANDSHAKE_TIMEOUT
 
-__all__ = ["TcpListener", "UdpListener", "family_and_host"]
+__all__ = ["ListeningSource", "TcpListener", "UdpListener", "BIND_PROP", "port_prop", "tls_handshake",
+           "family_and_host"]
 
 _TICK = 0.2  # seconds between looks at the stop signal
 _UDP_BATCH = 1000  # datagrams read into one batch at the most
@@ -33,6 +36,28 @@ _UDP_BUFFER = 4 * 1024 * 1024
 
 #: ``serve(conn, port, addr)``: one connection, the local port it came to, and the client's address.
 Serve = Callable[[socket.socket, int, Any], None]
+#: ``handshake(sock)``: the socket wrapped in TLS once the handshake succeeded; raises when it failed.
+Handshake = Callable[[socket.socket], socket.socket]
+
+#: The ``bind`` of the sources that must be told where to listen (netcat, avro).
+BIND_PROP = Prop("bind", "str", required=True, doc="Host name or IP address to listen on.")
+
+
+def port_prop(transport: str = "TCP") -> Prop:
+    """The required ``port`` of a listening source."""
+    return Prop("port", "int", required=True, doc=f"{transport} port to listen on (0 picks a free port).", min=0,
+                max=65535)
+
+
+def tls_handshake(context: ssl.SSLContext | None) -> Handshake | None:
+    """The handshake of a TLS server with ``context``; None without one (plain TCP)."""
+    if context is None:
+        return None
+
+    def handshake(sock: socket.socket) -> socket.socket:
+        return context.wrap_socket(sock, server_side=True)
+
+    return handshake
 
 
 def family_and_host(host: str | None) -> tuple[socket.AddressFamily, str, bool]:
@@ -54,7 +79,7 @@ class TcpListener:
     """
 
     def __init__(self, source: Source, host: str | None, ports: Sequence[int], serve: Serve, *,
-                 backlog: int = 128, handshake: Callable[[socket.socket], socket.socket] | None = None,
+                 backlog: int = 128, handshake: Handshake | None = None,
                  allow: Callable[[str], bool] | None = None, keepalive: bool = False, count: bool = False):
         self.source = source
         self.host = host
@@ -258,6 +283,39 @@ class UdpListener:
                 self.crash = "the UDP socket failed"
         finally:
             sel.close()
+
+
+_L = TypeVar("_L", TcpListener, UdpListener)
+
+
+class ListeningSource(EventDrivenSource):
+    """An event-driven source whose input arrives through a :class:`TcpListener` or :class:`UdpListener`
+    (netcat, netcatudp, the syslog sources, avro, http): ``start()`` builds its listener and calls ``listen``;
+    ``stop()`` and ``failed()`` come from here."""
+
+    def __init__(self, name: str, conf: Conf):
+        super().__init__(name, conf)
+        self.listener: TcpListener | UdpListener | None = None
+
+    def listen(self, listener: _L) -> _L:
+        """Start ``listener`` (OSError naming the address when it cannot bind) and keep it until ``stop()``."""
+        self.stopping.clear()
+        listener.start()
+        self.listener = listener
+        return listener
+
+    def stop_listening(self) -> None:
+        self.stopping.set()
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener = None
+
+    def stop(self) -> None:
+        self.stop_listening()
+        self.log.info("Source %s stopped", self.name)
+
+    def failed(self) -> str | None:
+        return self.listener.crash if self.listener is not None else None
 
 
 def _label(source: Source) -> str:

@@ -13,8 +13,8 @@ import socket
 import ssl
 
 from agent import rpc
-from agent.core import ChannelException, EventDrivenSource
-from agent.listen import TcpListener
+from agent.core import ChannelException
+from agent.listen import BIND_PROP, ListeningSource, TcpListener, port_prop, tls_handshake
 from agent.spec import Conf, Prop, Spec
 from agent.tls import ServerTls, server_tls_props
 
@@ -50,14 +50,14 @@ class IpFilter:
         return True
 
 
-class AvroSource(EventDrivenSource):
+class AvroSource(ListeningSource):
     """Listens for Flume Avro RPC; answers OK only after the batch is committed to the channels."""
 
     alias = "avro"
     flume_class = "org.apache.flume.source.AvroSource"
     spec = Spec(
-        Prop("bind", "str", required=True, doc="Host name or IP address to listen on."),
-        Prop("port", "int", required=True, doc="Port to listen on.", min=0, max=65535),
+        BIND_PROP,
+        port_prop(),
         Prop("threads", "int", None, "Accepted; Flume 1.11 does not use it either (one thread per connection).",
              min=1),
         Prop("compression-type", "enum", "none", "deflate: zlib-compress both directions (senders must match).",
@@ -81,31 +81,21 @@ class AvroSource(EventDrivenSource):
                 self.filter = IpFilter(config.ip_filter_rules or "")
             except ValueError as exc:
                 conf.error(str(exc), "ipFilterRules")
-        self._listener: TcpListener | None = None
 
     def start(self) -> None:
-        self.stopping.clear()
         if self._tls is not None:
             self.ssl_context = self._tls.context()  # OSError naming the file when the key material cannot be read
+        handshake = self._handshake_in_zlib if self.deflate else tls_handshake(self.ssl_context)
         listener = TcpListener(self, self.bind, [self.port], self._serve, backlog=1024, keepalive=True, count=True,
-                               handshake=self._handshake if self.ssl_context is not None else None,
+                               handshake=handshake if self.ssl_context is not None else None,
                                allow=self._allow if self.filter is not None else None)
-        listener.start()
-        self._listener = listener
-        self.port = listener.ports[0]
-        self.counter.started()
+        self.port = self.listen(listener).ports[0]
         self.log.info("Avro source %s started on %s:%d%s%s", self.name, self.bind, self.port,
                       " (deflate)" if self.deflate else "", " (TLS)" if self.ssl_context else "")
 
     def stop(self) -> None:
-        self.stopping.set()
-        if self._listener is not None:
-            self._listener.stop()
-        self.counter.stopped()
+        self.stop_listening()
         self.log.info("Avro source %s stopped", self.name)
-
-    def failed(self) -> str | None:
-        return self._listener.crash if self._listener is not None else None
 
     def _allow(self, ip: str) -> bool:
         assert self.filter is not None
@@ -114,11 +104,9 @@ class AvroSource(EventDrivenSource):
         self.log.info("Avro source %s: connection from %s refused by ipFilterRules", self.name, ip)
         return False
 
-    def _handshake(self, sock: socket.socket) -> socket.socket:
+    def _handshake_in_zlib(self, sock: socket.socket) -> socket.socket:
+        """TLS with deflate, in Flume 1.11's order: the TLS records travel inside the zlib streams."""
         assert self.ssl_context is not None
-        if not self.deflate:
-            return self.ssl_context.wrap_socket(sock, server_side=True)
-        # Flume 1.11's order: the TLS records travel inside the zlib streams
         secure = rpc.ZlibTlsSocket(sock, self.ssl_context, server_side=True)
         secure.do_handshake()
         return secure  # type: ignore[return-value]

@@ -31,7 +31,6 @@ class ExecSource(EventDrivenSource):
 
     alias = "exec"
     flume_class = "org.apache.flume.source.ExecSource"
-    batch_size_prop = "batchSize"
     spec = Spec(
         Prop("command", "str", required=True, doc="The command to run."),
         Prop("shell", "str", None, "Shell to run the command with, e.g. /bin/bash -c (for pipes, wildcards)."),
@@ -72,7 +71,6 @@ class ExecSource(EventDrivenSource):
         self.stopping.clear()
         self._thread = threading.Thread(target=self._run, name=f"{self.name}-exec", daemon=True)
         self._thread.start()
-        self.counter.started()
         self.log.info("Exec source %s starting: %s", self.name, self.command)
 
     def stop(self) -> None:
@@ -80,7 +78,6 @@ class ExecSource(EventDrivenSource):
         self._kill()
         if self._thread is not None:
             self._thread.join(10)
-        self.counter.stopped()
         self.log.info("Exec source %s stopped", self.name)
 
     def failed(self) -> str | None:

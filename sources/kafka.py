@@ -46,7 +46,6 @@ class KafkaSource(PollableSource):
 
     alias = "kafka"
     flume_class = "org.apache.flume.source.kafka.KafkaSource"
-    batch_size_prop = "batchSize"
     spec = Spec(
         Prop("kafka.bootstrap.servers", "str", required=True, doc="Brokers to connect to (host:port, comma list)."),
         Prop("kafka.topics", "list", None, "Topics to read, comma-separated.", sep=",", aliases=("topic",)),

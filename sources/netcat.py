@@ -12,8 +12,8 @@ import codecs
 import socket
 from typing import Any
 
-from agent.core import Event, EventDrivenSource
-from agent.listen import TcpListener, UdpListener
+from agent.core import Event
+from agent.listen import BIND_PROP, ListeningSource, TcpListener, UdpListener, port_prop
 from agent.spec import Conf, Prop, Spec
 
 __all__ = ["NetcatSource", "NetcatUdpSource"]
@@ -21,14 +21,14 @@ __all__ = ["NetcatSource", "NetcatUdpSource"]
 _CHUNK = 256 * 1024
 
 
-class NetcatSource(EventDrivenSource):
+class NetcatSource(ListeningSource):
     """Each line received on a TCP port becomes one event (the line without its newline; a ``\\r`` is kept)."""
 
     alias = "netcat"
     flume_class = "org.apache.flume.source.NetcatSource"
     spec = Spec(
-        Prop("bind", "str", required=True, doc="Host name or IP address to listen on."),
-        Prop("port", "int", required=True, doc="TCP port to listen on (0 picks a free port).", min=0, max=65535),
+        BIND_PROP,
+        port_prop(),
         Prop("max-line-length", "int", 512,
              "Longest line in characters, newline included. A longer line gets 'FAILED: Event exceeds the maximum "
              "length' and the connection is closed, as in Flume.", min=1),
@@ -48,25 +48,10 @@ class NetcatSource(EventDrivenSource):
         except LookupError:
             conf.error(f"unknown character set {config.encoding!r}", "encoding")
             self.encoding = "utf-8"
-        self._listener: TcpListener | None = None
 
-    # Lifecycle ----------------------------------------------------------------------------------------------
     def start(self) -> None:
-        self.stopping.clear()
-        listener = TcpListener(self, self.bind, [self.port], self._serve)
-        listener.start()
-        self._listener = listener
-        self.port = listener.ports[0]
+        self.port = self.listen(TcpListener(self, self.bind, [self.port], self._serve)).ports[0]
         self.log.info("Source %s listening on %s:%d", self.name, self.bind, self.port)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        if self._listener is not None:
-            self._listener.stop()
-        self.log.info("Source %s stopped", self.name)
-
-    def failed(self) -> str | None:
-        return self._listener.crash if self._listener is not None else None
 
     # I/O ----------------------------------------------------------------------------------------------------
     def _serve(self, conn: socket.socket, port: int, addr: Any) -> None:
@@ -127,14 +112,14 @@ class NetcatSource(EventDrivenSource):
         return None  # Flume's NetcatSource registers no MBean
 
 
-class NetcatUdpSource(EventDrivenSource):
+class NetcatUdpSource(ListeningSource):
     """Each UDP datagram becomes one event: the bytes before its first newline."""
 
     alias = "netcatudp"
     flume_class = "org.apache.flume.source.NetcatUdpSource"
     spec = Spec(
         Prop("bind", "str", "0.0.0.0", "Host name or IP address to listen on (all interfaces by default)."),
-        Prop("port", "int", required=True, doc="UDP port to listen on.", min=0, max=65535),
+        port_prop("UDP"),
         Prop("remoteAddress", "str", None,
              "Header that gets the sender's address as '/ip:port' (Flume's user guide calls it "
              "remoteAddressHeader; Flume's code reads remoteAddress, so both are accepted).",
@@ -146,23 +131,13 @@ class NetcatUdpSource(EventDrivenSource):
         self.bind: str = self.config.bind
         self.port: int = self.config.port
         self.addr_header: str | None = self.config.remote_address
-        self._listener: UdpListener | None = None
 
     def start(self) -> None:
-        self.stopping.clear()
-        listener = UdpListener(self, self.bind, self.port, self._receive)
-        listener.start()
-        self._listener = listener
-        self.port = listener.port
+        self.port = self.listen(UdpListener(self, self.bind, self.port, self._receive)).port
         self.log.info("Source %s listening on udp %s:%d", self.name, self.bind, self.port)
 
     def stop(self) -> None:
-        self.stopping.set()
-        if self._listener is not None:
-            self._listener.stop()
-
-    def failed(self) -> str | None:
-        return self._listener.crash if self._listener is not None else None
+        self.stop_listening()  # Flume's NetcatUdpSource logs nothing when it stops
 
     def _receive(self, datagrams: list[tuple[bytes, Any]]) -> bool:
         """A burst of datagrams becomes one batch, retried while the channel is full (the socket buffers)."""

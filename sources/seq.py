@@ -15,7 +15,6 @@ class SequenceGeneratorSource(PollableSource):
 
     alias = "seq"
     flume_class = "org.apache.flume.source.SequenceGeneratorSource"
-    batch_size_prop = "batchSize"
     spec = Spec(
         Prop("batchSize", "int", 1, "Events generated per channel transaction.", min=1),
         Prop("totalEvents", "int", _LONG_MAX, "Stop after this many events (the default never stops).", min=0),

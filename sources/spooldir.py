@@ -36,7 +36,6 @@ class SpoolDirectorySource(EventDrivenSource):
 
     alias = "spooldir"
     flume_class = "org.apache.flume.source.SpoolDirectorySource"
-    batch_size_prop = "batchSize"
     spec = Spec(
         Prop("spoolDir", "str", required=True, doc="Directory to read files from."),
         Prop("fileSuffix", "str", ".COMPLETED", "Appended to a file's name once it has been read."),
@@ -125,7 +124,6 @@ class SpoolDirectorySource(EventDrivenSource):
         self._start_watch()
         self._thread = threading.Thread(target=self._run, name=f"{self.name}-spool", daemon=True)
         self._thread.start()
-        self.counter.started()
         self.log.info("Spooling directory source %s started on %s", self.name, self.spool)
 
     def stop(self) -> None:
@@ -137,7 +135,6 @@ class SpoolDirectorySource(EventDrivenSource):
             self._observer.stop()
             self._observer.join(5)
             self._observer = None
-        self.counter.stopped()
         self.log.info("Spooling directory source %s stopped", self.name)
 
     def failed(self) -> str | None:

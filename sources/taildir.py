@@ -47,7 +47,6 @@ class TaildirSource(PollableSource):
 
     alias = "TAILDIR"
     flume_class = "org.apache.flume.source.taildir.TaildirSource"
-    batch_size_prop = "batchSize"
     spec = Spec(
         Prop("filegroups", "list", required=True, doc="Space-separated names of file groups."),
         Prop("filegroups.", prefix=True, doc="filegroups.<g> = absolute path; the file-name part is a Java regex."),
@@ -110,7 +109,6 @@ class TaildirSource(PollableSource):
         self._writer = threading.Thread(target=self._write_loop, name=f"{self.name}-positions", daemon=True)
         self._writer.start()
         self._watch()
-        self.counter.started()
         self.log.info("TAILDIR source %s started: %d files, positions in %s", self.name, len(self._tails),
                       self.position_file)
 
@@ -128,7 +126,6 @@ class TaildirSource(PollableSource):
                 if t.fd >= 0:
                     os.close(t.fd)
                     t.fd = -1
-        self.counter.stopped()
         self.log.info("TAILDIR source %s stopped", self.name)
 
     def _watch(self) -> None:

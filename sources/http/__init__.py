@@ -28,22 +28,8 @@ Modules: :mod:`.handlers` (the handlers, a registry family), :mod:`.framing` (HT
 :mod:`.source` (the source: configuration, listening, answering).
 """
 
-from sources.http.handlers import (
-    BLOBHandler,
-    BlobHandler,
-    HTTPBadRequestError,
-    HTTPRequest,
-    HTTPSourceHandler,
-    JSONHandler,
-)
+from sources.http import handlers
+from sources.http.handlers import *  # noqa: F403 - the handlers belong to the package's API
 from sources.http.source import HTTPSource
 
-__all__ = [
-    "HTTPSource",
-    "HTTPSourceHandler",
-    "HTTPRequest",
-    "HTTPBadRequestError",
-    "JSONHandler",
-    "BlobHandler",
-    "BLOBHandler",
-]
+__all__ = ["HTTPSource", *handlers.__all__]

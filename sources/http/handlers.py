@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
 from urllib.parse import parse_qsl
@@ -32,20 +33,17 @@ class HTTPBadRequestError(Exception):
     """Raised by a handler for a request the client must fix: the source answers 400 with this message."""
 
 
+@dataclass(slots=True)
 class HTTPRequest:
     """One request as a handler sees it: method, path, raw query, headers (case-insensitive), the whole body."""
 
-    __slots__ = ("method", "path", "query", "headers", "body", "client_address", "_params")
-
-    def __init__(self, method: str, path: str, query: str, headers: Message, body: bytes,
-                 client_address: tuple[str, int]):
-        self.method = method
-        self.path = path
-        self.query = query
-        self.headers = headers
-        self.body = body
-        self.client_address = client_address
-        self._params: dict[str, list[str]] | None = None
+    method: str
+    path: str
+    query: str
+    headers: Message
+    body: bytes
+    client_address: tuple[str, int]
+    _params: dict[str, list[str]] | None = field(default=None, init=False, repr=False)
 
     @property
     def content_type(self) -> str | None:

@@ -7,38 +7,32 @@ import socket
 from typing import Any
 
 from agent import registry
-from agent.core import ChannelException, EventDrivenSource, _rate_limited
-from agent.listen import TcpListener
+from agent.core import ChannelException, _rate_limited
+from agent.listen import ListeningSource, TcpListener, port_prop, tls_handshake
 from agent.spec import Conf, ConfigError, Prop, Spec
 from agent.tls import ServerTls, server_tls_props
+from sources.http import handlers
 from sources.http.framing import serve_connection
-from sources.http.handlers import (
-    BLOBHandler,
-    BlobHandler,
-    HTTPBadRequestError,
-    HTTPRequest,
-    HTTPSourceHandler,
-    JSONHandler,
-)
+from sources.http.handlers import HTTPBadRequestError, HTTPRequest, HTTPSourceHandler
 
 __all__ = ["HTTPSource"]
 
-_HANDLERS = ", ".join(h.flume_class or "" for h in (JSONHandler, BlobHandler, BLOBHandler))
+_HANDLERS = ", ".join(h.flume_class or "" for h in (handlers.JSONHandler, handlers.BlobHandler, handlers.BLOBHandler))
 # Jetty settings pyflume applies; every other QueuedThreadPool.*, HttpConfiguration.*, SslContextFactory.* and
 # ServerConnector.* key is accepted with a warning that it has no effect.
 _JETTY_USED = {"ServerConnector.idleTimeout": "int", "HttpConfiguration.sendServerVersion": "bool",
                "HttpConfiguration.sendDateHeader": "bool"}
 
 
-class HTTPSource(EventDrivenSource):
+class HTTPSource(ListeningSource):
     """Accepts events by HTTP POST (and GET); a handler turns each request into one batch (JSON by default)."""
 
     alias = "http"
     flume_class = "org.apache.flume.source.http.HTTPSource"
     spec = Spec(
         Prop("bind", "str", "0.0.0.0", "Host name or IP address to listen on."),
-        Prop("port", "int", required=True, doc="TCP port to listen on (0 picks a free port).", min=0, max=65535),
-        Prop("handler", "str", JSONHandler.flume_class,
+        port_prop(),
+        Prop("handler", "str", handlers.JSONHandler.flume_class,
              f"How a request becomes events: {_HANDLERS}, or a dotted Python path to a subclass of "
              f"sources.http.HTTPSourceHandler."),
         Prop("handler.", prefix=True, doc="Properties of the handler, checked against its spec "
@@ -67,7 +61,6 @@ class HTTPSource(EventDrivenSource):
         self._jetty(conf)
         self.ssl_enabled: bool = config.ssl
         self._tls = ServerTls(conf) if self.ssl_enabled else None
-        self._listener: TcpListener | None = None
 
     def _handler(self, conf: Conf, text: str) -> HTTPSourceHandler:
         """The handler named by ``handler``, built with the ``handler.*`` properties; a do-nothing one (and the
@@ -115,27 +108,11 @@ class HTTPSource(EventDrivenSource):
 
     # Lifecycle ----------------------------------------------------------------------------------------------
     def start(self) -> None:
-        self.stopping.clear()
         context = self._tls.context() if self._tls is not None else None
-        handshake = None
-        if context is not None:
-            def handshake(sock: socket.socket) -> socket.socket:
-                return context.wrap_socket(sock, server_side=True)
-        listener = TcpListener(self, self.bind, [self.port], self._serve, handshake=handshake)
-        listener.start()
-        self._listener = listener
-        self.port = listener.ports[0]
+        listener = TcpListener(self, self.bind, [self.port], self._serve, handshake=tls_handshake(context))
+        self.port = self.listen(listener).ports[0]
         self.log.info("Source %s listening on %s://%s:%d", self.name, "https" if context else "http", self.bind,
                       self.port)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        if self._listener is not None:
-            self._listener.stop()
-        self.log.info("Source %s stopped", self.name)
-
-    def failed(self) -> str | None:
-        return self._listener.crash if self._listener is not None else None
 
     def _serve(self, conn: socket.socket, port: int, addr: Any) -> None:
         serve_connection(conn, addr, self)

@@ -9,14 +9,15 @@ import re
 import socket
 from typing import Any
 
-from agent.core import Event, EventDrivenSource
-from agent.listen import Serve, TcpListener, UdpListener
+from agent.core import Event
+from agent.listen import ListeningSource, Serve, TcpListener, tls_handshake
 from agent.spec import Conf, Prop
 from agent.tls import ServerTls, server_tls_props
 from sources.syslog.fields import FIELDS, KEEP_ALL, choose_fields_to_keep
 
-__all__ = ["SyslogSource", "SSL_PROPS", "CLIENT_PROPS", "FORMAT_PROP", "keep_fields_prop"]
+__all__ = ["SyslogSource", "HOST_PROP", "SSL_PROPS", "CLIENT_PROPS", "FORMAT_PROP", "keep_fields_prop"]
 
+HOST_PROP = Prop("host", "str", None, "Host name or IP address to listen on (every interface when unset).")
 SSL_PROPS = server_tls_props("syslog over TLS (one message per line, as on plain TCP)")
 CLIENT_PROPS = (
     Prop("clientIPHeader", "str", None, "Header that gets the client's IP address (do not reuse a syslog header)."),
@@ -34,7 +35,7 @@ def keep_fields_prop(default_doc: str) -> Prop:
                 f"priority version timestamp hostname. true/false are older spellings of all/none.{default_doc}")
 
 
-class SyslogSource(EventDrivenSource):
+class SyslogSource(ListeningSource):
     """The syslog sources' common part: ``host``, ``keepFields``, the client headers, ``format.*`` (refused),
     TLS for the TCP ones, and delivery: each batch is retried while the channel is full (the connection is not
     read meanwhile, the UDP socket buffers), counted as Flume's syslog sources count (events only)."""
@@ -49,31 +50,12 @@ class SyslogSource(EventDrivenSource):
         for key in getattr(config, "format", {}):  # multiport_syslogtcp has no format.*
             conf.error("format.* (an extra syslog format) is not supported yet", "format." + key)
         self._tls = ServerTls(conf) if getattr(config, "ssl", False) else None
-        self._listener: TcpListener | UdpListener | None = None
-
-    def failed(self) -> str | None:
-        return self._listener.crash if self._listener is not None else None
-
-    def stop(self) -> None:
-        self.stopping.set()
-        if self._listener is not None:
-            self._listener.stop()
-            self._listener = None
-        self.log.info("Source %s stopped", self.name)
 
     def _listen_tcp(self, ports: list[int], serve: Serve) -> TcpListener:
         """Listen on ``ports`` (TLS when ``ssl``); OSError naming the address or key file when that fails."""
-        self.stopping.clear()
         # the key store is read here, at start: a missing or wrong file fails the start, naming the file
         context = self._tls.context(session_tickets=False) if self._tls is not None else None
-        handshake = None
-        if context is not None:
-            def handshake(sock: socket.socket) -> socket.socket:
-                return context.wrap_socket(sock, server_side=True)
-        listener = TcpListener(self, self.host, ports, serve, handshake=handshake)
-        listener.start()
-        self._listener = listener
-        return listener
+        return self.listen(TcpListener(self, self.host, ports, serve, handshake=tls_handshake(context)))
 
     def _client_headers(self, ip: str) -> dict[str, str]:
         address = _java_host_address(ip)

@@ -9,7 +9,7 @@ from typing import Any
 
 from agent.core import Event
 from agent.spec import Conf, Prop, Spec
-from sources.syslog.base import CLIENT_PROPS, SSL_PROPS, SyslogSource, keep_fields_prop
+from sources.syslog.base import CLIENT_PROPS, HOST_PROP, SSL_PROPS, SyslogSource, keep_fields_prop
 from sources.syslog.fields import INCOMPLETE, INVALID, STATUS_HEADER
 from sources.syslog.parser import SyslogParser, split_lines
 
@@ -21,9 +21,8 @@ class MultiportSyslogTCPSource(SyslogSource):
 
     alias = "multiport_syslogtcp"
     flume_class = "org.apache.flume.source.MultiportSyslogTCPSource"
-    batch_size_prop = "batchSize"
     spec = Spec(
-        Prop("host", "str", None, "Host name or IP address to listen on (every interface when unset)."),
+        HOST_PROP,
         Prop("ports", "list", required=True, doc="Space-separated TCP ports to listen on."),
         Prop("eventSize", "int", 2500,
              "Longest line in bytes; a longer one is cut there and flagged Incomplete.", min=1),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+from agent.listen import port_prop
 from agent.spec import Conf, Prop, Spec
 from sources.syslog.base import CLIENT_PROPS, FORMAT_PROP, SSL_PROPS, SyslogSource, keep_fields_prop
 from sources.syslog.decoder import SyslogUtilsDecoder
@@ -23,7 +24,7 @@ class SyslogTcpSource(SyslogSource):
         Prop("host", "str", None,
              "Host name or IP address to listen on (every interface when unset; the user guide marks it required, "
              "Flume's code does not)."),
-        Prop("port", "int", required=True, doc="TCP port to listen on (0 picks a free port).", min=0, max=65535),
+        port_prop(),
         Prop("eventSize", "int", 2500,
              "Longest message in bytes, priority included; a longer one is cut and flagged Incomplete.", min=1),
         keep_fields_prop(""),

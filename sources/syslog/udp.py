@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.listen import UdpListener
-from agent.spec import Conf, Prop, Spec
-from sources.syslog.base import CLIENT_PROPS, FORMAT_PROP, SyslogSource, keep_fields_prop
+from agent.listen import UdpListener, port_prop
+from agent.spec import Conf, Spec
+from sources.syslog.base import CLIENT_PROPS, FORMAT_PROP, HOST_PROP, SyslogSource, keep_fields_prop
 from sources.syslog.decoder import SyslogUtilsDecoder
 
 __all__ = ["SyslogUDPSource"]
@@ -21,8 +21,8 @@ class SyslogUDPSource(SyslogSource):
     alias = "syslogudp"
     flume_class = "org.apache.flume.source.SyslogUDPSource"
     spec = Spec(
-        Prop("host", "str", None, "Host name or IP address to listen on (every interface when unset)."),
-        Prop("port", "int", required=True, doc="UDP port to listen on (0 picks a free port).", min=0, max=65535),
+        HOST_PROP,
+        port_prop("UDP"),
         keep_fields_prop(" (The user guide says false; Flume's code defaults to none, the same thing.)"),
         *CLIENT_PROPS,
         FORMAT_PROP,
@@ -35,11 +35,7 @@ class SyslogUDPSource(SyslogSource):
         self._decoder = SyslogUtilsDecoder(_MAX_DATAGRAM, self.keep)
 
     def start(self) -> None:
-        self.stopping.clear()
-        listener = UdpListener(self, self.host, self.port, self._receive)
-        listener.start()
-        self._listener = listener
-        self.port = listener.port
+        self.port = self.listen(UdpListener(self, self.host, self.port, self._receive)).port
         self.log.info("Source %s listening for syslog on udp %s:%d", self.name, self.host or "*", self.port)
 
     def _headers_for(self, ip: str) -> dict[str, str]:
