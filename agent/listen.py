@@ -12,6 +12,10 @@ Both look at the source's ``stopping`` event a few times a second. ``stop()`` se
 closes the listening sockets and, for TCP, shuts down every open connection, so that the connection threads end.
 A listening socket that fails while the source runs is reported by ``crash`` (the source's ``failed()``), and the
 supervisor restarts the source. Without a host, both listen on every interface, IPv6 and IPv4 when the system can.
+
+:class:`ListeningSource` is the base of those sources: ``start()`` builds the listener and hands it to
+``listen()``; ``stop()`` and ``failed()`` come with it. ``BIND_PROP``, ``port_prop`` and ``tls_handshake`` are
+what their specs and TLS setups share.
 """
 
 from __future__ import annotations
