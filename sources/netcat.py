@@ -137,7 +137,7 @@ class NetcatUdpSource(ListeningSource):
         self.log.info("Source %s listening on udp %s:%d", self.name, self.bind, self.port)
 
     def stop(self) -> None:
-        self.stop_listening()  # Flume's NetcatUdpSource logs nothing when it stops
+        self.stop_listening()  # netcatudp has never logged a line when it stops
 
     def _receive(self, datagrams: list[tuple[bytes, Any]]) -> bool:
         """A burst of datagrams becomes one batch, retried while the channel is full (the socket buffers)."""
