@@ -15,11 +15,11 @@ import enum
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from agent.metrics import ChannelCounter, SinkCounter, SourceCounter
-from agent.spec import Conf, Prop, Spec
+from agent.spec import Conf, Prop, Spec, attr_name
 
 __all__ = [
     "Event",
@@ -405,47 +405,102 @@ def _rate_limited(logger: logging.Logger, message: str, every: float = 10.0) -> 
 
 
 class Source(Component):
-    """Turns input into events and hands them to ``self.channel_processor``.
+    """Turns input into events and hands them to its channels through :meth:`deliver`.
 
-    Contract: acknowledge input (reply OK, advance a file position, commit an offset) only after
-    ``channel_processor.process_batch`` returned; it raises ChannelException when the channels refused the
-    batch, and the source then retries, slows down or answers with a failure, never drops silently.
+    Contract: acknowledge input (reply OK, advance a file position, commit an offset) only after ``deliver``
+    returned True; a batch the channels refused is retried, or the refusal reaches whoever sent it (503, FAILED,
+    a pollable source's BACKOFF), never dropped silently. ``stopping`` is the one stop signal of a source: its
+    ``start()`` clears it, its ``stop()`` sets it first, and every loop and retry of the source waits on it.
     """
 
     kind = "source"
-    #: The batch size Flume checks against the channel's transactionCapacity, or None when not applicable.
-    batch_size_prop: ClassVar[str | None] = None
+    #: The property whose value Flume checks against the channels' transactionCapacity: Flume's sources all call
+    #: it batchSize. A source whose spec has no such property has no batch size.
+    batch_size_prop: ClassVar[str | None] = "batchSize"
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
         self.channel_processor: ChannelProcessor | None = None
         self.counter = SourceCounter()
+        #: Set by stop(), cleared by start(): ends the source's loops, waits and retries.
+        self.stopping = threading.Event()
+
+    def start(self) -> None:
+        self.stopping.clear()
+
+    def stop(self) -> None:
+        self.stopping.set()
 
     def batch_size(self) -> int | None:
-        return self.conf.get(self.batch_size_prop) if self.batch_size_prop else None
+        """The source's batch size, or None when it has none."""
+        if not self.batch_size_prop:
+            return None
+        return getattr(self.config, attr_name(self.batch_size_prop), None)
 
-    def deliver_with_retry(self, events: list[Event], stop: threading.Event, first_delay: float,
-                           max_delay: float) -> bool:
-        """Hand a batch to the channels, retrying it with doubling waits while they refuse it (full); never drops.
-
-        For sources that can hold their input meanwhile (a file position, a child's pipe). Counts the accepted
-        batch, or each refusal as ChannelWriteFail. False when ``stop`` was set before the batch got through.
-        """
+    def slices(self, events: list[Event]) -> Iterator[list[Event]]:
+        """``events`` in pieces of at most the source's batch size and the channels' transactionCapacity."""
         assert self.channel_processor is not None
+        limits = [n for n in (self.batch_size(), self.channel_processor.max_batch) if n]
+        limit = min(limits) if limits else 0
+        if not limit or len(events) <= limit:
+            yield events
+            return
+        for i in range(0, len(events), limit):
+            yield events[i:i + limit]
+
+    def deliver(self, events: list[Event], *, hold: bool = False, sliced: bool = False,
+                first_delay: float = 0.01, max_delay: float = 1.0, count: str | None = "append_batch",
+                committed: Callable[[int], None] | None = None) -> bool:
+        """Hand ``events`` to the channel processor; True once the channels committed them.
+
+        ``hold``: the source can hold its input meanwhile (a connection it stops reading, a file position, a
+        child's pipe), so a batch the channels refuse (full) is retried, waiting on ``stopping`` between attempts
+        with doubling delays from ``first_delay`` up to ``max_delay`` seconds; False when the source stops before
+        the batch got through. Without ``hold`` the ChannelException reaches the caller, who reports the refusal
+        (http answers 503, avro FAILED, a pollable source returns BACKOFF and is called again).
+
+        ``sliced``: hand the events over in :meth:`slices`, so that a retry repeats only the slice that was
+        refused; ``committed(n)`` is called after each committed slice (netcat acknowledges those lines).
+
+        Counts each slice as received when handed over, as accepted once committed, and each refusal as
+        ChannelWriteFail. ``count`` names the counter pair that counts the slice besides its events:
+        ``append_batch`` (AppendBatchReceived/Accepted), ``append`` (one Avro append), or None (only the events,
+        as Flume's syslog sources count).
+        """
+        for piece in (self.slices(events) if sliced else (events,)):
+            if not self._deliver_one(piece, hold, first_delay, max_delay, count):
+                return False
+            if committed is not None:
+                committed(len(piece))
+        return True
+
+    def _deliver_one(self, events: list[Event], hold: bool, first_delay: float, max_delay: float,
+                     count: str | None) -> bool:
+        proc = self.channel_processor
+        assert proc is not None
         n = len(events)
+        received = {"event_received": n, f"{count}_received": 1} if count else {"event_received": n}
         delay = first_delay
-        while not stop.is_set():
+        while True:
             try:
-                self.channel_processor.process_batch(events)
-                self.counter.batch(n, n)
-                return True
+                proc.process_batch(events)
             except ChannelException as exc:
-                self.counter.add(channel_write_fail=1)
-                self.log.warning("Source %s: the channel refused a batch of %d events (%s); retrying in %.2f s",
-                                 self.name, n, exc, delay)
-                stop.wait(delay)
+                self.counter.add(channel_write_fail=1, **received)
+                received = {}
+                if not hold:
+                    raise
+                _rate_limited(self.log, f"Source {self.name}: the channel refused a batch of {n} events ({exc}); "
+                                        f"holding the input and retrying")
+                if self.stopping.wait(delay):
+                    return False
                 delay = min(delay * 2, max_delay)
-        return False
+                continue
+            except Exception:
+                self.counter.add(**received)
+                raise
+            accepted = {"event_accepted": n, f"{count}_accepted": 1} if count else {"event_accepted": n}
+            self.counter.add(**received, **accepted)
+            return True
 
 
 class EventDrivenSource(Source):
@@ -471,10 +526,12 @@ class PollableSource(Source):
         raise NotImplementedError
 
     def backoff_increment_ms(self) -> int:
-        return self.conf.get("backoffSleepIncrement", 1000)
+        value = getattr(self.config, "backoff_sleep_increment", None)
+        return 1000 if value is None else value
 
     def max_backoff_ms(self) -> int:
-        return self.conf.get("maxBackoffSleep", 5000)
+        value = getattr(self.config, "max_backoff_sleep", None)
+        return 5000 if value is None else value
 
 
 # --------------------------------------------------------------------------------------------------------------

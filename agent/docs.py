@@ -28,6 +28,9 @@ _FAMILIES = [
     ("extractor_serializer", "Regex extractor serializers",
      "`serializers.<s>.type` of the regex_extractor interceptor"),
     ("path_manager", "Path managers", "`sink.pathManager` (file_roll); options `sink.pathManager.*`"),
+    ("http_handler", "HTTP source handlers", "`handler` of the http source; its properties as `handler.<name>`"),
+    ("deserializer", "Spooling directory deserializers",
+     "`deserializer` of the spooldir source; its properties as `deserializer.<name>`"),
 ]
 
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "components.md"

@@ -42,12 +42,12 @@ ENTRIES: list[Entry] = [
     _e("source", "exec", "org.apache.flume.source.ExecSource", "sources.exec:ExecSource"),
     _e("source", "spooldir", "org.apache.flume.source.SpoolDirectorySource", "sources.spooldir:SpoolDirectorySource"),
     _e("source", "TAILDIR", "org.apache.flume.source.taildir.TaildirSource", "sources.taildir:TaildirSource"),
-    _e("source", "http", "org.apache.flume.source.http.HTTPSource", "sources.http:HTTPSource"),
+    _e("source", "http", "org.apache.flume.source.http.HTTPSource", "sources.http.source:HTTPSource"),
     _e("source", "avro", "org.apache.flume.source.AvroSource", "sources.avro:AvroSource"),
-    _e("source", "syslogtcp", "org.apache.flume.source.SyslogTcpSource", "sources.syslog:SyslogTcpSource"),
+    _e("source", "syslogtcp", "org.apache.flume.source.SyslogTcpSource", "sources.syslog.tcp:SyslogTcpSource"),
     _e("source", "multiport_syslogtcp", "org.apache.flume.source.MultiportSyslogTCPSource",
-       "sources.syslog:MultiportSyslogTCPSource"),
-    _e("source", "syslogudp", "org.apache.flume.source.SyslogUDPSource", "sources.syslog:SyslogUDPSource"),
+       "sources.syslog.multiport:MultiportSyslogTCPSource"),
+    _e("source", "syslogudp", "org.apache.flume.source.SyslogUDPSource", "sources.syslog.udp:SyslogUDPSource"),
     _e("source", "kafka", "org.apache.flume.source.kafka.KafkaSource", "sources.kafka:KafkaSource"),
     # Sinks
     _e("sink", "logger", "org.apache.flume.sink.LoggerSink", "sinks.logger:LoggerSink"),
@@ -59,6 +59,17 @@ ENTRIES: list[Entry] = [
     _e("sink", "hbase2", "org.apache.flume.sink.hbase2.HBase2Sink", "sinks.hbase:HBase2Sink"),
     _e("sink", "hbase", "org.apache.flume.sink.hbase.HBaseSink", "sinks.hbase:HBaseSink"),
     _e("sink", "asynchbase", "org.apache.flume.sink.hbase.AsyncHBaseSink", "sinks.hbase:AsyncHBaseSink"),
+    # HTTP source handlers (the http source's handler)
+    _e("http_handler", None, "org.apache.flume.source.http.JSONHandler", "sources.http.handlers:JSONHandler"),
+    _e("http_handler", None, "org.apache.flume.sink.solr.morphline.BlobHandler", "sources.http.handlers:BlobHandler"),
+    _e("http_handler", None, "org.apache.flume.source.http.BLOBHandler", "sources.http.handlers:BLOBHandler"),
+    # Spooling directory deserializers (the spooldir source's deserializer)
+    _e("deserializer", "LINE", "org.apache.flume.serialization.LineDeserializer$Builder",
+       "sources.deserializers:LineDeserializer"),
+    _e("deserializer", "AVRO", "org.apache.flume.serialization.AvroEventDeserializer$Builder",
+       "sources.deserializers:AvroDeserializer"),
+    _e("deserializer", None, "org.apache.flume.sink.solr.morphline.BlobDeserializer$Builder",
+       "sources.deserializers:BlobDeserializer"),
     # Channel selectors
     _e("selector", "replicating", "org.apache.flume.channel.ReplicatingChannelSelector",
        "channels.selectors:ReplicatingChannelSelector"),
@@ -129,7 +140,13 @@ FAMILIES = {
     "hbase_serializer": ("sinks.hbase", "HbaseEventSerializer"),
     "extractor_serializer": ("interceptors.regex", "RegexExtractorSerializer"),
     "path_manager": ("sinks.file_roll", "PathManager"),
+    "http_handler": ("sources.http", "HTTPSourceHandler"),
+    "deserializer": ("sources.deserializers", "EventDeserializer"),
 }
+
+#: Families chosen by a property of their own (the http source's ``handler``, spooldir's ``deserializer``) rather
+#: than by ``type``: their messages call a member what Flume calls it and list every name it accepts.
+_NOUNS = {"http_handler": "handler", "deserializer": "deserializer"}
 
 # Flume 1.11 components that pyflume does not provide (yet): a precise message beats "unknown type".
 _NOT_YET = {
@@ -196,7 +213,13 @@ def resolve(family: str, text: str) -> type:
             f"'{name}' is a Flume {family} type that pyflume does not provide yet; available: "
             f"{', '.join(aliases(family))}"
         )
+    noun = _NOUNS.get(family)
+    base = ".".join(FAMILIES[family])
     if "." not in name:
+        if noun:
+            names = [e.alias or e.flume_class for e in ENTRIES if e.family == family and available(e)]
+            raise ConfigError(f"unknown {noun} '{name}'; expected {', '.join(n for n in names if n)}, or a dotted "
+                              f"Python path to a subclass of {base}")
         raise ConfigError(
             f"unknown {family} type '{name}'; expected one of {', '.join(aliases(family))}, a Flume class name, "
             f"or a dotted Python path to your own class (package.module.Class)"
@@ -206,15 +229,17 @@ def resolve(family: str, text: str) -> type:
         module = importlib.import_module(module_name)
         cls = getattr(module, cls_name)
     except (ImportError, AttributeError, ValueError) as exc:
+        if _JAVA_NAME.match(name) and noun:
+            raise ConfigError(f"'{name}' looks like a Java class; Java {noun}s cannot run in pyflume. Write it as a "
+                              f"Python subclass of {base}, put it on PYTHONPATH and name it here as "
+                              f"package.module.Class") from None
         if _JAVA_NAME.match(name):
-            base = FAMILIES[family][1]
             raise ConfigError(
                 f"'{name}' looks like a Java class; Java plugins cannot run in pyflume. Write the equivalent as a "
-                f"Python class that subclasses {FAMILIES[family][0]}.{base}, put it on PYTHONPATH and name it "
+                f"Python class that subclasses {base}, put it on PYTHONPATH and name it "
                 f"here as package.module.Class (see docs/custom-components.md)"
             ) from None
-        raise ConfigError(f"cannot load {family} class '{name}': {exc}") from None
-    expected = base_class(family)
-    if not (isinstance(cls, type) and issubclass(cls, expected)):
-        raise ConfigError(f"'{name}' is not a {family}: it must subclass {FAMILIES[family][0]}.{expected.__name__}")
+        raise ConfigError(f"cannot load {noun or family + ' class'} '{name}': {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, base_class(family))):
+        raise ConfigError(f"'{name}' is not a {noun or family}: it must subclass {base}")
     return cls

@@ -15,14 +15,22 @@ from typing import BinaryIO, ClassVar
 from agent.core import Component, Event
 from agent.spec import Conf, Prop, Spec
 
-__all__ = ["EventDeserializer", "LineDeserializer", "AvroDeserializer", "BlobDeserializer", "DESERIALIZERS"]
+__all__ = ["EventDeserializer", "LineDeserializer", "AvroDeserializer", "BlobDeserializer"]
 
 _READ = 1 << 20
 
 
 class EventDeserializer(Component):
-    """Reads events from one open file. ``read(n)`` returns up to ``n`` events and the position after them
-    (an opaque integer the deserializer understands in ``seek``); an empty list means the end of the file."""
+    """Reads events from one open file (Flume's EventDeserializer), a registry family of its own.
+
+    Contract: ``__init__(name, conf, charset=, errors=)`` only reads its configuration: ``name`` is the source's,
+    ``conf`` holds the ``deserializer.*`` options checked against the class's ``spec`` (typed in
+    ``self.config``), ``charset`` and ``errors`` are the source's inputCharset and decodeErrorPolicy (as
+    ``bytes.decode`` errors). One instance reads one file, on the source's thread: ``open(f, position)`` once,
+    then ``read(n)``, which returns up to ``n`` events and the position after them (an opaque integer the
+    deserializer understands in ``open``); an empty list means the end of the file. A decode error raises
+    UnicodeDecodeError or ValueError: the file is left in place and skipped.
+    """
 
     kind = "deserializer"
     spec: ClassVar[Spec] = Spec()
@@ -53,8 +61,8 @@ class LineDeserializer(EventDeserializer):
 
     def __init__(self, name: str, conf: Conf, **kw: str):
         super().__init__(name, conf, **kw)
-        self.max_len = conf["maxLineLength"]
-        self.out_charset = conf["outputCharset"]
+        self.max_len: int = self.config.max_line_length
+        self.out_charset: str = self.config.output_charset
         self._codec_in = codecs.lookup(self.charset).name
         self._codec_out = codecs.lookup(self.out_charset).name
         self._same = self._codec_in == self._codec_out and self._codec_in in ("utf-8", "ascii", "latin-1")
@@ -137,7 +145,7 @@ class BlobDeserializer(EventDeserializer):
 
     def __init__(self, name: str, conf: Conf, **kw: str):
         super().__init__(name, conf, **kw)
-        self.max_blob = conf["maxBlobLength"]
+        self.max_blob: int = self.config.max_blob_length
         self._pos = 0
         self._done = False
 
@@ -174,7 +182,7 @@ class AvroDeserializer(EventDeserializer):
 
     def __init__(self, name: str, conf: Conf, **kw: str):
         super().__init__(name, conf, **kw)
-        self.literal = conf["schemaType"] == "LITERAL"
+        self.literal = self.config.schema_type == "LITERAL"
 
     def open(self, f: BinaryIO, position: int) -> None:
         import json
@@ -215,12 +223,3 @@ def _size(f: BinaryIO) -> int:
     import os
 
     return os.fstat(f.fileno()).st_size
-
-
-DESERIALIZERS: dict[str, type[EventDeserializer]] = {
-    "line": LineDeserializer,
-    LineDeserializer.flume_class.lower(): LineDeserializer,  # type: ignore[union-attr]
-    "avro": AvroDeserializer,
-    AvroDeserializer.flume_class.lower(): AvroDeserializer,  # type: ignore[union-attr]
-    BlobDeserializer.flume_class.lower(): BlobDeserializer,  # type: ignore[union-attr]
-}

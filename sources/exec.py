@@ -11,6 +11,7 @@ exec has no position to resume from (use TAILDIR or spooldir when that matters).
 
 from __future__ import annotations
 
+import codecs
 import os
 import selectors
 import shlex
@@ -30,7 +31,6 @@ class ExecSource(EventDrivenSource):
 
     alias = "exec"
     flume_class = "org.apache.flume.source.ExecSource"
-    batch_size_prop = "batchSize"
     spec = Spec(
         Prop("command", "str", required=True, doc="The command to run."),
         Prop("shell", "str", None, "Shell to run the command with, e.g. /bin/bash -c (for pipes, wildcards)."),
@@ -44,22 +44,20 @@ class ExecSource(EventDrivenSource):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.command: str = conf["command"] or ""
-        self.shell: str | None = conf.get("shell")
-        self.restart = conf["restart"]
-        self.throttle = conf["restartThrottle"] / 1000.0
-        self.log_stderr = conf["logStdErr"]
-        self.batch = conf["batchSize"]
-        self.timeout = conf["batchTimeout"] / 1000.0
-        self.charset = conf["charset"]
-        import codecs
-
+        config = self.config
+        self.command: str = config.command or ""
+        self.shell: str | None = config.shell
+        self.restart: bool = config.restart
+        self.throttle = config.restart_throttle / 1000.0
+        self.log_stderr: bool = config.log_std_err
+        self.batch: int = config.batch_size
+        self.timeout = config.batch_timeout / 1000.0
+        self.charset: str = config.charset
         try:
             self._utf8 = codecs.lookup(self.charset).name in ("utf-8", "ascii")
         except LookupError:
             conf.error(f"unknown character set '{self.charset}'", "charset")
             self._utf8 = True
-        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._error: str | None = None
@@ -70,18 +68,16 @@ class ExecSource(EventDrivenSource):
         return shlex.split(self.command)
 
     def start(self) -> None:
-        self._stop.clear()
+        self.stopping.clear()
         self._thread = threading.Thread(target=self._run, name=f"{self.name}-exec", daemon=True)
         self._thread.start()
-        self.counter.started()
         self.log.info("Exec source %s starting: %s", self.name, self.command)
 
     def stop(self) -> None:
-        self._stop.set()
+        self.stopping.set()
         self._kill()
         if self._thread is not None:
             self._thread.join(10)
-        self.counter.stopped()
         self.log.info("Exec source %s stopped", self.name)
 
     def failed(self) -> str | None:
@@ -102,20 +98,20 @@ class ExecSource(EventDrivenSource):
             pass
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self.stopping.is_set():
             try:
                 code = self._run_once()
             except OSError as exc:
                 self.log.error("Exec source %s: cannot run %r: %s", self.name, self.command, exc)
                 code = None
-            if self._stop.is_set():
+            if self.stopping.is_set():
                 return
             self.log.info("Exec source %s: command exited with %s", self.name,
                           "an error starting it" if code is None else f"code {code}")
             if not self.restart:
                 return
             self.log.info("Exec source %s: restarting in %.1f s", self.name, self.throttle)
-            if self._stop.wait(self.throttle):
+            if self.stopping.wait(self.throttle):
                 return
 
     def _run_once(self) -> int | None:
@@ -123,48 +119,9 @@ class ExecSource(EventDrivenSource):
                                 stderr=subprocess.PIPE, start_new_session=True)
         self._proc = proc
         assert proc.stdout is not None and proc.stderr is not None
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ, "out")
-        sel.register(proc.stderr, selectors.EVENT_READ, "err")
-        out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
-        pending: list[bytes] = []
-        partial = b""
-        err_partial = b""
-        deadline: float | None = None
-        open_streams = 2
         try:
-            while open_streams and not self._stop.is_set():
-                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-                for key, _ in sel.select(wait):
-                    fd = out_fd if key.data == "out" else err_fd
-                    data = os.read(fd, 65536)
-                    if not data:
-                        sel.unregister(key.fileobj)
-                        open_streams -= 1
-                        continue
-                    if key.data == "err":
-                        err_partial = self._stderr(err_partial + data)
-                        continue
-                    lines = (partial + data).split(b"\n")
-                    partial = lines.pop()
-                    if lines:
-                        if not pending:
-                            deadline = time.monotonic() + self.timeout
-                        pending += lines
-                while len(pending) >= self.batch and not self._stop.is_set():
-                    self._deliver(pending[:self.batch])
-                    del pending[:self.batch]
-                    deadline = time.monotonic() + self.timeout if pending else None
-                if pending and deadline is not None and time.monotonic() >= deadline:
-                    self._deliver(pending)
-                    pending = []
-                    deadline = None
-            if partial:
-                pending.append(partial)
-            if pending and not self._stop.is_set():
-                self._deliver(pending)
+            self._read(proc.stdout.fileno(), proc.stderr.fileno())
         finally:
-            sel.close()
             proc.stdout.close()
             proc.stderr.close()
         try:
@@ -172,6 +129,53 @@ class ExecSource(EventDrivenSource):
         except subprocess.TimeoutExpired:
             self._kill()
             return proc.returncode
+
+    def _read(self, out_fd: int, err_fd: int) -> None:
+        """Read both pipes until the command closes them (or the source stops), handing complete lines over in
+        batches of batchSize, or what arrived within batchTimeout."""
+        sel = selectors.DefaultSelector()
+        sel.register(out_fd, selectors.EVENT_READ, "out")
+        sel.register(err_fd, selectors.EVENT_READ, "err")
+        pending: list[bytes] = []
+        partial = b""
+        err_partial = b""
+        deadline: float | None = None
+        open_streams = 2
+        try:
+            while open_streams and not self.stopping.is_set():
+                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                for key, _ in sel.select(wait):
+                    data = os.read(key.fd, 65536)
+                    if not data:
+                        sel.unregister(key.fileobj)
+                        open_streams -= 1
+                    elif key.data == "err":
+                        err_partial = self._stderr(err_partial + data)
+                    else:
+                        lines = (partial + data).split(b"\n")
+                        partial = lines.pop()
+                        if lines and not pending:
+                            deadline = time.monotonic() + self.timeout
+                        pending += lines
+                pending, deadline = self._flush(pending, deadline)
+            if partial:
+                pending.append(partial)
+            if pending and not self.stopping.is_set():
+                self._deliver(pending)
+        finally:
+            sel.close()
+
+    def _flush(self, pending: list[bytes], deadline: float | None) -> tuple[list[bytes], float | None]:
+        """Deliver the full batches in ``pending``, and the rest once its deadline passed; what is left and its
+        deadline."""
+        while len(pending) >= self.batch and not self.stopping.is_set():
+            self._deliver(pending[:self.batch])
+            del pending[:self.batch]
+            deadline = time.monotonic() + self.timeout if pending else None
+        if pending and deadline is not None and time.monotonic() >= deadline:
+            self._deliver(pending)
+            return [], None
+        return pending, deadline
 
     def _stderr(self, data: bytes) -> bytes:
         *lines, rest = data.split(b"\n")
@@ -185,4 +189,4 @@ class ExecSource(EventDrivenSource):
         bodies = [b[:-1] if b.endswith(b"\r") else b for b in lines]
         if not self._utf8:
             bodies = [b.decode(self.charset, "replace").encode(self.charset) for b in bodies]
-        self.deliver_with_retry([Event(b) for b in bodies], self._stop, 0.1, 5.0)
+        self.deliver([Event(b) for b in bodies], hold=True, first_delay=0.1, max_delay=5.0)

@@ -25,7 +25,8 @@ __all__ = ["KafkaSource"]
 
 
 class KafkaSourceCounter(SourceCounter):
-    """Flume's KafkaSourceCounter: the source counters without the *Fail ones, plus Kafka's own."""
+    """Flume's KafkaSourceCounter: the source counters without the *Fail ones, plus Kafka's own. The *Fail ones
+    are still kept (Source.deliver counts a refusal), only not shown, as in Flume."""
 
     FIELDS = tuple(f for f in SourceCounter.FIELDS if not f[1].endswith("Fail")) + (
         ("get_timer", "KafkaEventGetTimer"),
@@ -33,13 +34,18 @@ class KafkaSourceCounter(SourceCounter):
         ("empty", "KafkaEmptyCount"),
     )
 
+    def __init__(self) -> None:
+        super().__init__()
+        for attr, flume in SourceCounter.FIELDS:
+            if flume.endswith("Fail"):
+                setattr(self, attr, 0)
+
 
 class KafkaSource(PollableSource):
     """Reads records from Kafka topics as a member of a consumer group."""
 
     alias = "kafka"
     flume_class = "org.apache.flume.source.kafka.KafkaSource"
-    batch_size_prop = "batchSize"
     spec = Spec(
         Prop("kafka.bootstrap.servers", "str", required=True, doc="Brokers to connect to (host:port, comma list)."),
         Prop("kafka.topics", "list", None, "Topics to read, comma-separated.", sep=",", aliases=("topic",)),
@@ -74,32 +80,21 @@ class KafkaSource(PollableSource):
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
         self.counter = KafkaSourceCounter()
-        self.batch = conf["batchSize"]
-        self.duration = conf["batchDurationMillis"] / 1000.0
-        self.flume_format = conf["useFlumeEventFormat"]
-        self.set_topic = conf["setTopicHeader"]
-        self.topic_header = conf["topicHeader"]
-        self.header_map = conf.sub_text("header.")
-        regex = conf.get("kafka.topics.regex")
-        topics = [t.strip() for t in conf.get("kafka.topics") or [] if t.strip()]
-        if regex:
-            try:
-                re.compile(regex)
-            except re.error as exc:
-                conf.error(f"not a valid regular expression: {exc}", "kafka.topics.regex")
-            self.topics = ["^" + regex.lstrip("^")]  # librdkafka subscribes by regex when a name starts with ^
-        elif topics:
-            self.topics = topics
-        else:
-            conf.error("set kafka.topics (a comma list) or kafka.topics.regex", None)
-            self.topics = []
-        if conf.get("zookeeperConnect") or conf["migrateZookeeperOffsets"] and conf.is_set("migrateZookeeperOffsets"):
+        config = self.config
+        self.batch: int = config.batch_size
+        self.duration = config.batch_duration_millis / 1000.0
+        self.flume_format: bool = config.use_flume_event_format
+        self.set_topic: bool = config.set_topic_header
+        self.topic_header: str = config.topic_header
+        self.header_map: dict[str, str] = config.header
+        self.topics = self._topics(conf)
+        if config.zookeeper_connect or config.migrate_zookeeper_offsets and conf.is_set("migrateZookeeperOffsets"):
             conf.error("ZooKeeper offset migration is not supported; offsets are kept in Kafka (set "
                        "migrateZookeeperOffsets = false and remove zookeeperConnect)",
-                       "zookeeperConnect" if conf.get("zookeeperConnect") else "migrateZookeeperOffsets")
+                       "zookeeperConnect" if config.zookeeper_connect else "migrateZookeeperOffsets")
         settings = client_config(conf, "kafka.consumer.")
-        settings["bootstrap.servers"] = conf["kafka.bootstrap.servers"]
-        settings["group.id"] = conf["kafka.consumer.group.id"]
+        settings["bootstrap.servers"] = config.kafka_bootstrap_servers
+        settings["group.id"] = config.kafka_consumer_group_id
         settings["enable.auto.commit"] = "false"
         settings["enable.auto.offset.store"] = "false"
         # Flume's source leaves the Java client's default: a group with no committed offset starts at the end.
@@ -110,6 +105,20 @@ class KafkaSource(PollableSource):
         self.settings = settings
         self.consumer = None
         self._pending: tuple[list[Event], dict[tuple[str, int], int]] | None = None
+
+    def _topics(self, conf: Conf) -> list[str]:
+        """kafka.topics.regex (subscribed as a pattern) or the kafka.topics list; an error when neither is set."""
+        regex = self.config.kafka_topics_regex
+        if regex:
+            try:
+                re.compile(regex)
+            except re.error as exc:
+                conf.error(f"not a valid regular expression: {exc}", "kafka.topics.regex")
+            return ["^" + regex.lstrip("^")]  # librdkafka subscribes by regex when a name starts with ^
+        topics = [t.strip() for t in self.config.kafka_topics or [] if t.strip()]
+        if not topics:
+            conf.error("set kafka.topics (a comma list) or kafka.topics.regex", None)
+        return topics
 
     # Lifecycle --------------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -148,30 +157,21 @@ class KafkaSource(PollableSource):
             started = time.monotonic()
             events, offsets = self._collect(consumer)
             if not events:
-                with self.counter.lock:
-                    self.counter.empty += 1
+                self.counter.add(empty=1)
                 return Status.BACKOFF
-            with self.counter.lock:
-                self.counter.get_timer += int((time.monotonic() - started) * 1000)
+            self.counter.add(get_timer=int((time.monotonic() - started) * 1000))
             self._pending = (events, offsets)
         events, offsets = self._pending
-        n = len(events)
-        assert self.channel_processor is not None
         try:
-            self.channel_processor.process_batch(events)
+            self.deliver(events)
         except ChannelException as exc:
-            self.log.warning("Kafka source %s: the channel refused %d events (%s); retrying them", self.name, n,
-                             exc)
-            with self.counter.lock:
-                self.counter.event_received += n
-                self.counter.append_batch_received += 1
+            self.log.warning("Kafka source %s: the channel refused %d events (%s); retrying them", self.name,
+                             len(events), exc)
             return Status.BACKOFF
         self._pending = None
-        self.counter.batch(n, n)
         started = time.monotonic()
         self._commit(consumer, offsets)
-        with self.counter.lock:
-            self.counter.commit_timer += int((time.monotonic() - started) * 1000)
+        self.counter.add(commit_timer=int((time.monotonic() - started) * 1000))
         return Status.READY
 
     def _commit(self, consumer, offsets: dict[tuple[str, int], int]) -> None:  # noqa: ANN001
@@ -186,13 +186,11 @@ class KafkaSource(PollableSource):
                              self.name, exc)
 
     def _collect(self, consumer) -> tuple[list[Event], dict[tuple[str, int], int]]:  # noqa: ANN001
+        """Up to batchSize records, or what arrived within batchDurationMillis, and the last offset read of each
+        partition."""
         events: list[Event] = []
         offsets: dict[tuple[str, int], int] = {}
         deadline = time.monotonic() + self.duration
-        flume_format = self.flume_format
-        set_topic = self.set_topic
-        topic_header = self.topic_header
-        header_map = self.header_map
         while len(events) < self.batch:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -206,41 +204,43 @@ class KafkaSource(PollableSource):
                     if err.code() != -191:  # _PARTITION_EOF is informational
                         self.log.warning("Kafka source %s: %s", self.name, err.str())
                     continue
-                topic = m.topic()
-                partition = m.partition()
-                offset = m.offset()
-                value = m.value() or b""
-                if flume_format:
-                    try:
-                        e = decode_event(value)
-                    except AvroEventError as exc:
-                        self.log.error("Kafka source %s: record %s/%d@%d is not an AvroFlumeEvent (%s); check "
-                                       "useFlumeEventFormat. It is passed on as a plain body.", self.name, topic,
-                                       partition, offset, exc)
-                        e = Event(value, {})
-                    h = e.headers
-                    h.setdefault("timestamp", str(m.timestamp()[1]))
-                    if set_topic:
-                        h.setdefault(topic_header, topic)
-                    h.setdefault("partition", str(partition))
-                    h.setdefault("offset", str(offset))
-                else:
-                    h = {"timestamp": str(m.timestamp()[1])}
-                    if set_topic:
-                        h[topic_header] = topic
-                    h["partition"] = str(partition)
-                    h["offset"] = str(offset)
-                    e = Event(value, h)
-                if header_map:
-                    kh = m.headers()
-                    if kh:
-                        for flume_name, kafka_name in header_map.items():
-                            for k, v in kh:
-                                if k == kafka_name and v is not None:
-                                    h[flume_name] = v.decode(errors="replace")
-                key = m.key()
-                if key is not None:
-                    h["key"] = key.decode(errors="replace")
-                events.append(e)
-                offsets[(topic, partition)] = offset
+                events.append(self._event(m))
+                offsets[(m.topic(), m.partition())] = m.offset()
         return events, offsets
+
+    def _event(self, m) -> Event:  # noqa: ANN001
+        """One record as an event with Flume's headers (see the module docstring)."""
+        topic, partition, offset = m.topic(), m.partition(), m.offset()
+        value = m.value() or b""
+        if self.flume_format:
+            try:
+                e = decode_event(value)
+            except AvroEventError as exc:
+                self.log.error("Kafka source %s: record %s/%d@%d is not an AvroFlumeEvent (%s); check "
+                               "useFlumeEventFormat. It is passed on as a plain body.", self.name, topic,
+                               partition, offset, exc)
+                e = Event(value, {})
+            h = e.headers
+            h.setdefault("timestamp", str(m.timestamp()[1]))
+            if self.set_topic:
+                h.setdefault(self.topic_header, topic)
+            h.setdefault("partition", str(partition))
+            h.setdefault("offset", str(offset))
+        else:
+            h = {"timestamp": str(m.timestamp()[1])}
+            if self.set_topic:
+                h[self.topic_header] = topic
+            h["partition"] = str(partition)
+            h["offset"] = str(offset)
+            e = Event(value, h)
+        if self.header_map:
+            kh = m.headers()
+            if kh:
+                for flume_name, kafka_name in self.header_map.items():
+                    for k, v in kh:
+                        if k == kafka_name and v is not None:
+                            h[flume_name] = v.decode(errors="replace")
+        key = m.key()
+        if key is not None:
+            h["key"] = key.decode(errors="replace")
+        return e

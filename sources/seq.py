@@ -15,7 +15,6 @@ class SequenceGeneratorSource(PollableSource):
 
     alias = "seq"
     flume_class = "org.apache.flume.source.SequenceGeneratorSource"
-    batch_size_prop = "batchSize"
     spec = Spec(
         Prop("batchSize", "int", 1, "Events generated per channel transaction.", min=1),
         Prop("totalEvents", "int", _LONG_MAX, "Stop after this many events (the default never stops).", min=0),
@@ -24,8 +23,8 @@ class SequenceGeneratorSource(PollableSource):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.batch = conf["batchSize"]
-        self.total = conf["totalEvents"]
+        self.batch: int = self.config.batch_size
+        self.total: int = self.config.total_events
         self.next = 0
 
     def process(self) -> Status:
@@ -33,18 +32,9 @@ class SequenceGeneratorSource(PollableSource):
         if start >= self.total:
             return Status.BACKOFF
         end = min(start + self.batch, self.total)
-        events = [Event(str(i).encode()) for i in range(start, end)]
-        n = len(events)
-        assert self.channel_processor is not None
         try:
-            self.channel_processor.process_batch(events)
+            self.deliver([Event(str(i).encode()) for i in range(start, end)])
         except ChannelException:
-            # The same numbers are retried on the next call: nothing is skipped.
-            with self.counter.lock:
-                self.counter.channel_write_fail += 1
-                self.counter.event_received += n
-                self.counter.append_batch_received += 1
-            return Status.BACKOFF
+            return Status.BACKOFF  # the same numbers are retried on the next call: nothing is skipped
         self.next = end
-        self.counter.batch(n, n)
         return Status.READY

@@ -23,8 +23,8 @@ from pathlib import Path
 from agent import registry
 from agent.core import EventDrivenSource
 from agent.java import java_regex
-from agent.spec import Conf, ConfigError, Prop, Spec
-from sources.deserializers import DESERIALIZERS, EventDeserializer
+from agent.spec import Conf, ConfigError, Prop, Raw, Spec
+from sources.deserializers import EventDeserializer, LineDeserializer
 
 __all__ = ["SpoolDirectorySource"]
 
@@ -36,7 +36,6 @@ class SpoolDirectorySource(EventDrivenSource):
 
     alias = "spooldir"
     flume_class = "org.apache.flume.source.SpoolDirectorySource"
-    batch_size_prop = "batchSize"
     spec = Spec(
         Prop("spoolDir", "str", required=True, doc="Directory to read files from."),
         Prop("fileSuffix", "str", ".COMPLETED", "Appended to a file's name once it has been read."),
@@ -62,83 +61,73 @@ class SpoolDirectorySource(EventDrivenSource):
         Prop("decodeErrorPolicy", "enum", "FAIL", "What an undecodable byte sequence does.",
              choices={"FAIL": "stop reading the file, with an error", "REPLACE": "U+FFFD", "IGNORE": "drop it"}),
         Prop("deserializer", "str", "LINE", "LINE, AVRO, org.apache.flume.sink.solr.morphline.BlobDeserializer"
-             "$Builder, or a dotted Python path to a sources.deserializers.EventDeserializer."),
-        Prop("deserializer.", prefix=True, doc="Options of the deserializer (maxLineLength, outputCharset, "
-             "schemaType, maxBlobLength)."),
+             "$Builder, or a dotted Python path to a sources.deserializers.EventDeserializer (see Spooling "
+             "directory deserializers)."),
+        Prop("deserializer.", prefix=True, doc="Options of the deserializer, checked against its spec "
+             "(maxLineLength, outputCharset, schemaType, maxBlobLength)."),
         Prop("bufferMaxLineLength", "int", None, "Deprecated: overrides deserializer.maxLineLength for LINE."),
         Prop("bufferMaxLines", "int", None, "Deprecated and ignored, as in Flume.", hidden=True),
     )
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
-        self.spool = Path(conf["spoolDir"] or ".").expanduser()
-        self.suffix = conf["fileSuffix"]
-        self.delete = conf["deletePolicy"] == "immediate"
-        self.tracker_marks = conf["trackingPolicy"] == "tracker_dir" and not self.delete
-        tracker = Path(conf["trackerDir"]).expanduser()
+        config = self.config
+        self.spool = Path(config.spool_dir or ".").expanduser()
+        self.suffix: str = config.file_suffix
+        self.delete = config.delete_policy == "immediate"
+        self.tracker_marks = config.tracking_policy == "tracker_dir" and not self.delete
+        tracker = Path(config.tracker_dir).expanduser()
         self.tracker = tracker if tracker.is_absolute() else self.spool / tracker
-        self.file_header = conf["fileHeaderKey"] if conf["fileHeader"] else None
-        self.base_header = conf["basenameHeaderKey"] if conf["basenameHeader"] else None
+        self.file_header = config.file_header_key if config.file_header else None
+        self.base_header = config.basename_header_key if config.basename_header else None
         try:
-            self.include = re.compile(java_regex(conf["includePattern"]))
-            self.ignore = re.compile(java_regex(conf["ignorePattern"]))
+            self.include = re.compile(java_regex(config.include_pattern))
+            self.ignore = re.compile(java_regex(config.ignore_pattern))
         except re.error as exc:
             conf.error(f"invalid regular expression: {exc}", "includePattern")
             self.include = self.ignore = re.compile("")
-        self.order = conf["consumeOrder"]
-        self.poll = conf["pollDelay"] / 1000.0
-        self.recursive = conf["recursiveDirectorySearch"]
-        self.max_backoff = conf["maxBackoff"] / 1000.0
-        self.batch = conf["batchSize"]
-        self.errors = {"FAIL": "strict", "REPLACE": "replace", "IGNORE": "ignore"}[conf["decodeErrorPolicy"]]
-        self.charset = conf["inputCharset"]
-        self.deser_cls = self._deserializer_class(conf["deserializer"])
-        deser_raw = conf.sub("deserializer.")
-        if conf.get("bufferMaxLineLength") and self.deser_cls is DESERIALIZERS["line"]:
-            from agent.spec import Raw
-
-            deser_raw["maxLineLength"] = Raw(str(conf["bufferMaxLineLength"]), 0)
-        self.deser_conf = self.deser_cls.spec.bind(deser_raw, problems=conf.problems, component=conf.component,
-                                                   decl=conf.decl, key_prefix="deserializer.")
-        self._stop = threading.Event()
+        self.order: str = config.consume_order
+        self.poll = config.poll_delay / 1000.0
+        self.recursive: bool = config.recursive_directory_search
+        self.max_backoff = config.max_backoff / 1000.0
+        self.batch: int = config.batch_size
+        self.errors = {"FAIL": "strict", "REPLACE": "replace", "IGNORE": "ignore"}[config.decode_error_policy]
+        self.charset: str = config.input_charset
+        self.deser_cls, self.deser_conf = self._deserializer(conf)
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._observer = None
         self._failed: dict[Path, tuple[float, int]] = {}  # files that errored: skipped while unchanged
         self._error: str | None = None
 
-    def _deserializer_class(self, text: str) -> type[EventDeserializer]:
-        cls = DESERIALIZERS.get(text.strip().lower())
-        if cls is not None:
-            return cls
-        if "." in text:
-            try:
-                return registry.load_target(text.replace("$Builder", "").rsplit(".", 1)[0] + ":" +
-                                            text.replace("$Builder", "").rsplit(".", 1)[1])
-            except (ImportError, AttributeError) as exc:
-                self.conf.error(f"cannot load deserializer '{text}': {exc}; expected LINE, AVRO, "
-                                f"org.apache.flume.sink.solr.morphline.BlobDeserializer$Builder or a dotted Python "
-                                f"path", "deserializer")
-        else:
-            self.conf.error(f"unknown deserializer '{text}'; expected LINE, AVRO, "
-                            f"org.apache.flume.sink.solr.morphline.BlobDeserializer$Builder or a dotted Python "
-                            f"path", "deserializer")
-        return DESERIALIZERS["line"]
+    def _deserializer(self, conf: Conf) -> tuple[type[EventDeserializer], Conf]:
+        """The deserializer class (LINE when the name is wrong, the problem recorded) and its options, checked
+        against its spec (``bufferMaxLineLength``, deprecated, still sets LINE's maxLineLength)."""
+        config = self.config
+        try:
+            cls: type[EventDeserializer] = registry.resolve("deserializer", config.deserializer)
+        except ConfigError as exc:
+            conf.error(exc.message, "deserializer")
+            cls = LineDeserializer
+        raw = conf.sub("deserializer.")
+        if config.buffer_max_line_length and cls is LineDeserializer:
+            raw["maxLineLength"] = Raw(str(config.buffer_max_line_length), 0)
+        return cls, cls.spec.bind(raw, problems=conf.problems, component=conf.component, decl=conf.decl,
+                                  key_prefix="deserializer.")
 
     # Lifecycle ----------------------------------------------------------------------------------------------
     def start(self) -> None:
         if not self.spool.is_dir():
             raise ConfigError(f"spoolDir {self.spool} does not exist or is not a directory", "spoolDir")
         self.tracker.mkdir(parents=True, exist_ok=True)
-        self._stop.clear()
+        self.stopping.clear()
         self._start_watch()
         self._thread = threading.Thread(target=self._run, name=f"{self.name}-spool", daemon=True)
         self._thread.start()
-        self.counter.started()
         self.log.info("Spooling directory source %s started on %s", self.name, self.spool)
 
     def stop(self) -> None:
-        self._stop.set()
+        self.stopping.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(10)
@@ -146,11 +135,10 @@ class SpoolDirectorySource(EventDrivenSource):
             self._observer.stop()
             self._observer.join(5)
             self._observer = None
-        self.counter.stopped()
         self.log.info("Spooling directory source %s stopped", self.name)
 
     def failed(self) -> str | None:
-        if self._thread is not None and not self._thread.is_alive() and not self._stop.is_set():
+        if self._thread is not None and not self._thread.is_alive() and not self.stopping.is_set():
             return self._error or "reader thread ended"
         return None
 
@@ -179,7 +167,7 @@ class SpoolDirectorySource(EventDrivenSource):
     # Reading ------------------------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
-            while not self._stop.is_set():
+            while not self.stopping.is_set():
                 path = self._next_file()
                 if path is None:
                     self._wake.wait(self.poll)
@@ -273,24 +261,23 @@ class SpoolDirectorySource(EventDrivenSource):
             deser.open(f, position)
             self.log.info("Spooling directory source %s: reading %s%s", self.name, path,
                           f" from position {position}" if position else "")
-            while not self._stop.is_set():
+            while not self.stopping.is_set():
                 try:
                     events, pos = deser.read(self.batch)
                 except (UnicodeDecodeError, ValueError) as exc:
                     self._fail_file(path, st, f"cannot decode it ({exc}); set decodeErrorPolicy = REPLACE or "
                                               f"IGNORE to read it anyway")
-                    with self.counter.lock:
-                        self.counter.event_read_fail += 1
+                    self.counter.add(event_read_fail=1)
                     return
                 if not events:
                     break
                 if headers:
                     for e in events:
                         e.headers.update(headers)
-                if not self.deliver_with_retry(events, self._stop, 0.25, self.max_backoff):
+                if not self.deliver(events, hold=True, first_delay=0.25, max_delay=self.max_backoff):
                     return  # stopping
                 self._save_meta({"file": str(path), "pos": pos, "mtime": st.st_mtime, "size": st.st_size})
-        if self._stop.is_set():
+        if self.stopping.is_set():
             return
         self._finish(path, st)
 
@@ -298,8 +285,7 @@ class SpoolDirectorySource(EventDrivenSource):
         self.log.error("Spooling directory source %s: %s: %s. The file is left in place and skipped until it "
                        "changes; other files go on", self.name, path, why)
         self._failed[path] = (st.st_mtime, st.st_size)
-        with self.counter.lock:
-            self.counter.generic_processing_fail += 1
+        self.counter.add(generic_processing_fail=1)
         self._save_meta(None)
 
     def _finish(self, path: Path, st: os.stat_result) -> None:

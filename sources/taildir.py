@@ -47,7 +47,6 @@ class TaildirSource(PollableSource):
 
     alias = "TAILDIR"
     flume_class = "org.apache.flume.source.taildir.TaildirSource"
-    batch_size_prop = "batchSize"
     spec = Spec(
         Prop("filegroups", "list", required=True, doc="Space-separated names of file groups."),
         Prop("filegroups.", prefix=True, doc="filegroups.<g> = absolute path; the file-name part is a Java regex."),
@@ -68,10 +67,10 @@ class TaildirSource(PollableSource):
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
+        config = self.config
         self.groups: dict[str, tuple[Path, re.Pattern[str]]] = {}
-        raw = conf.sub_text("filegroups.")
-        for g in conf["filegroups"] or []:
-            path = raw.get(g)
+        for g in config.filegroups or []:
+            path = config.filegroups_options.get(g)
             if not path:
                 conf.error(f"file group '{g}' has no path (filegroups.{g})", "filegroups")
                 continue
@@ -83,20 +82,19 @@ class TaildirSource(PollableSource):
             except re.error as exc:
                 conf.error(f"invalid file name pattern '{p.name}': {exc}", "filegroups." + g)
         self.headers: dict[str, dict[str, str]] = {}
-        for key, value in conf.sub_text("headers.").items():
+        for key, value in config.headers.items():
             g, _, h = key.partition(".")
             self.headers.setdefault(g, {})[h] = value
-        self.position_file = Path(conf["positionFile"]).expanduser()
-        self.offset_header = conf["byteOffsetHeader"]
-        self.skip_to_end = conf["skipToEnd"]
-        self.idle = conf["idleTimeout"] / 1000.0
-        self.write_interval = conf["writePosInterval"] / 1000.0
-        self.batch = conf["batchSize"]
-        self.max_batches = conf["maxBatchCount"] or _LONG_MAX
-        self.file_header = conf["fileHeaderKey"] if conf["fileHeader"] else None
+        self.position_file = Path(config.position_file).expanduser()
+        self.offset_header: bool = config.byte_offset_header
+        self.skip_to_end: bool = config.skip_to_end
+        self.idle = config.idle_timeout / 1000.0
+        self.write_interval = config.write_pos_interval / 1000.0
+        self.batch: int = config.batch_size
+        self.max_batches: int = config.max_batch_count or _LONG_MAX
+        self.file_header = config.file_header_key if config.file_header else None
         self._tails: dict[int, _Tail] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
         self._writer: threading.Thread | None = None
         self._last_scan = 0.0
         self.wakeup = threading.Event()  # set by filesystem notifications: the runner stops backing off
@@ -107,16 +105,15 @@ class TaildirSource(PollableSource):
         self.position_file.parent.mkdir(parents=True, exist_ok=True)
         saved = self._load_positions()
         self._scan(saved, first=True)
-        self._stop.clear()
+        self.stopping.clear()
         self._writer = threading.Thread(target=self._write_loop, name=f"{self.name}-positions", daemon=True)
         self._writer.start()
         self._watch()
-        self.counter.started()
         self.log.info("TAILDIR source %s started: %d files, positions in %s", self.name, len(self._tails),
                       self.position_file)
 
     def stop(self) -> None:
-        self._stop.set()
+        self.stopping.set()
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(5)
@@ -129,7 +126,6 @@ class TaildirSource(PollableSource):
                 if t.fd >= 0:
                     os.close(t.fd)
                     t.fd = -1
-        self.counter.stopped()
         self.log.info("TAILDIR source %s stopped", self.name)
 
     def _watch(self) -> None:
@@ -177,7 +173,7 @@ class TaildirSource(PollableSource):
         os.replace(tmp, self.position_file)
 
     def _write_loop(self) -> None:
-        while not self._stop.wait(self.write_interval):
+        while not self.stopping.wait(self.write_interval):
             try:
                 with self._lock:
                     self._write_positions()
@@ -214,7 +210,10 @@ class TaildirSource(PollableSource):
                     pos = os.stat(path).st_size
                 except FileNotFoundError:
                     continue
-            self._tails[inode] = _Tail(path, inode, pos, g)
+            t = _Tail(path, inode, pos, g)
+            if not self._open(t):
+                continue  # renamed or deleted since the listing: the next scan sees it where it is now
+            self._tails[inode] = t
             if not first:
                 self.log.info("TAILDIR source %s: following new file %s", self.name, path)
         for inode, t in self._tails.items():
@@ -237,7 +236,7 @@ class TaildirSource(PollableSource):
                 if not got:
                     break
                 any_events = True
-                if self._stop.is_set():
+                if self.stopping.is_set():
                     break
             if not t.matched:
                 self._drop(t)
@@ -254,73 +253,82 @@ class TaildirSource(PollableSource):
         self.log.info("TAILDIR source %s: finished %s (rotated away)", self.name, t.path)
 
     def _tail_batch(self, t: _Tail) -> int | None:
-        """Read and deliver one batch of complete lines; the count, 0 at the end, None if the channel refused.
+        """Deliver one batch of complete lines; the count, 0 at the end, None if the channel refused.
 
         Lines are read a chunk at a time and kept in ``t.pending`` (they start at ``t.pos``), so a chunk is read
         and split once however many batches it holds."""
-        if t.fd < 0:
-            try:
-                t.fd = os.open(t.path, os.O_RDONLY)
-            except FileNotFoundError:
-                t.matched = False
-                return 0
-            if os.fstat(t.fd).st_ino != t.inode:  # the path now names another file: keep tracking ours by inode
-                os.close(t.fd)
-                t.fd = -1
-                t.matched = False
-                return 0
-        if not t.pending:
-            size = os.fstat(t.fd).st_size
-            if size < t.pos:
-                self.log.warning("TAILDIR source %s: %s shrank from %d to %d bytes (truncated); reading it again "
-                                 "from the start", self.name, t.path, t.pos, size)
-                t.pos = 0
-            if size == t.pos:
-                return 0
-            data = os.pread(t.fd, min(_CHUNK, size - t.pos), t.pos)
-            end = data.rfind(b"\n")
-            if end < 0 and len(data) == _CHUNK:  # a line longer than the chunk: take it whole once complete
-                data = os.pread(t.fd, size - t.pos, t.pos)
-                end = data.rfind(b"\n")
-            t.last_partial = False
-            if end < 0:
-                if t.matched:
-                    return 0  # a partial last line waits for its newline
-                end = len(data)  # a rotated file will not grow: its last partial line is complete
-                t.last_partial = True
-            t.pending = data[:end].split(b"\n")
-            t.has_cr = b"\r" in data
+        if not t.pending and not self._read_lines(t):
+            return 0
         lines = t.pending[:self.batch]
         consumed = sum(map(len, lines)) + len(lines)
         if t.last_partial and len(lines) == len(t.pending):
             consumed -= 1  # no newline after the rotated file's last line
-        bodies = [x[:-1] if x.endswith(b"\r") else x for x in lines] if t.has_cr else lines
-        extra = self.headers.get(t.group)
-        if extra or self.file_header or self.offset_header:
-            events = []
-            offset = t.pos
-            for line, body in zip(lines, bodies, strict=True):
-                h: dict[str, str] = dict(extra) if extra else {}
-                if self.file_header:
-                    h[self.file_header] = t.path
-                if self.offset_header:
-                    h["byteoffset"] = str(offset)
-                offset += len(line) + 1
-                events.append(Event(body, h))
-        else:
-            events = [Event(b) for b in bodies]
-        n = len(events)
-        assert self.channel_processor is not None
         try:
-            self.channel_processor.process_batch(events)
+            self.deliver(self._events(t, lines))
         except ChannelException:
-            with self.counter.lock:
-                self.counter.channel_write_fail += 1
-                self.counter.event_received += n
-                self.counter.append_batch_received += 1
-            return None
-        self.counter.batch(n, n)
+            return None  # nothing advanced: the runner backs off and offers the same lines again
+        n = len(lines)
         del t.pending[:n]
         t.pos += consumed
         t.last_seen = time.monotonic()
         return n
+
+    def _open(self, t: _Tail) -> bool:
+        """Open the file of ``t`` by its path; False when the path is gone or now names another file (by inode).
+
+        A file is opened as soon as it is found, so that one renamed before its first read is still read (from
+        its descriptor) to its end."""
+        try:
+            fd = os.open(t.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        if os.fstat(fd).st_ino != t.inode:
+            os.close(fd)
+            return False
+        t.fd = fd
+        return True
+
+    def _read_lines(self, t: _Tail) -> bool:
+        """Read the complete lines after ``t.pos`` into ``t.pending``; False when there are none yet."""
+        if t.fd < 0 and not self._open(t):  # closed while idle, and renamed or deleted meanwhile
+            t.matched = False
+            return False
+        size = os.fstat(t.fd).st_size
+        if size < t.pos:
+            self.log.warning("TAILDIR source %s: %s shrank from %d to %d bytes (truncated); reading it again "
+                             "from the start", self.name, t.path, t.pos, size)
+            t.pos = 0
+        if size == t.pos:
+            return False
+        data = os.pread(t.fd, min(_CHUNK, size - t.pos), t.pos)
+        end = data.rfind(b"\n")
+        if end < 0 and len(data) == _CHUNK:  # a line longer than the chunk: take it whole once complete
+            data = os.pread(t.fd, size - t.pos, t.pos)
+            end = data.rfind(b"\n")
+        t.last_partial = False
+        if end < 0:
+            if t.matched:
+                return False  # a partial last line waits for its newline
+            end = len(data)  # a rotated file will not grow: its last partial line is complete
+            t.last_partial = True
+        t.pending = data[:end].split(b"\n")
+        t.has_cr = b"\r" in data
+        return True
+
+    def _events(self, t: _Tail, lines: list[bytes]) -> list[Event]:
+        """The events of ``lines`` (a CR before the newline dropped), with the group's and the optional headers."""
+        bodies = [x[:-1] if x.endswith(b"\r") else x for x in lines] if t.has_cr else lines
+        extra = self.headers.get(t.group)
+        if not (extra or self.file_header or self.offset_header):
+            return [Event(b) for b in bodies]
+        events = []
+        offset = t.pos
+        for line, body in zip(lines, bodies, strict=True):
+            h: dict[str, str] = dict(extra) if extra else {}
+            if self.file_header:
+                h[self.file_header] = t.path
+            if self.offset_header:
+                h["byteoffset"] = str(offset)
+            offset += len(line) + 1
+            events.append(Event(body, h))
+        return events

@@ -8,8 +8,8 @@ from email.message import Message
 
 import pytest
 
-import sources.http as http
-from sources.http import HTTPRequest, JSONHandler
+import sources.http.handlers as http
+from sources.http.handlers import HTTPRequest, JSONHandler
 
 
 def _events(body: bytes, monkeypatch: pytest.MonkeyPatch, fast: bool):  # noqa: ANN202

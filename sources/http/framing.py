@@ -1,0 +1,195 @@
+"""HTTP/1.1 on one connection of the http source: request framing (Content-Length, chunked, ``Expect:
+100-continue``), keep-alive, and answers in Jetty's shape (the status line, ``Date`` and ``Server`` headers unless
+turned off, an HTML error page).
+
+:func:`serve_connection` runs on the connection's thread (see agent.listen) and hands each request to the
+source's ``answer(request)``, which returns the status and message.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import socket
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any
+
+import agent
+from agent.core import _rate_limited
+from sources.http.handlers import HTTPRequest
+
+if TYPE_CHECKING:
+    from sources.http.source import HTTPSource
+
+__all__ = ["serve_connection"]
+
+_READ = 1 << 20
+_MAX_LINE = 8192
+
+
+def serve_connection(conn: socket.socket, addr: Any, source: HTTPSource) -> None:
+    """Answer the requests of one connection until the client closes it, idles out or breaks the framing."""
+    try:
+        _Connection(conn, addr, source)
+    except OSError:  # a client that went away mid-request
+        return
+    except Exception as exc:  # noqa: BLE001 - logged, never one line per request
+        _rate_limited(source.log, f"Source {source.name}: request from {addr[0]} failed: {type(exc).__name__}: "
+                                  f"{exc}")
+
+
+class _BadFraming(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class _Connection(BaseHTTPRequestHandler):
+    """The requests of one connection, answered in order (BaseHTTPRequestHandler does the request line and
+    headers; the body framing and the answer are ours)."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def __init__(self, conn: socket.socket, addr: Any, source: HTTPSource):
+        self.source = source
+        super().__init__(conn, addr, None)
+
+    def setup(self) -> None:
+        self.timeout = self.source.idle_timeout
+        super().setup()
+
+    def do_POST(self) -> None:
+        self._handle(head=False)
+
+    do_GET = do_POST
+
+    def do_HEAD(self) -> None:  # the servlet answers HEAD like GET, without the body
+        self._handle(head=True)
+
+    def do_TRACE(self) -> None:
+        self._refuse(403, "Forbidden")
+
+    do_OPTIONS = do_TRACE
+
+    def do_PUT(self) -> None:
+        self._refuse(405, f"HTTP method {self.command} is not supported by this URL")
+
+    do_DELETE = do_PUT
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's signature
+        pass  # failures are logged (rate-limited) by the source, never one line per request
+
+    def _refuse(self, status: int, message: str) -> None:
+        try:
+            self._read_body()
+        except (OSError, _BadFraming, EOFError):
+            self.close_connection = True
+        self._respond(status, message)
+
+    def _handle(self, head: bool) -> None:
+        source = self.source
+        try:
+            body = self._read_body()
+        except _BadFraming as exc:
+            self.close_connection = True
+            self._respond(exc.status, str(exc))
+            return
+        except (OSError, EOFError):
+            self.close_connection = True  # the client went away or stalled mid-body: nothing to answer
+            return
+        path, _, query = self.path.partition("?")
+        request = HTTPRequest(self.command, path, query, self.headers, body, self.client_address)
+        status, message = source.answer(request)
+        self._respond(status, message, head)
+
+    def _read_body(self) -> bytes:
+        te = self.headers.get("Transfer-Encoding")
+        if te is not None:
+            codings = [c.strip().lower() for c in te.split(",") if c.strip()]
+            if codings == ["identity"]:
+                pass
+            elif codings != ["chunked"]:
+                raise _BadFraming(501, f"Transfer-Encoding {te!r} is not supported (only chunked)")
+            else:
+                return self._read_chunked()
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
+            return b""
+        if len(set(v.strip() for v in lengths)) != 1 or not lengths[0].strip().isdigit():
+            raise _BadFraming(400, f"bad Content-Length {', '.join(lengths)!r}")
+        return self._read_exact(int(lengths[0].strip()))
+
+    def _read_exact(self, n: int) -> bytes:
+        read = self.rfile.read
+        if n <= _READ:
+            data = read(n)
+            if len(data) < n:
+                raise EOFError
+            return data
+        parts = []
+        while n > 0:  # in steps, so a huge declared length costs memory only as the data really arrives
+            part = read(min(n, _READ))
+            if not part:
+                raise EOFError
+            parts.append(part)
+            n -= len(part)
+        return b"".join(parts)
+
+    def _read_chunked(self) -> bytes:
+        parts = []
+        readline = self.rfile.readline
+        while True:
+            line = readline(_MAX_LINE + 1)
+            if not line:
+                raise EOFError
+            if len(line) > _MAX_LINE or not line.endswith(b"\n"):
+                raise _BadFraming(400, "chunk size line too long")
+            size_text = line.split(b";", 1)[0].strip()
+            if not re.fullmatch(rb"[0-9a-fA-F]{1,15}", size_text):
+                raise _BadFraming(400, f"bad chunk size {size_text[:20]!r}")
+            size = int(size_text, 16)
+            if size == 0:
+                for _ in range(100):  # trailer fields, ignored
+                    line = readline(_MAX_LINE + 1)
+                    if not line:
+                        raise EOFError
+                    if line in (b"\r\n", b"\n"):
+                        return b"".join(parts)
+                raise _BadFraming(400, "too many trailer fields")
+            parts.append(self._read_exact(size))
+            if self.rfile.read(2) != b"\r\n":
+                raise _BadFraming(400, "chunk not followed by CRLF")
+
+    def _respond(self, status: int, message: str, head: bool = False) -> None:
+        source = self.source
+        reason = self.responses.get(status, ("",))[0]
+        lines = [f"HTTP/1.1 {status} {reason}"]
+        if source.send_date:
+            lines.append(f"Date: {self.date_time_string()}")
+        if source.send_server:
+            lines.append(f"Server: pyflume/{agent.__version__}")
+        body = b""
+        if status != 200:
+            body = _error_page(status, message, self.path).encode("iso-8859-1", "xmlcharrefreplace")
+            lines.append("Content-Type: text/html;charset=iso-8859-1")
+            lines.append("Cache-Control: must-revalidate,no-cache,no-store")
+        lines.append(f"Content-Length: {len(body)}")
+        if self.close_connection:
+            lines.append("Connection: close")
+        head_bytes = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+        try:
+            self.wfile.write(head_bytes if head else head_bytes + body)
+        except OSError:
+            self.close_connection = True
+
+
+def _error_page(status: int, message: str, path: str) -> str:
+    """An error page like Jetty's: the status and the message, for a person reading it."""
+    msg = html.escape(message)
+    return (f"<html>\n<head>\n<meta http-equiv=\"Content-Type\" content=\"text/html;charset=ISO-8859-1\"/>\n"
+            f"<title>Error {status} {msg}</title>\n</head>\n<body><h2>HTTP ERROR {status} {msg}</h2>\n<table>\n"
+            f"<tr><th>URI:</th><td>{html.escape(path.partition('?')[0])}</td></tr>\n"
+            f"<tr><th>STATUS:</th><td>{status}</td></tr>\n<tr><th>MESSAGE:</th><td>{msg}</td></tr>\n"
+            f"</table>\n</body>\n</html>\n")
+
