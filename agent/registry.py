@@ -217,7 +217,7 @@ def resolve(family: str, text: str) -> type:
     base = ".".join(FAMILIES[family])
     if "." not in name:
         if noun:
-            names = [e.alias or e.flume_class for e in ENTRIES if e.family == family and available(e)]
+            names = [e.alias or e.flume_class for e in ENTRIES if e.family == family]
             raise ConfigError(f"unknown {noun} '{name}'; expected {', '.join(n for n in names if n)}, or a dotted "
                               f"Python path to a subclass of {base}")
         raise ConfigError(
