@@ -399,13 +399,8 @@ class _Builder:
         chan_raw = cp.props.get("channels")
         out: list[Channel] = []
         if chan_raw is None:
-            if cp.props and "channel" in cp.props:
-                r = cp.props["channel"]
-                self.problems.append(Problem(r.path, r.line, cp.label, "channel",
-                                             "sources use 'channels' (plural, space-separated), not 'channel'"))
-            elif cp.props:
-                self.problems.append(Problem(cp.decl.path, cp.decl.line, cp.label, "channels", "required property "
-                                             "is missing (the channels this source puts events into)"))
+            self._no_link(cp, "channels", "channel", "sources use 'channels' (plural, space-separated), not 'channel'",
+                          "the channels this source puts events into")
             return out
         for cname in chan_raw.value.split():
             if cname in self.built_channels:
@@ -417,6 +412,15 @@ class _Builder:
             else:
                 self._undefined(chan_raw, cp.label, "channels", "channel", cname, self.ap.channels)
         return out
+
+    def _no_link(self, cp: ComponentPlan, prop: str, mistaken: str, mistake: str, meaning: str) -> None:
+        """``prop`` (a source's channels, a sink's channel) is missing: say so, or that ``mistaken`` was written."""
+        if mistaken in cp.props:
+            r = cp.props[mistaken]
+            self.problems.append(Problem(r.path, r.line, cp.label, mistaken, mistake))
+        elif cp.props:
+            self.problems.append(Problem(cp.decl.path, cp.decl.line, cp.label, prop,
+                                         f"required property is missing ({meaning})"))
 
     def _channels_reused(self, names: Iterable[str]) -> bool:
         assert self.reuse is not None
@@ -447,13 +451,8 @@ class _Builder:
     def _sink_channel(self, cp: ComponentPlan) -> Channel | None:
         chan_raw = cp.props.get("channel")
         if chan_raw is None:
-            if "channels" in cp.props:
-                r = cp.props["channels"]
-                self.problems.append(Problem(r.path, r.line, cp.label, "channels",
-                                             "sinks use 'channel' (singular), not 'channels'"))
-            elif cp.props:
-                self.problems.append(Problem(cp.decl.path, cp.decl.line, cp.label, "channel", "required property is "
-                                             "missing (the channel this sink takes events from)"))
+            self._no_link(cp, "channel", "channels", "sinks use 'channel' (singular), not 'channels'",
+                          "the channel this sink takes events from")
             return None
         if chan_raw.value in self.ap.channels:
             self.used.add(chan_raw.value)
