@@ -154,15 +154,10 @@ class AgentPlan:
     problems: list[Problem]
 
 
-def plan(cf: ConfigFile, agent: str, sysprops: Mapping[str, str] | None = None) -> AgentPlan:
-    """Phase 2a: Flume's grammar for one agent; unknown keys are warned about, never silently lost."""
-    problems = list(cf.problems)
-    path0 = cf.paths[0] if cf.paths else ""
-    defined = cf.agents()
-    if agent not in defined:
-        listed = ", ".join(defined) if defined else "none (no '<agent>.sources', '.channels' or '.sinks' keys)"
-        problems.append(Problem(path0, 0, "", None, f"agent '{agent}' is not defined in this file; "
-                                                    f"agents defined: {listed}"))
+def _listed(cf: ConfigFile, agent: str, problems: list[Problem]) -> tuple[dict[str, list[str]],
+                                                                         dict[tuple[str, str], Raw]]:
+    """The component names each ``<agent>.sources`` (channels, sinks, sinkgroups …) line lists, once each, and
+    the line that declared each of them."""
     lists: dict[str, list[str]] = {}
     decls: dict[tuple[str, str], Raw] = {}
     for lst in _LISTS:
@@ -177,6 +172,19 @@ def plan(cf: ConfigFile, agent: str, sysprops: Mapping[str, str] | None = None) 
                 seen.append(n)
                 decls[(lst, n)] = raw  # type: ignore[assignment]
         lists[lst] = seen
+    return lists, decls
+
+
+def plan(cf: ConfigFile, agent: str, sysprops: Mapping[str, str] | None = None) -> AgentPlan:
+    """Phase 2a: Flume's grammar for one agent; unknown keys are warned about, never silently lost."""
+    problems = list(cf.problems)
+    path0 = cf.paths[0] if cf.paths else ""
+    defined = cf.agents()
+    if agent not in defined:
+        listed = ", ".join(defined) if defined else "none (no '<agent>.sources', '.channels' or '.sinks' keys)"
+        problems.append(Problem(path0, 0, "", None, f"agent '{agent}' is not defined in this file; "
+                                                    f"agents defined: {listed}"))
+    lists, decls = _listed(cf, agent, problems)
     comps: dict[str, dict[str, ComponentPlan]] = {lst: {} for lst in _LISTS}
     for lst in _LISTS:
         for n in lists[lst]:
