@@ -190,7 +190,7 @@ class Transaction:
         self._check_open("put")
         n = len(events)
         cap = self.channel.transaction_capacity
-        self.channel.counter.add(put_attempt=n)
+        self.channel.counter.put_attempted(n)
         if cap and self._nputs + n > cap:
             raise ChannelException(
                 f"Put queue for channel {self.channel.name} is full: a transaction may hold at most "
@@ -215,14 +215,14 @@ class Transaction:
         events = self._take(max_events)
         n = len(events)
         self._ntakes += n
-        self.channel.counter.add(take_attempt=n + (1 if n < max_events else 0))
+        self.channel.counter.take_attempted(n + (1 if n < max_events else 0))
         return events
 
     def commit(self) -> None:
         self._check_open("commit")
         self._commit()
         self._state = Transaction.COMMITTED
-        self.channel.counter.add(put_success=self._nputs, take_success=self._ntakes)
+        self.channel.counter.committed(self._nputs, self._ntakes)
 
     def rollback(self) -> None:
         if _thread_id() != self._thread:
@@ -479,14 +479,15 @@ class Source(Component):
         proc = self.channel_processor
         assert proc is not None
         n = len(events)
-        received = {"event_received": n, f"{count}_received": 1} if count else {"event_received": n}
+        unreceived = n  # counted as received once, on the first attempt
         delay = first_delay
         while True:
             try:
                 proc.process_batch(events)
             except ChannelException as exc:
-                self.counter.add(channel_write_fail=1, **received)
-                received = {}
+                self.counter.delivered(unreceived, 0, count if unreceived else "")
+                self.counter.add(channel_write_fail=1)
+                unreceived = 0
                 if not hold:
                     raise
                 _rate_limited(self.log, f"Source {self.name}: the channel refused a batch of {n} events ({exc}); "
@@ -496,10 +497,12 @@ class Source(Component):
                 delay = min(delay * 2, max_delay)
                 continue
             except Exception:
-                self.counter.add(**received)
+                self.counter.delivered(unreceived, 0, count if unreceived else "")
                 raise
-            accepted = {"event_accepted": n, f"{count}_accepted": 1} if count else {"event_accepted": n}
-            self.counter.add(**received, **accepted)
+            if unreceived:
+                self.counter.delivered(n, n, count)
+            else:  # received was counted with the first, refused attempt
+                self.counter.add(event_accepted=n, **({f"{count}_accepted": 1} if count else {}))
             return True
 
 

@@ -36,9 +36,10 @@ class _Counter:
     def add(self, **amounts: int) -> None:
         """Add to counters by attribute name, all under the lock in one step (``add(event_received=n,
         append_batch_received=1)``): the only way components change a counter, from any thread."""
+        values = self.__dict__
         with self.lock:
             for attr, n in amounts.items():
-                setattr(self, attr, getattr(self, attr) + n)
+                values[attr] += n
 
     def set(self, **values: int) -> None:
         """Set gauges (``size``, ``capacity``) under the lock."""
@@ -78,8 +79,21 @@ class SourceCounter(_Counter):
 
     def batch(self, received: int, accepted: int) -> None:
         """One batch handed to the channel processor: ``accepted`` of ``received`` events committed."""
-        self.add(event_received=received, event_accepted=accepted, append_batch_received=1,
-                 append_batch_accepted=1 if accepted else 0)
+        self.delivered(received, accepted, "append_batch")
+
+    def delivered(self, received: int, accepted: int, pair: str | None) -> None:
+        """A slice handed to the channels (``received`` events) of which ``accepted`` were committed, counted
+        also in the ``pair`` counters (``append_batch``: AppendBatchReceived/Accepted; ``append``: one Avro
+        append; None: events only). One lock acquisition, no keyword dicts: it runs once per batch."""
+        with self.lock:
+            self.event_received += received
+            self.event_accepted += accepted
+            if pair == "append_batch":
+                self.append_batch_received += 1
+                self.append_batch_accepted += 1 if accepted else 0
+            elif pair == "append":
+                self.append_received += 1
+                self.append_accepted += 1 if accepted else 0
 
 
 class ChannelCounter(_Counter):
@@ -92,6 +106,20 @@ class ChannelCounter(_Counter):
         ("take_success", "EventTakeSuccessCount"),
         ("capacity", "ChannelCapacity"),
     )
+
+    # Called by every transaction (agent.core.Transaction), so plain statements under the lock, no keyword dicts.
+    def put_attempted(self, n: int) -> None:
+        with self.lock:
+            self.put_attempt += n
+
+    def take_attempted(self, n: int) -> None:
+        with self.lock:
+            self.take_attempt += n
+
+    def committed(self, puts: int, takes: int) -> None:
+        with self.lock:
+            self.put_success += puts
+            self.take_success += takes
 
     def attributes(self) -> dict[str, str]:
         out = super().attributes()
