@@ -139,7 +139,7 @@ class Transaction:
     Use it as a context manager: leaving the block without ``commit()`` rolls back.
     """
 
-    __slots__ = ("channel", "_state", "_nputs", "_ntakes", "_attempts", "_thread")
+    __slots__ = ("channel", "_state", "_nputs", "_ntakes", "_thread")
 
     NEW, OPEN, COMMITTED, ROLLED_BACK, CLOSED = range(5)
 
@@ -148,7 +148,6 @@ class Transaction:
         self._state = Transaction.NEW
         self._nputs = 0
         self._ntakes = 0
-        self._attempts = 0
         self._thread = _thread_id()
 
     def _other_thread(self, what: str) -> ChannelException:
@@ -485,7 +484,8 @@ class Source(Component):
             try:
                 proc.process_batch(events)
             except ChannelException as exc:
-                self.counter.delivered(unreceived, 0, count if unreceived else "")
+                if unreceived:
+                    self.counter.delivered(unreceived, 0, count)
                 self.counter.add(channel_write_fail=1)
                 unreceived = 0
                 if not hold:
@@ -497,7 +497,8 @@ class Source(Component):
                 delay = min(delay * 2, max_delay)
                 continue
             except Exception:
-                self.counter.delivered(unreceived, 0, count if unreceived else "")
+                if unreceived:
+                    self.counter.delivered(unreceived, 0, count)
                 raise
             if unreceived:
                 self.counter.delivered(n, n, count)
@@ -599,14 +600,14 @@ class BatchSink(Sink):
                 tx.commit()
                 self.idle()
                 return Status.BACKOFF
-            counter.add(batch_underflow=int(n < size), batch_complete=int(n == size), drain_attempt=n)
+            counter.taken(n, size)
             try:
                 drained = self.deliver(events)
             except Exception:
                 counter.add(write_fail=1)
                 raise
             tx.commit()
-            counter.add(drain_success=n if drained is None else drained)
+            counter.drained(n if drained is None else drained)
             return Status.READY
         except BaseException as exc:
             tx.rollback()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import keyword
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -184,6 +185,7 @@ class Prop:
         return str(self.default)
 
 
+@functools.cache
 def attr_name(prop_name: str) -> str:
     """The Python attribute for a Flume property name: ``hdfs.rollInterval`` → ``hdfs_roll_interval``,
     ``keystore-type`` → ``keystore_type``, ``maxIOWorkers`` → ``max_io_workers``, ``serializer.`` → ``serializer``."""

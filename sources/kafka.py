@@ -34,12 +34,6 @@ class KafkaSourceCounter(SourceCounter):
         ("empty", "KafkaEmptyCount"),
     )
 
-    def __init__(self) -> None:
-        super().__init__()
-        for attr, flume in SourceCounter.FIELDS:
-            if flume.endswith("Fail"):
-                setattr(self, attr, 0)
-
 
 class KafkaSource(PollableSource):
     """Reads records from Kafka topics as a member of a consumer group."""

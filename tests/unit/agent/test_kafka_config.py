@@ -149,3 +149,16 @@ def test_librdkafka_log_lines_are_rate_limited_per_facility(caplog):
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
         (logging.ERROR, "FAIL [flume-k9#producer-1] Connect to 127.0.0.1:9 failed: refused"),
         (logging.WARNING, "REQTMOUT [flume-k9#producer-1] Timed out 1 in-flight request")]
+
+
+def test_kafka_counters_keep_the_fields_they_hide():
+    """Flume's Kafka counters show no *Fail attributes, but BatchSink and Source.deliver still count them: a failed
+    Kafka batch must roll back with its own error, not a missing counter."""
+    from sinks.kafka import KafkaSinkCounter
+    from sources.kafka import KafkaSourceCounter
+
+    sink, source = KafkaSinkCounter(), KafkaSourceCounter()
+    sink.add(write_fail=1, channel_read_fail=1)
+    source.add(channel_write_fail=1, event_read_fail=1)
+    assert "EventWriteFail" not in sink.attributes() and "ChannelWriteFail" not in source.attributes()
+    assert sink.attributes()["RollbackCount"] == "0" and source.attributes()["KafkaEmptyCount"] == "0"
