@@ -96,8 +96,10 @@ class SpillableMemoryChannel(Channel):
         if cfg.byte_capacity:
             limit = int(cfg.byte_capacity * (1 - cfg.byte_capacity_buffer_percentage / 100.0) / cfg.avg_event_size)
         self._slot_limit = limit  # 0: no byte limit (also Flume's answer when the division gives less than 1)
-        self._overflow = _overflow_channel(name, conf, max(overflow_capacity, self.transaction_capacity)) \
-            if overflow_capacity else None
+        self._overflow: FileChannel | None = None
+        if overflow_capacity:  # (given an invalid transactionCapacity, the file channel need not report it again)
+            self._overflow = _overflow_channel(f"{name}.overflow", conf,
+                                               max(overflow_capacity, self.transaction_capacity))
         # A stopped channel with an overflow has its memory queue on disk, so a reload replays it (agent.runners).
         self.durable = self._overflow is not None
         self._cond = threading.Condition(threading.Lock())
@@ -110,6 +112,7 @@ class SpillableMemoryChannel(Channel):
         self._in_overflow = 0  # events counted by the overflow runs
         self._claimed = 0  # memory slots used: queued events plus events taken by open transactions
         self._slots_used = 0
+        self._held: dict[int, list[Event]] = {}  # memory events taken by open transactions, in take order
         self._activated = False
         self._stopped = False
         self._waiting_takers = 0
@@ -144,8 +147,9 @@ class SpillableMemoryChannel(Channel):
 
     def _spill_memory(self) -> None:
         """Move what is left in memory into the overflow so that a clean stop loses nothing."""
-        with self._cond:
-            events = [e for run in self._runs if isinstance(run, list) for e in run]
+        with self._cond:  # a sink stuck in delivery still holds its batch: keep a copy (it may come twice, not never)
+            events = [e for held in self._held.values() for e in held]
+            events += [e for run in self._runs if isinstance(run, list) for e in run]
         if not events:
             return
         step = self.transaction_capacity
@@ -228,26 +232,27 @@ class SpillableMemoryChannel(Channel):
             if self._waiting_takers:
                 self._cond.notify(self._waiting_takers)
 
-    def _take_runs(self, max_events: int, side: str | None) -> tuple[str | None, list[Event] | int]:
-        """Take from the head run: (``"memory"``, events) or (``"overflow"``, how many to take from the overflow).
-        A transaction stays on the side it started on; at a change of side it gets nothing more."""
+    def _take_runs(self, max_events: int, side: str | None, held: list[Event]) -> tuple[str | None, int]:
+        """Take from the head run: (``"memory"``, n) with the events appended to ``held`` (the transaction's
+        memory takes), or (``"overflow"``, how many to take from the overflow). A transaction stays on the side it
+        started on; at a change of side it gets nothing more."""
         cond = self._cond
         with cond:
             runs = self._runs
             if not runs:
                 if self.timeout <= 0 or self._stopped:
-                    return side, []
+                    return side, 0
                 self._waiting_takers += 1
                 try:
                     cond.wait(self.timeout)
                 finally:
                     self._waiting_takers -= 1
                 if not runs:
-                    return side, []
+                    return side, 0
             head = runs[0]
             if isinstance(head, int):
                 if side == "memory":
-                    return side, []
+                    return side, 0
                 k = min(head, max_events)
                 if k == head:
                     runs.popleft()
@@ -256,8 +261,9 @@ class SpillableMemoryChannel(Channel):
                 self._in_overflow -= k
                 return "overflow", k
             if side == "overflow":
-                return side, []
-            events: list[Event] = []
+                return side, 0
+            events = held
+            before = len(held)
             want = max_events
             while runs and want > 0 and isinstance(runs[0], list):
                 chunk = runs[0]
@@ -269,8 +275,10 @@ class SpillableMemoryChannel(Channel):
                     events += chunk[:want]
                     runs[0] = chunk[want:]
                     want = 0
-            self._in_memory -= len(events)
-            return "memory", events
+            n = len(held) - before
+            self._in_memory -= n
+            self._held[id(held)] = held
+            return "memory", n
 
     def _return_overflow(self, n: int) -> None:
         with self._cond:
@@ -285,6 +293,7 @@ class SpillableMemoryChannel(Channel):
 
     def _return_memory(self, events: list[Event]) -> None:
         with self._cond:
+            self._held.pop(id(events), None)
             self._runs.appendleft(events)
             self._in_memory += len(events)
             if self._waiting_takers:
@@ -294,6 +303,7 @@ class SpillableMemoryChannel(Channel):
         slots = _slots(events, self.avg_event_size) if self._slot_limit else 0
         cond = self._cond
         with cond:
+            self._held.pop(id(events), None)
             self._claimed -= len(events)
             self._slots_used -= slots
             cap = self.memory_capacity
@@ -339,11 +349,11 @@ class _SpillableTransaction(Transaction):
 
     def _take(self, max_events: int) -> list[Event]:
         ch: SpillableMemoryChannel = self.channel  # type: ignore[assignment]
-        side, got = ch._take_runs(max_events, self._side)
+        before = len(self._mem_takes)
+        side, got = ch._take_runs(max_events, self._side, self._mem_takes)
         self._side = side
-        if isinstance(got, list):
-            self._mem_takes += got
-            return got
+        if side != "overflow" or not got:
+            return self._mem_takes[before:]
         tx = self._ovf_tx
         if tx is None:
             assert ch._overflow is not None
