@@ -29,7 +29,7 @@ from agent.core import Event
 from agent.properties import load_properties
 from agent.rpc import RpcClient, RpcError
 from agent.spec import Conf, Problem, Prop, Raw, Spec
-from agent.tls import CLIENT_TLS_PROPS, client_context
+from agent.tls import CLIENT_TLS_PROPS, CLIENT_TRUST_PROPS, client_context
 
 __all__ = ["SPEC", "HostAddress", "Sender", "FailoverClient", "LoadBalancingClient", "load_rpc_props",
            "build_sender"]
@@ -64,12 +64,7 @@ SPEC = Spec(
     Prop("compression-type", "enum", "none", "deflate: zlib-compress both directions (the source must match).",
          choices={"none": "no compression", "deflate": "zlib, as the avro source's compression-type = deflate"}),
     Prop("compression-level", "int", 6, "zlib level for deflate (0-9).", min=0, max=9),
-    Prop("ssl", "bool", False, "Connect with TLS."),
-    Prop("trust-all-certs", "bool", False, "Do not verify the server's certificate."),
-    Prop("truststore", "str", None, "The CA certificates to trust: a PKCS12 trust store or a PEM file (unset: "
-         "-Djavax.net.ssl.trustStore, else FLUME_SSL_TRUSTSTORE_PATH, else the system's CAs)."),
-    Prop("truststore-password", "str", None, "Password of a PKCS12 trust store."),
-    Prop("truststore-type", "str", "JKS", "Accepted: the file's content says what it is (PKCS12 or PEM)."),
+    *CLIENT_TRUST_PROPS,
     *CLIENT_TLS_PROPS,
     Prop("maxIoWorkers", "int", None, "Accepted and ignored, as Flume 1.11 ignores it.", min=1),
     Prop("maxConnections", "int", 5, "Thrift client only; accepted.", min=1),

@@ -12,7 +12,7 @@ import time
 from agent.core import BatchSink, Event, EventDeliveryException
 from agent.rpc import RpcClient, RpcError
 from agent.spec import Conf, Prop, Spec
-from agent.tls import CLIENT_TLS_PROPS, client_context
+from agent.tls import CLIENT_TLS_PROPS, CLIENT_TRUST_PROPS, client_context
 
 __all__ = ["AvroSink"]
 
@@ -34,14 +34,7 @@ class AvroSink(BatchSink):
         Prop("compression-type", "enum", "none", "deflate: zlib-compress both directions (the source must match).",
              choices={"none": "", "deflate": ""}),
         Prop("compression-level", "int", 6, "zlib level for deflate (0-9).", min=0, max=9),
-        Prop("ssl", "bool", False, "Connect with TLS."),
-        Prop("trust-all-certs", "bool", False, "Do not verify the server's certificate."),
-        Prop("truststore", "str", None, "The CA certificates to trust: a PKCS12 trust store (keytool's default "
-             "format since Java 9, whatever the file is called) or a PEM file; a JKS one must be converted. Unset: "
-             "-Djavax.net.ssl.trustStore, else FLUME_SSL_TRUSTSTORE_PATH, else the system's CAs."),
-        Prop("truststore-password", "str", None, "Password of a PKCS12 trust store (unset: "
-             "-Djavax.net.ssl.trustStorePassword, else FLUME_SSL_TRUSTSTORE_PASSWORD)."),
-        Prop("truststore-type", "str", "JKS", "Accepted: the file's content says what it is (PKCS12 or PEM)."),
+        *CLIENT_TRUST_PROPS,
         *CLIENT_TLS_PROPS,
         Prop("maxIoWorkers", "int", None, "Accepted for compatibility (one connection per sink).", min=1),
     )

@@ -120,14 +120,7 @@ def test_sigkill_at_random_moments_loses_nothing(run_agent, tmp_path: Path) -> N
           f"{len(got)} lines written")
 
 
-SPILLABLE = """\
-a1.sources = r1
-a1.channels = c1
-a1.sinks = k1
-a1.sources.r1.type = netcat
-a1.sources.r1.bind = 127.0.0.1
-a1.sources.r1.port = {port}
-a1.sources.r1.channels = c1
+SPILLABLE = CONF.split("a1.channels.c1.type")[0] + """\
 a1.channels.c1.type = SPILLABLEMEMORY
 a1.channels.c1.memoryCapacity = 1000
 a1.channels.c1.overflowCapacity = 100000
