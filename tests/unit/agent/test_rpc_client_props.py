@@ -4,12 +4,18 @@ key), and the load balancing host order with backoff."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from agent.core import ChannelProcessor, Event
 from agent.rpc_client_props import FailoverClient, HostOrder, LoadBalancingClient, build_sender, load_rpc_props
-from agent.spec import Problem
+from agent.spec import Conf, Problem
+from channels.memory import MemoryChannel
+from channels.selectors import ReplicatingChannelSelector
+from conftest import free_port, take_events
+from sources.avro import AvroSource
 
 
 def load(tmp_path: Path, text: str):  # noqa: ANN201
@@ -116,3 +122,66 @@ def test_random_order_is_a_permutation_of_the_hosts_not_backing_off() -> None:
     assert len(seen) > 1 and all(sorted(s) == [0, 1, 2, 3] for s in seen)
     order.failed(2)
     assert all(2 not in order.order() for _ in range(10))
+
+
+class Aggregator:
+    """A real pyflume avro source on a free loopback port, into a memory channel nobody drains: once ``capacity``
+    events are in it, the source answers FAILED, as it does when its channels are full."""
+
+    def __init__(self, capacity: int):
+        self.port = free_port()
+        self.channel = MemoryChannel("c1", Conf.from_dict(MemoryChannel.spec, capacity=str(capacity),
+                                                          transactionCapacity=str(capacity), **{"keep-alive": "0"}))
+        selector = ReplicatingChannelSelector("s", Conf.from_dict(ReplicatingChannelSelector.spec))
+        selector.configure_channels([self.channel])
+        self.source = AvroSource("r1", Conf.from_dict(AvroSource.spec, bind="127.0.0.1", port=str(self.port)))
+        self.source.channel_processor = ChannelProcessor(selector)
+        self.channel.start()
+        self.source.start()
+
+    def bodies(self) -> list[bytes]:
+        return [e.body for e in take_events(self.channel, self.channel.capacity)]
+
+    def refusals(self) -> int:
+        return self.source.counter.channel_write_fail
+
+    def stop(self) -> None:
+        self.source.stop()
+        self.channel.stop()
+
+
+@pytest.fixture
+def two_hosts(tmp_path: Path) -> Iterator[tuple[Aggregator, Aggregator, str]]:
+    small, big = Aggregator(100), Aggregator(10000)
+    text = f"hosts = h1 h2\nhosts.h1 = 127.0.0.1:{small.port}\nhosts.h2 = 127.0.0.1:{big.port}\nbatch-size = 50\n"
+    yield small, big, text
+    small.stop()
+    big.stop()
+
+
+def send(sender, n: int, batch: int = 50) -> list[bytes]:  # noqa: ANN001
+    bodies = [b"e%03d" % i for i in range(n)]
+    for i in range(0, n, batch):
+        sender.append_batch([Event(b) for b in bodies[i:i + batch]])
+    sender.close()
+    return bodies
+
+
+def test_failover_moves_to_the_next_host_when_a_batch_is_refused_and_stays_there(two_hosts, tmp_path) -> None:
+    small, big, text = two_hosts
+    props, problems = load(tmp_path, "client.type = default_failover\n" + text)
+    assert problems == []
+    bodies = send(build_sender(props)[0], 300)
+    assert small.bodies() == bodies[:100]  # two batches, then the third was refused (FAILED)
+    assert big.bodies() == bodies[100:]  # the refused batch and every later one, in order
+    assert small.refusals() == 1
+
+
+def test_load_balance_with_backoff_stops_trying_a_refusing_host(two_hosts, tmp_path) -> None:
+    small, big, text = two_hosts
+    props, _ = load(tmp_path, "client.type = default_loadbalance\nbackoff = true\n" + text)
+    bodies = send(build_sender(props)[0], 600)
+    on_small, on_big = small.bodies(), big.bodies()
+    assert sorted(on_small + on_big) == bodies  # nothing twice, nothing lost
+    assert on_small == bodies[0:50] + bodies[100:150]  # batches 1 and 3 (round robin); batch 5 was refused
+    assert small.refusals() == 1  # and then h1 was left out for 2 s
