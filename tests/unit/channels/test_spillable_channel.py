@@ -68,6 +68,20 @@ def test_order_is_kept_across_spill_and_unspill(tmp_path: Path) -> None:
         ch.stop()
 
 
+def test_metrics_show_flumes_size_and_capacity(tmp_path: Path) -> None:
+    ch = make(tmp_path, overflowCapacity="1000")
+    try:
+        for i in range(0, 15, 5):
+            put(ch, bodies(i, 5))
+        with ch.transaction() as tx:  # taken, not committed: no longer counted in the size
+            tx.take_batch(5)
+            m = ch.metrics()
+            tx.rollback()
+        assert (m["ChannelSize"], m["ChannelCapacity"], m["EventPutSuccessCount"]) == ("10", "1010", "15")
+    finally:
+        ch.stop()
+
+
 def test_a_take_stays_on_one_side_and_stops_at_the_boundary(tmp_path: Path) -> None:
     ch = make(tmp_path, transactionCapacity="10")
     try:
