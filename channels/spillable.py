@@ -103,6 +103,7 @@ class SpillableMemoryChannel(Channel):
         # A stopped channel with an overflow has its memory queue on disk, so a reload replays it (agent.runners).
         self.durable = self._overflow is not None
         self._cond = threading.Condition(threading.Lock())
+        self._noted: dict[str, float] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -198,9 +199,9 @@ class SpillableMemoryChannel(Channel):
                     f"Consider increasing memoryCapacity (channel {self.name}: memoryCapacity {cap}, {self._claimed} "
                     f"in use, {n} more requested" + (f"; {self._slots_used} of {limit} byte slots used)" if limit
                                                     else ")"))
-            if not self._activated:
+            if not self._activated and cap:
                 self._activated = True
-                self.log.info("Channel %s: memory is full, puts spill to the overflow", self.name)
+                self._note("memory is full, puts spill to the overflow")
             return False
 
     def _overflow_put(self, puts: list[Event]) -> None:
@@ -309,8 +310,16 @@ class SpillableMemoryChannel(Channel):
             cap = self.memory_capacity
             if self._activated and (cap - self._claimed) / cap >= self.deactivate_at:
                 self._activated = False
-                self.log.info("Channel %s: memory has room again, puts wait for it before spilling", self.name)
+                self._note("memory has room again, puts wait for it before spilling")
             cond.notify_all()
+
+    def _note(self, change: str) -> None:
+        """Log a switch of the overflow on or off, at most once per 10 s per kind (a channel at its memory
+        capacity can switch several times a second)."""
+        now = time.monotonic()
+        if now - self._noted.get(change, -10.0) >= 10.0:
+            self._noted[change] = now
+            self.log.info("Channel %s: %s", self.name, change)
 
 
 def _overflow_channel(name: str, conf: Conf, capacity: int) -> FileChannel:
