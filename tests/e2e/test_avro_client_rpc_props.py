@@ -41,12 +41,12 @@ def flume_ng() -> list[str]:
     return [exe] if exe else [sys.executable, "-c", "from agent.cli import flume_ng_main; raise SystemExit(flume_ng_main())"]
 
 
-def avro_client(tmp: Path, props: str, lines: list[bytes]) -> subprocess.CompletedProcess[str]:
+def avro_client(tmp: Path, props: str, lines: list[bytes], flag: str = "--rpcProps") -> subprocess.CompletedProcess[str]:
     (tmp / "client.properties").write_text(props)
     data = tmp / "data.txt"
     data.write_bytes(b"".join(line + b"\n" for line in lines))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run(flume_ng() + ["avro-client", "-c", "conf", "--rpcProps", str(tmp / "client.properties"),
+    return subprocess.run(flume_ng() + ["avro-client", "-c", "conf", flag, str(tmp / "client.properties"),
                                         "-F", str(data)], capture_output=True, text=True, env=env, timeout=120)
 
 
@@ -107,6 +107,6 @@ def test_load_balance_and_failover_over_two_avro_sources_one_stopped(tmp_path: P
 
 
 def test_a_bad_properties_file_is_refused_with_its_line(tmp_path: Path) -> None:
-    r = avro_client(tmp_path, "client.type = default_failover\nhosts = h1\nhosts.h1 = localhost\n", [b"x"])
+    r = avro_client(tmp_path, "client.type = default_failover\nhosts = h1\nhosts.h1 = localhost\n", [b"x"], "-P")
     assert r.returncode == 1
     assert f"{tmp_path / 'client.properties'}:3: hosts.h1: 'localhost' is not host:port" in r.stderr
