@@ -90,6 +90,8 @@ class LoggerSink(Sink):
         tx.begin()
         try:
             events = tx.take_batch(size)
+            if events and self.tap is not None:  # agent tap (agent/tap.py)
+                self.tap(events)
             if events and log.isEnabledFor(logging.INFO):
                 max_bytes = self.max_bytes
                 for event in events:  # one line per event: logging each event is this sink's purpose
