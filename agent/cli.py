@@ -270,6 +270,16 @@ def tap_main(argv: Sequence[str], prog: str = "agent tap") -> int:
 SUBCOMMANDS["tap"] = tap_main
 
 
+def top_main(argv: Sequence[str], prog: str = "agent top") -> int:
+    """A live terminal view of a running agent's components, from its JSON metrics (agent/top.py)."""
+    from agent.top import main as top
+
+    return top(argv, prog)
+
+
+SUBCOMMANDS["top"] = top_main
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
