@@ -130,7 +130,7 @@ def main(argv: Sequence[str], prog: str = "agent tap", out: TextIO | None = None
             kind = msg.get("type")
             if kind == "tap":
                 points = msg["points"]
-                err.write(f"agent tap: watching {', '.join(points)} (at most {msg['rate']:g} events/s); "
+                err.write(f"agent tap: watching {', '.join(points)} (at most {msg['rate']:g}/s); "
                           f"Ctrl-C stops\n")
             elif kind == "stats":
                 stats = msg

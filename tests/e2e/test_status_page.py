@@ -24,6 +24,13 @@ pytestmark = pytest.mark.e2e
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
+K2 = """\
+a1.sinks.k2.type = file_roll
+a1.sinks.k2.sink.directory = {out}/k2
+a1.sinks.k2.sink.rollInterval = 0
+a1.sinks.k2.channel = c2
+"""
+
 CONF = """\
 a1.sources = r1
 a1.channels = c1 c2 c3
@@ -33,6 +40,7 @@ a1.sources.r1.type = http
 a1.sources.r1.bind = 127.0.0.1
 a1.sources.r1.port = {port}
 a1.sources.r1.channels = c1 c2 c3
+a1.sources.r1.selector.optional = c2
 a1.sources.r1.interceptors = i1
 a1.sources.r1.interceptors.i1.type = static
 a1.sources.r1.interceptors.i1.key = dc
@@ -42,17 +50,14 @@ a1.channels.c1.capacity = 100000
 a1.channels.c2.type = memory
 a1.channels.c2.capacity = 300
 a1.channels.c2.transactionCapacity = 100
+a1.channels.c2.keep-alive = 0
 a1.channels.c3.type = memory
 a1.channels.c3.capacity = 100000
 a1.sinks.k1.type = file_roll
 a1.sinks.k1.sink.directory = {out}/k1
 a1.sinks.k1.sink.rollInterval = 0
 a1.sinks.k1.channel = c1
-a1.sinks.k2.type = file_roll
-a1.sinks.k2.sink.directory = {out}/k2
-a1.sinks.k2.sink.rollInterval = 0
-a1.sinks.k2.channel = c2
-a1.sinks.k3.type = avro
+{k2_props}a1.sinks.k3.type = avro
 a1.sinks.k3.hostname = 127.0.0.1
 a1.sinks.k3.port = {dead1}
 a1.sinks.k3.truststore-password = hunter2
@@ -122,7 +127,7 @@ def test_status_page_in_a_browser(browser, run_agent, tmp_path: Path):
     values = dict(port=port, out=tmp_path / "out", dead1=free_port(), dead2=free_port())
     for d in ("k1", "k2"):
         (tmp_path / "out" / d).mkdir(parents=True)
-    agent = run_agent(CONF.format(k2="k2 ", **values),
+    agent = run_agent(CONF.format(k2="k2 ", k2_props=K2.format(**values), **values),
                       args=["-Dflume.monitoring.type=http", f"-Dflume.monitoring.port={mport}",
                             "-Djavax.net.ssl.trustStorePassword=hunter3"])
     agent.wait_for_port(mport)
@@ -147,7 +152,7 @@ def test_status_page_in_a_browser(browser, run_agent, tmp_path: Path):
         wait_for(lambda: _number(_text(browser, "#sink-k1 .total")) > total, 10, "k1's total to grow")
         assert _text(browser, "#channel-c2 .fill") == "0.0% full"
         # stop c2's sink: the reload removes k2; c2 fills up on the page
-        agent.conf.write_text(CONF.format(k2="", **values))
+        agent.conf.write_text(CONF.format(k2="", k2_props="", **values))
         agent.wait_for_log("Configuration reloaded")
         seen: list[str] = []
 
@@ -161,8 +166,14 @@ def test_status_page_in_a_browser(browser, run_agent, tmp_path: Path):
         assert partial, f"c2 went from empty to full without the page showing it fill: {seen}"
         assert browser.find_element("css selector", "#channel-c2 .bar > div").get_attribute("class") == "bad"
         assert _text(browser, "#channel-c2 .size") == "300 / 300"
-        # recent errors: the failover group's sinks cannot connect
+        # the source goes on (c2 is optional), the failover group's sinks cannot connect: both under Recent errors
         wait_for(lambda: "sink group g1" in _text(browser, "#errors"), 30, "g1's failure under Recent errors")
+        wait_for(lambda: "Unable to put batch on optional channel c2" in _text(browser, "#errors"), 30,
+                 "c2's refusals under Recent errors")
+        assert _number(_text(browser, "#sink-k1 .in")) > 0
+        if os.environ.get("PYFLUME_STATUS_SCREENSHOT"):  # the README's picture, taken while events flow
+            time.sleep(2.5)
+            browser.save_screenshot(os.environ["PYFLUME_STATUS_SCREENSHOT"])
     finally:
         stop.set()
     config = _text(browser, "#config")
@@ -173,7 +184,4 @@ def test_status_page_in_a_browser(browser, run_agent, tmp_path: Path):
     resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     origin = f"http://127.0.0.1:{mport}/"
     assert resources and all(r == origin + "status.json" for r in resources), resources
-    if os.environ.get("PYFLUME_STATUS_SCREENSHOT"):
-        time.sleep(1.5)
-        browser.save_screenshot(os.environ["PYFLUME_STATUS_SCREENSHOT"])
     assert agent.terminate() == 0
