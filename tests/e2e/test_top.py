@@ -33,6 +33,7 @@ a1.channels.c1.type = memory
 a1.channels.c2.type = memory
 a1.channels.c2.capacity = 200
 a1.channels.c2.transactionCapacity = 20
+a1.channels.c2.keep-alive = 0
 a1.sinks.k1.type = file_roll
 a1.sinks.k1.sink.directory = {out}
 a1.sinks.k1.sink.rollInterval = 0
