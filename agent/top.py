@@ -3,10 +3,11 @@
     agent top [--port N] [--host H] [--interval SEC] [--once]
 
 It reads Flume's ``GET /metrics`` (``-Dflume.monitoring.type=http -Dflume.monitoring.port=N``), so it watches
-Apache Flume's own agents as well as pyflume's. One row per component: events per second in and out, total out,
-channel fill, failures and open connections, coloured as they need attention, sorted like ``top`` (a key picks
-the column, pressing it again reverses). With ``--once`` (or when the output is not a terminal) it prints one table,
-measured over one interval, and exits.
+Apache Flume's own agents as well as pyflume's; from a pyflume agent it reads ``/status.json`` instead, which has the
+same counters for every component, also those Flume's JSON leaves out (netcat, logger, null). One row per
+component: events per second in and out, total out, channel fill, failures and open connections, coloured as they
+need attention, sorted like ``top`` (a key picks the column, pressing it again reverses). With ``--once`` (or when
+the output is not a terminal) it prints one table, measured over one interval, and exits.
 """
 
 from __future__ import annotations
@@ -209,18 +210,42 @@ class _Watch:
         self.problem: str | None = None
         self.status = ""
         self.agent = ""
+        self.flume_only = False  # the agent has no /status.json (Apache Flume): read /metrics and /health
 
     def _get(self, path: str) -> Any:
         with urllib.request.urlopen(self.base + path, timeout=5) as resp:
             return json.loads(resp.read())
 
+    def _status(self) -> tuple[dict[str, dict[str, str]], dict[str, str]] | None:
+        """pyflume's /status.json as (counters by TYPE.name, states): every component, also those Flume's /metrics
+        leaves out (netcat, logger, null); None from an agent without it (Apache Flume)."""
+        if self.flume_only:
+            return None
+        try:
+            st = self._get("/status.json")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                self.flume_only = True
+                return None
+            raise
+        topo = st["topology"]
+        comps = [("SOURCE", c) for c in topo["sources"]] + [("CHANNEL", c) for c in topo["channels"]] + \
+            [("SINK", s) for g in topo["groups"] for s in g["sinks"]]
+        cur = {f"{kind}.{c['name']}": c["counters"] or {"Type": kind} for kind, c in comps}
+        self.status, self.agent = st.get("status", ""), st.get("agent", "")
+        return cur, st.get("states", {})
+
     def refresh(self) -> None:
         try:
-            cur = self._get("/metrics")
-        except (OSError, ValueError) as exc:
+            found = self._status()
+            cur = found[0] if found else self._get("/metrics")
+        except (OSError, ValueError, KeyError) as exc:
             self.problem = f"cannot read {self.base}/metrics: {getattr(exc, 'reason', exc)} (retrying)"
             return
         now = time.monotonic()
+        if found:
+            self._update(cur, now, found[1])
+            return
         states = None
         try:
             health = self._get("/health")  # pyflume only; Apache Flume answers 404
@@ -235,6 +260,9 @@ class _Watch:
                     pass
         except (OSError, ValueError):
             pass
+        self._update(cur, now, states)
+
+    def _update(self, cur: dict[str, dict[str, str]], now: float, states: dict[str, str] | None) -> None:
         self.rows = rows_of(self.prev, cur, now - self.prev_t if self.prev is not None else 0.0, states)
         self.prev, self.prev_t = cur, now
         self.problem = None

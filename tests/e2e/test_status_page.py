@@ -82,7 +82,6 @@ def browser(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
         pytest.skip(reason)
     from selenium.webdriver.chrome.service import Service
 
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not look for drivers online
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -90,7 +89,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
                 "--window-size=1280,1000"):
         opts.add_argument(arg)
-    driver = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
+    driver = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))  # a driver path: no Selenium Manager
     yield driver
     driver.quit()
 

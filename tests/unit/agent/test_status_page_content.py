@@ -54,3 +54,21 @@ def test_the_page_loads_nothing_from_elsewhere():
     assert not re.search(r"@import|url\(", html)
     assert re.findall(r"https?://[^\"'\s)]+", html) == ["http://www.w3.org/2000/svg"]  # a namespace, not a fetch
     assert re.findall(r"fetch\(([^,)]+)", html) == ['"status.json"']
+
+
+def test_components_without_an_mbean_still_count_for_the_page(tmp_path: Path):
+    from agent.core import Event
+    from tests.conftest import put_events
+
+    f = tmp_path / "a.conf"
+    f.write_text("a1.sources = r1\na1.channels = c1\na1.sinks = k1\na1.sources.r1.type = seq\n"
+                 "a1.sources.r1.channels = c1\na1.channels.c1.type = memory\na1.sinks.k1.type = logger\n"
+                 "a1.sinks.k1.channel = c1\n")
+    topo, _ = config.check([str(f)], "a1")
+    sink = topo.sinks["k1"]
+    topo.channels["c1"].start()
+    put_events(topo.channels["c1"], [Event(b"one"), Event(b"two")])
+    sink.process()
+    assert sink.metrics() is None  # Flume's LoggerSink has no MBean: not in /metrics
+    counters = status_page._counters(sink)
+    assert (counters["EventDrainAttemptCount"], counters["EventDrainSuccessCount"]) == ("2", "2")
