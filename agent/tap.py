@@ -22,6 +22,8 @@ import collections
 import fnmatch
 import ipaddress
 import json
+import select
+import socket
 import threading
 import time
 import urllib.parse
@@ -37,6 +39,7 @@ MAX_RATE = 100_000.0
 DEFAULT_MAX_BODY = 4096
 MAX_BODY = 1 << 20
 _STATS_EVERY = 1.0
+MAX_TAPS = 16  # taps at once per agent: each holds one HTTP thread
 _LOOPBACK = "127.0.0.0/8,::1/128"
 
 
@@ -203,6 +206,11 @@ class TapHub:
             out += [p for p in found if p not in out]
         return out
 
+    def active(self) -> int:
+        """How many taps are attached."""
+        with self._lock:
+            return len({id(t) for taps in self._taps.values() for t in taps})
+
     def attach(self, tap: Tap) -> None:
         with self._lock:
             self._sync_locked()
@@ -283,6 +291,15 @@ def _json_line(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
 
 
+def _closed(sock: socket.socket) -> bool:
+    """Whether the reader closed its end (a write would find out only one write later)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
 def serve(handler: BaseHTTPRequestHandler, hub: TapHub, networks: Sequence[Any], stopping: Callable[[], bool]) -> None:
     """Answer ``GET /tap?point=…&rate=…&header=…&max_body=…`` with a stream of JSON lines: one
     ``{"type": "tap", "points": […]}``, then one object per sampled event (``point``, ``time``, ``headers``,
@@ -309,6 +326,9 @@ def serve(handler: BaseHTTPRequestHandler, hub: TapHub, networks: Sequence[Any],
     except TapError as exc:
         refuse(400, str(exc))
         return
+    if hub.active() >= MAX_TAPS:
+        refuse(503, f"this agent already serves {MAX_TAPS} taps; try again when one of them ends")
+        return
     handler.send_response(200)
     handler.send_header("Content-Type", "application/x-ndjson")
     handler.send_header("Cache-Control", "no-store")
@@ -325,6 +345,8 @@ def serve(handler: BaseHTTPRequestHandler, hub: TapHub, networks: Sequence[Any],
             if samples:
                 handler.wfile.write(b"".join(_json_line(s) for s in samples))
             if time.monotonic() >= next_stats:
+                if _closed(handler.connection):
+                    return
                 handler.wfile.write(_json_line(tap.stats()))
                 next_stats = time.monotonic() + _STATS_EVERY
                 hub.sync()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -48,7 +49,14 @@ def test_the_hooks_are_removed_when_the_last_tap_leaves(tmp_path: Path):
         assert all(len(p.tap.taps) == 2 for p in points)
         first.close()
         wait_for(lambda: all(p.tap is not None and len(p.tap.taps) == 1 for p in points), 10, "one tap left")
-        second.close()
+        more = [urllib.request.urlopen(url, timeout=10) for _ in range(tap.MAX_TAPS - 1)]
+        with pytest.raises(urllib.error.HTTPError) as refused:  # one too many
+            urllib.request.urlopen(url, timeout=10)
+        assert refused.value.code == 503
+        assert json.loads(refused.value.read())["error"] == \
+            "this agent already serves 16 taps; try again when one of them ends"
+        for stream in [second, *more]:
+            stream.close()
         wait_for(lambda: all(p.tap is None for p in points), 10, "the hooks to go")
     finally:
         agent.stop()
