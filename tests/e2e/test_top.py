@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import threading
 import time
 import urllib.request
@@ -219,6 +220,11 @@ def test_top_watches_apache_flume(flume_classpath, tmp_path: Path):
             assert "127.0.0.1:" in top.lines()[0] and "3 components" in top.lines()[0]
             top.press("q")
             top.child.expect(pexpect.EOF, timeout=10)
+            # agent tap needs pyflume: Flume's monitoring server has no /tap, and the user is told so
+            tap = subprocess.run(agent_command() + ["tap", "--port", str(mport)], capture_output=True, text=True,
+                                 timeout=30, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+            assert tap.returncode == 1
+            assert f"http://127.0.0.1:{mport} serves no /tap: this agent does not offer taps (Apache Flume" in tap.stderr
         finally:
             stop.set()
             if top is not None:
