@@ -49,6 +49,7 @@ ENTRIES: list[Entry] = [
        "sources.syslog.multiport:MultiportSyslogTCPSource"),
     _e("source", "syslogudp", "org.apache.flume.source.SyslogUDPSource", "sources.syslog.udp:SyslogUDPSource"),
     _e("source", "kafka", "org.apache.flume.source.kafka.KafkaSource", "sources.kafka:KafkaSource"),
+    _e("source", None, "org.apache.flume.source.StressSource", "sources.stress:StressSource"),
     # Sinks
     _e("sink", "logger", "org.apache.flume.sink.LoggerSink", "sinks.logger:LoggerSink"),
     _e("sink", "null", "org.apache.flume.sink.NullSink", "sinks.null:NullSink"),
@@ -75,6 +76,8 @@ ENTRIES: list[Entry] = [
        "channels.selectors:ReplicatingChannelSelector"),
     _e("selector", "multiplexing", "org.apache.flume.channel.MultiplexingChannelSelector",
        "channels.selectors:MultiplexingChannelSelector"),
+    _e("selector", "load_balancing", "org.apache.flume.channel.LoadBalancingChannelSelector",
+       "channels.selectors:LoadBalancingChannelSelector"),
     # Sink processors
     _e("processor", "default", "org.apache.flume.sink.DefaultSinkProcessor", "sinks.processors:DefaultSinkProcessor"),
     _e("processor", "failover", "org.apache.flume.sink.FailoverSinkProcessor",
@@ -153,7 +156,6 @@ _NOT_YET = {
     "source": {"thrift", "jms"},
     "channel": {"jdbc", "spillablememory"},
     "sink": {"thrift", "morphline_solr", "hive", "http", "irc", "elasticsearch"},
-    "selector": {"load_balancing"},
 }
 
 _JAVA_NAME = re.compile(r"^(org|com|net|io|de|fr|uk|edu|gov)\.[\w.$]+$|.*\$[A-Z]\w*$")
