@@ -61,6 +61,7 @@ ENTRIES: list[Entry] = [
     _e("sink", "hbase", "org.apache.flume.sink.hbase.HBaseSink", "sinks.hbase:HBaseSink"),
     _e("sink", "asynchbase", "org.apache.flume.sink.hbase.AsyncHBaseSink", "sinks.hbase:AsyncHBaseSink"),
     _e("sink", "http", "org.apache.flume.sink.http.HttpSink", "sinks.http:HttpSink"),
+    _e("sink", "irc", "org.apache.flume.sink.irc.IRCSink", "sinks.irc:IRCSink"),
     # HTTP source handlers (the http source's handler)
     _e("http_handler", None, "org.apache.flume.source.http.JSONHandler", "sources.http.handlers:JSONHandler"),
     _e("http_handler", None, "org.apache.flume.sink.solr.morphline.BlobHandler", "sources.http.handlers:BlobHandler"),
@@ -156,7 +157,7 @@ _NOUNS = {"http_handler": "handler", "deserializer": "deserializer"}
 _NOT_YET = {
     "source": {"thrift", "jms"},
     "channel": {"jdbc", "spillablememory"},
-    "sink": {"thrift", "morphline_solr", "hive", "irc", "elasticsearch"},
+    "sink": {"thrift", "morphline_solr", "hive", "elasticsearch"},
 }
 
 _JAVA_NAME = re.compile(r"^(org|com|net|io|de|fr|uk|edu|gov)\.[\w.$]+$|.*\$[A-Z]\w*$")
