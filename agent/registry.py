@@ -116,6 +116,8 @@ ENTRIES: list[Entry] = [
        "sinks.serializers:HeaderAndBodyTextEventSerializer"),
     _e("serializer", "avro_event", "org.apache.flume.serialization.FlumeEventAvroEventSerializer$Builder",
        "sinks.serializers:FlumeEventAvroEventSerializer"),
+    _e("serializer", None, "org.apache.flume.sink.hdfs.AvroEventSerializer$Builder",
+       "sinks.serializers:AvroEventSerializer"),
     # Path managers (file_roll sink.pathManager): how the files are named
     _e("path_manager", "DEFAULT", "org.apache.flume.formatter.output.DefaultPathManager$Builder",
        "sinks.file_roll:PathManager"),
