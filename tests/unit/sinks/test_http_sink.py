@@ -5,19 +5,16 @@ server dropped, refused connections and timeouts, and the --check messages."""
 from __future__ import annotations
 
 import socket
-import sys
 from pathlib import Path
 
 import pytest
 
 from agent import config
 from agent.core import Event, Status
+from peers.http_endpoint import HttpEndpoint
 from sinks.http import StatusRules
 from tests.conftest import free_port
 from tests.conftest import put_events as put
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from peers.http_endpoint import HttpEndpoint  # noqa: E402
 
 BASE = """\
 a1.sources = r1

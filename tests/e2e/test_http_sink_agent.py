@@ -3,15 +3,10 @@ exactly once although the server answers some with 503 (rolled back and sent aga
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
+from peers.http_endpoint import HttpEndpoint
 from tests.conftest import assert_exactly_once, wait_for_events
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from peers.http_endpoint import HttpEndpoint  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
