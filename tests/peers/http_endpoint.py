@@ -41,7 +41,8 @@ class HttpEndpoint:
     requests: list[Request] = field(default_factory=list)
     count: int = 0
 
-    def start(self, port: int = 0) -> "HttpEndpoint":
+    def start(self, port: int = 0, tls: tuple[str, str] | None = None) -> "HttpEndpoint":
+        """Listen on 127.0.0.1:``port`` (0: a free one); ``tls`` = (certificate, key) PEM files serves HTTPS."""
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,8 +64,14 @@ class HttpEndpoint:
 
         self.server = Server(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
+        if tls:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/events"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/events"
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self.server.serve_forever, name="http-endpoint", daemon=True)
         self._thread.start()

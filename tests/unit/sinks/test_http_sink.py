@@ -13,7 +13,7 @@ from agent import config
 from agent.core import Event, Status
 from peers.http_endpoint import HttpEndpoint
 from sinks.http import StatusRules
-from tests.conftest import free_port
+from tests.conftest import free_port, self_signed
 from tests.conftest import put_events as put
 
 BASE = """\
@@ -235,3 +235,21 @@ def test_chunked_and_unframed_answers_are_read_whole(tmp_path):
     put_events(ch, [b"one", b"two", b"three"])
     assert [k.process() for _ in range(3)] == [Status.READY] * 3
     assert got == [b"one", b"two", b"three"] and left(ch) == []  # all three on the one connection
+
+
+def test_https_with_flumes_global_trust_store(tmp_path, monkeypatch):
+    cert, key, _ = self_signed(tmp_path)
+    server = HttpEndpoint().start(tls=(str(cert), str(key)))
+    try:
+        monkeypatch.setenv("FLUME_SSL_TRUSTSTORE_PATH", str(cert))  # Flume's global trust store setting
+        k, ch = sink(tmp_path, server)
+        put_events(ch, [b"secret"])
+        assert k.process() is Status.READY and server.bodies() == [b"secret"]
+        k.stop()
+        monkeypatch.delenv("FLUME_SSL_TRUSTSTORE_PATH")
+        k, ch = sink(tmp_path, server)  # without it the self-signed certificate is not trusted
+        put_events(ch, [b"refused"])
+        assert k.process() is Status.BACKOFF and left(ch) == [b"refused"] and counts(k)["EventWriteFail"] == "1"
+        k.stop()
+    finally:
+        server.stop()
