@@ -180,6 +180,36 @@ _AVRO_CODECS: dict[str, str | None] = {
 }
 
 
+#: The options of both Avro container serializers (Flume's AvroEventSerializerConfigurationConstants).
+AVRO_FILE_OPTIONS = Spec(
+    Prop("syncIntervalBytes", "int", 2048000,
+         "Uncompressed size at which a block is written (more are written at each flush).",
+         min=32, max=1 << 30),
+    Prop("compressionCodec", "str", "null",
+         "Block compression, by Avro's codec name: null (none), deflate, snappy (needs the cramjam package), "
+         "bzip2, xz, zstandard (needs backports.zstd). Any other name is warned about and means null, as in "
+         "Flume."),
+)
+
+
+def _avro_codec(conf: Conf, codec: str) -> str:
+    """The codec to write with: an unknown name is warned about and means null, as in Flume; a known one whose
+    Python package is missing is a ConfigError."""
+    if codec not in _AVRO_CODECS:
+        message = (f"Unable to instantiate avro codec with name ({codec}): not one of "
+                   f"{', '.join(_AVRO_CODECS)}. Compression disabled (as in Flume)")
+        if not any(p.message == message for p in conf.problems):  # one warning per sink, not per file
+            conf.warn(message, "compressionCodec")
+        return "null"
+    if _AVRO_CODECS[codec] and not _codec_works(codec):
+        raise ConfigError(
+            f"the Avro codec '{codec}' needs the Python package {_AVRO_CODECS[codec]}; install it "
+            f"(pip install {_AVRO_CODECS[codec]}) or choose null, deflate, bzip2 or xz",
+            "compressionCodec",
+        )
+    return codec
+
+
 class FlumeEventAvroEventSerializer(EventSerializer):
     """An Avro container file of ``Event {headers: map<string>, body: bytes}`` records (Flume's ``avro_event``).
 
@@ -192,35 +222,14 @@ class FlumeEventAvroEventSerializer(EventSerializer):
     alias = "avro_event"
     flume_class = "org.apache.flume.serialization.FlumeEventAvroEventSerializer$Builder"
     supports_reopen = False
-    spec = Spec(
-        Prop("syncIntervalBytes", "int", 2048000,
-             "Uncompressed size at which a block is written (more are written at each flush).",
-             min=32, max=1 << 30),
-        Prop("compressionCodec", "str", "null",
-             "Block compression, by Avro's codec name: null (none), deflate, snappy (needs the cramjam package), "
-             "bzip2, xz, zstandard (needs backports.zstd). Any other name is warned about and means null, as in "
-             "Flume."),
-    )
+    spec = AVRO_FILE_OPTIONS
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
         from fastavro import parse_schema
 
         self.sync_interval: int = self.config.sync_interval_bytes
-        codec: str = self.config.compression_codec
-        if codec not in _AVRO_CODECS:
-            message = (f"Unable to instantiate avro codec with name ({codec}): not one of "
-                       f"{', '.join(_AVRO_CODECS)}. Compression disabled (as in Flume)")
-            if not any(p.message == message for p in conf.problems):  # one warning per sink, not per file
-                conf.warn(message, "compressionCodec")
-            codec = "null"
-        elif _AVRO_CODECS[codec] and not _codec_works(codec):
-            raise ConfigError(
-                f"the Avro codec '{codec}' needs the Python package {_AVRO_CODECS[codec]}; install it "
-                f"(pip install {_AVRO_CODECS[codec]}) or choose null, deflate, bzip2 or xz",
-                "compressionCodec",
-            )
-        self.codec = codec
+        self.codec = _avro_codec(conf, self.config.compression_codec)
         self._schema = parse_schema(EVENT_SCHEMA)
         self._buffer: io.BytesIO | None = None
         self._writer: Any = None
@@ -301,31 +310,15 @@ class AvroEventSerializer(EventSerializer):
     flume_class = "org.apache.flume.sink.hdfs.AvroEventSerializer$Builder"
     supports_reopen = False
     spec = Spec(
-        Prop("syncIntervalBytes", "int", 2048000, "Size of the bodies at which a block is written (more are "
-             "written at each flush).", min=32, max=1 << 30),
-        Prop("compressionCodec", "str", "null",
-             "Block compression, by Avro's codec name: null (none), deflate, snappy (needs the cramjam package), "
-             "bzip2, xz, zstandard (needs backports.zstd). Any other name is warned about and means null, as in "
-             "Flume."),
         Prop("schemaURL", "str", None, "The schema's URL (hdfs://, http(s)://, file:) for events with neither "
              "schema header."),
+        extends=AVRO_FILE_OPTIONS,
     )
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
         self.sync_interval: int = self.config.sync_interval_bytes
-        codec: str = self.config.compression_codec
-        if codec not in _AVRO_CODECS:
-            message = (f"Unable to instantiate avro codec with name ({codec}): not one of "
-                       f"{', '.join(_AVRO_CODECS)}. Compression disabled (as in Flume)")
-            if not any(p.message == message for p in conf.problems):
-                conf.warn(message, "compressionCodec")
-            codec = "null"
-        elif _AVRO_CODECS[codec] and not _codec_works(codec):
-            raise ConfigError(f"the Avro codec '{codec}' needs the Python package {_AVRO_CODECS[codec]}; install "
-                              f"it (pip install {_AVRO_CODECS[codec]}) or choose null, deflate, bzip2 or xz",
-                              "compressionCodec")
-        self.codec = codec
+        self.codec = _avro_codec(conf, self.config.compression_codec)
         self.static_url: str | None = self.config.schema_url
         self._schemas: dict[str, str] = {}  # URL -> schema JSON, for the file being written (Flume's cache)
         self._sync = b""

@@ -12,7 +12,7 @@ import pytest
 from agent import config
 from agent.core import Event, Status
 from peers.ircd import NGIRCD, PASSWORD, IrcClient, Ircd
-from tests.conftest import free_port, put_events, wait_for
+from tests.conftest import free_port, put_events, started_sink, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +59,7 @@ def irc_sink(tmp_path, port: int, chan: str, extra: str = "", nick: str = "flume
     if password:
         text += f"a1.sinks.k1.password = {password}\n"
     p.write_text(text)
-    topo, problems = config.check([str(p)], "a1")
-    assert topo is not None, [str(x) for x in problems]
-    ch = topo.channels["c1"]
-    ch.start()
-    k = topo.sinks["k1"]
-    k.channel = ch
-    k.start()
-    return k, ch
+    return started_sink(p)
 
 
 def left(ch) -> list[bytes]:  # noqa: ANN001

@@ -15,7 +15,7 @@ import pytest
 
 from agent import config
 from agent.core import Event, EventDeliveryException, Status
-from tests.conftest import put_events, require_java_peers
+from tests.conftest import put_events, require_java_peers, started_sink
 
 fastavro = pytest.importorskip("fastavro")
 
@@ -59,14 +59,7 @@ def file_roll(tmp_path: Path, extra: str = ""):
     out = tmp_path / "out"
     p = tmp_path / "a1.conf"
     p.write_text(BASE.format(out=out, serializer=SERIALIZER) + extra)
-    topo, problems = config.check([str(p)], "a1")
-    assert topo is not None, [str(x) for x in problems]
-    ch = topo.channels["c1"]
-    ch.start()
-    k = topo.sinks["k1"]
-    k.channel = ch
-    k.start()
-    return k, ch, out
+    return (*started_sink(p), out)
 
 
 def read_back(out: Path) -> tuple[list[dict], dict]:

@@ -13,7 +13,7 @@ from agent import config
 from agent.core import Event, Status
 from peers.http_endpoint import HttpEndpoint
 from sinks.http import StatusRules
-from tests.conftest import free_port, self_signed
+from tests.conftest import free_port, self_signed, started_sink
 from tests.conftest import put_events as put
 
 BASE = """\
@@ -58,15 +58,9 @@ def check(tmp_path: Path, extra: str, endpoint: str = "http://127.0.0.1:9/x"):
 
 
 def sink(tmp_path: Path, endpoint: HttpEndpoint | str, extra: str = WORKING):
-    url = endpoint if isinstance(endpoint, str) else endpoint.url
-    topo, problems, _ = check(tmp_path, extra, url)
-    assert topo is not None, [str(x) for x in problems]
-    ch = topo.channels["c1"]
-    ch.start()
-    k = topo.sinks["k1"]
-    k.channel = ch
-    k.start()
-    return k, ch
+    p = tmp_path / "a1.conf"
+    p.write_text(BASE.format(endpoint=endpoint if isinstance(endpoint, str) else endpoint.url) + extra)
+    return started_sink(p)
 
 
 def put_events(ch, bodies: list[bytes]) -> None:  # noqa: ANN001
