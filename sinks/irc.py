@@ -9,10 +9,12 @@ Unlike Flume, which takes one event per transaction and commits once the message
 sink takes up to 100 events, sends their messages in one write followed by a ``PING``, and commits when the
 server's ``PONG`` comes back: IRC servers handle a client's commands in order, so the server then has every
 message. An error numeric in between (cannot send to the channel, not registered, ...) or no PONG within 30 s
-rolls the batch back and drops the connection (Flume logs the error and has lost the event); the next attempt
-reconnects. Two more differences, both so that an event cannot become an IRC command: a line break inside a
-message ends it and the rest is sent as a message of its own (Flume sends it raw, and the server reads the rest
-as a command), and empty messages are not sent (the server would refuse them). A server's ``PING`` is answered.
+plus 2 s per message (servers throttle clients) rolls the batch back and drops the connection (Flume logs the
+error and has lost the event); the next attempt reconnects, with half the batch, down to one event, so a server
+that throttles or disconnects a client sending too much at once is still served. Two more differences, both so
+that an event cannot become an IRC command: a line break inside a message ends it and the rest is sent as a
+message of its own (Flume sends it raw, and the server reads the rest as a command), and empty messages are not
+sent (the server would refuse them). A server's ``PING`` is answered.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from agent.spec import Conf, Prop, Spec
 __all__ = ["IRCSink"]
 
 _BATCH = 100
-_ANSWER_TIMEOUT = 30.0  # seconds for the registration and for each batch's PONG
+_ANSWER_TIMEOUT = 30.0  # seconds for the registration, and for each batch's PONG plus _PER_MESSAGE per message
+_PER_MESSAGE = 2.0  # servers throttle clients (ngircd: about 3 messages a second after a burst)
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # numerics that refuse what the sink sent: its registration, JOIN or PRIVMSG
 _REFUSALS = {401, 403, 404, 405, 407, 411, 412, 421, 431, 432, 433, 436, 437, 451, 461, 462, 464, 465, 471, 473,
@@ -81,6 +84,7 @@ class IRCSink(Sink):
         self._sock: socket.socket | None = None
         self._reader = None
         self._pings = 0
+        self._batch = _BATCH  # events per transaction: halved after a failed batch, +1 after a confirmed one
         self.sent = 0  # messages whose batch the server confirmed
 
     def start(self) -> None:
@@ -111,7 +115,7 @@ class IRCSink(Sink):
         tx = channel.transaction()
         tx.begin()
         try:
-            events = tx.take_batch(min(_BATCH, cap) if cap else _BATCH)
+            events = tx.take_batch(min(self._batch, cap) if cap else self._batch)
             if not events:
                 tx.commit()
                 return Status.BACKOFF
@@ -119,7 +123,14 @@ class IRCSink(Sink):
             if lines:
                 if self._sock is None:
                     self._connect()
-                self._send_confirmed(lines)
+                try:
+                    self._send_confirmed(lines)
+                except OSError:
+                    # a server that throttles or drops a client sending too much at once: smaller batches, down to
+                    # one event (Flume's unit); each confirmed batch lets the next one grow by one event again
+                    self._batch = max(1, len(events) // 2)
+                    raise
+                self._batch = min(_BATCH, self._batch + 1)
             tx.commit()
             self.sent += len(lines)
             return Status.READY
@@ -167,18 +178,20 @@ class IRCSink(Sink):
         self._pings += 1
         token = f"pyflume-{self._pings}"
         self._sock.sendall(b"".join(lines) + f"PING :{token}\r\n".encode())
-        self._read_until(lambda cmd, args: cmd == "PONG" and token in args, f"the PONG of {token}")
+        self._read_until(lambda cmd, args: cmd == "PONG" and token in args, f"the PONG of {token}",
+                         _ANSWER_TIMEOUT + _PER_MESSAGE * len(lines))
 
-    def _read_until(self, done, what: str) -> None:  # noqa: ANN001 - (command, params) -> bool
-        """Read server lines until ``done(command, params)``; PINGs answered, refusals and ERROR raised."""
+    def _read_until(self, done, what: str, timeout: float = _ANSWER_TIMEOUT) -> None:  # noqa: ANN001
+        """Read server lines until ``done(command, params)``, at most ``timeout`` seconds; PINGs answered,
+        refusals and ERROR raised."""
         assert self._reader is not None and self._sock is not None
-        deadline = time.monotonic() + _ANSWER_TIMEOUT
+        deadline = time.monotonic() + timeout
         while True:
             self._sock.settimeout(max(0.01, deadline - time.monotonic()))
             try:
                 raw = self._reader.readline(8192)
             except TimeoutError:
-                raise OSError(f"no answer within {_ANSWER_TIMEOUT:g} s (waiting for {what})") from None
+                raise OSError(f"no answer within {timeout:g} s (waiting for {what})") from None
             if not raw:
                 raise OSError(f"the server closed the connection (waiting for {what})")
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
