@@ -132,3 +132,13 @@ def test_check_warns_about_a_hash_in_chan(tmp_path):
     assert [str(x) for x in problems] == [
         f"{p}:14: a1.sinks.k1 (irc): chan: warning: Flume puts '#' before chan itself, so this writes to "
         f"'##flume'; write the channel name without its '#'"]
+
+
+def test_the_agent_runs_the_sink(ircd, listener, run_agent):
+    agent = run_agent(CONF.replace("a1.sources.r1.type = seq\n", "a1.sources.r1.type = seq\n"
+                                   "a1.sources.r1.totalEvents = 250\na1.sources.r1.batchSize = 50\n")
+                      .format(port=ircd.port, chan=listener.channel.lstrip("#"), nick="agent")
+                      + f"a1.sinks.k1.password = {PASSWORD}\n")
+    wait_for(lambda: len(listener.messages) >= 250, 30, "the seq events in the channel")
+    assert agent.terminate() == 0
+    assert listener.messages == [("agent", str(i)) for i in range(250)]
