@@ -51,6 +51,7 @@ ENTRIES: list[Entry] = [
        "sources.syslog.multiport:MultiportSyslogTCPSource"),
     _e("source", "syslogudp", "org.apache.flume.source.SyslogUDPSource", "sources.syslog.udp:SyslogUDPSource"),
     _e("source", "kafka", "org.apache.flume.source.kafka.KafkaSource", "sources.kafka:KafkaSource"),
+    _e("source", None, "org.apache.flume.source.StressSource", "sources.stress:StressSource"),
     # Sinks
     _e("sink", "logger", "org.apache.flume.sink.LoggerSink", "sinks.logger:LoggerSink"),
     _e("sink", "null", "org.apache.flume.sink.NullSink", "sinks.null:NullSink"),
@@ -61,6 +62,8 @@ ENTRIES: list[Entry] = [
     _e("sink", "hbase2", "org.apache.flume.sink.hbase2.HBase2Sink", "sinks.hbase:HBase2Sink"),
     _e("sink", "hbase", "org.apache.flume.sink.hbase.HBaseSink", "sinks.hbase:HBaseSink"),
     _e("sink", "asynchbase", "org.apache.flume.sink.hbase.AsyncHBaseSink", "sinks.hbase:AsyncHBaseSink"),
+    _e("sink", "http", "org.apache.flume.sink.http.HttpSink", "sinks.http:HttpSink"),
+    _e("sink", "irc", "org.apache.flume.sink.irc.IRCSink", "sinks.irc:IRCSink"),
     # HTTP source handlers (the http source's handler)
     _e("http_handler", None, "org.apache.flume.source.http.JSONHandler", "sources.http.handlers:JSONHandler"),
     _e("http_handler", None, "org.apache.flume.sink.solr.morphline.BlobHandler", "sources.http.handlers:BlobHandler"),
@@ -77,6 +80,8 @@ ENTRIES: list[Entry] = [
        "channels.selectors:ReplicatingChannelSelector"),
     _e("selector", "multiplexing", "org.apache.flume.channel.MultiplexingChannelSelector",
        "channels.selectors:MultiplexingChannelSelector"),
+    _e("selector", "load_balancing", "org.apache.flume.channel.LoadBalancingChannelSelector",
+       "channels.selectors:LoadBalancingChannelSelector"),
     # Sink processors
     _e("processor", "default", "org.apache.flume.sink.DefaultSinkProcessor", "sinks.processors:DefaultSinkProcessor"),
     _e("processor", "failover", "org.apache.flume.sink.FailoverSinkProcessor",
@@ -113,6 +118,8 @@ ENTRIES: list[Entry] = [
        "sinks.serializers:HeaderAndBodyTextEventSerializer"),
     _e("serializer", "avro_event", "org.apache.flume.serialization.FlumeEventAvroEventSerializer$Builder",
        "sinks.serializers:FlumeEventAvroEventSerializer"),
+    _e("serializer", None, "org.apache.flume.sink.hdfs.AvroEventSerializer$Builder",
+       "sinks.serializers:AvroEventSerializer"),
     # Path managers (file_roll sink.pathManager): how the files are named
     _e("path_manager", "DEFAULT", "org.apache.flume.formatter.output.DefaultPathManager$Builder",
        "sinks.file_roll:PathManager"),
@@ -154,8 +161,7 @@ _NOUNS = {"http_handler": "handler", "deserializer": "deserializer"}
 _NOT_YET = {
     "source": {"thrift", "jms"},
     "channel": {"jdbc"},
-    "sink": {"thrift", "morphline_solr", "hive", "http", "irc", "elasticsearch"},
-    "selector": {"load_balancing"},
+    "sink": {"thrift", "morphline_solr", "hive", "elasticsearch"},
 }
 
 _JAVA_NAME = re.compile(r"^(org|com|net|io|de|fr|uk|edu|gov)\.[\w.$]+$|.*\$[A-Z]\w*$")

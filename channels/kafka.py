@@ -76,8 +76,8 @@ class KafkaChannel(Channel):
         Prop("kafka.producer.acks", "str", "all", "Acknowledgements a put waits for."),
         Prop("readSmallestOffset", "bool", None, "Deprecated: true reads from the earliest offset (use "
              "kafka.consumer.auto.offset.reset)."),
-        Prop("migrateZookeeperOffsets", "bool", False, "Offsets kept in ZooKeeper cannot be migrated; only false is "
-             "accepted."),
+        Prop("migrateZookeeperOffsets", "bool", True, "Flume 1.11.0 migrates offsets kept in ZooKeeper only when "
+             "zookeeperConnect is set, which pyflume refuses; without it this does nothing, as in Flume."),
         Prop("zookeeperConnect", "str", None, "Not supported (offsets live in Kafka)."),
         Prop("kafka.producer", "str", None, "Any producer setting, Java names translated for librdkafka.",
              prefix=True),
@@ -94,10 +94,9 @@ class KafkaChannel(Channel):
         self.poll_timeout = cfg.kafka_poll_timeout / 1000.0
         self.partition = cfg.default_partition_id
         self.partition_header = cfg.partition_id_header
-        if cfg.zookeeper_connect or cfg.migrate_zookeeper_offsets and conf.is_set("migrateZookeeperOffsets"):
-            conf.error("ZooKeeper offset migration is not supported; offsets are kept in Kafka (set "
-                       "migrateZookeeperOffsets = false and remove zookeeperConnect)",
-                       "zookeeperConnect" if cfg.zookeeper_connect else "migrateZookeeperOffsets")
+        if cfg.zookeeper_connect:
+            conf.error("ZooKeeper is not supported; offsets are kept in Kafka (remove zookeeperConnect and "
+                       "set kafka.bootstrap.servers)", "zookeeperConnect")
         servers = cfg.kafka_bootstrap_servers
         producer = client_config(conf, "kafka.producer.")
         producer.setdefault("acks", cfg.kafka_producer_acks)

@@ -67,8 +67,8 @@ class KafkaSource(PollableSource):
              "ssl.*, ...), Java names translated for librdkafka. auto.offset.reset is latest, as in Flume: a new "
              "group starts at the end of the topic; set kafka.consumer.auto.offset.reset = earliest to read what "
              "is already there.", prefix=True),
-        Prop("migrateZookeeperOffsets", "bool", False, "Offsets kept in ZooKeeper by Kafka < 0.9 cannot be "
-             "migrated; only false is accepted."),
+        Prop("migrateZookeeperOffsets", "bool", True, "Flume 1.11.0 migrates offsets kept in ZooKeeper only when "
+             "zookeeperConnect is set, which pyflume refuses; without it this does nothing, as in Flume."),
         Prop("zookeeperConnect", "str", None, "Not supported (ZooKeeper-based consumers are gone since Kafka 4)."),
         extends=POLL_BACKOFF,
     )
@@ -84,10 +84,9 @@ class KafkaSource(PollableSource):
         self.topic_header: str = config.topic_header
         self.header_map: dict[str, str] = config.header
         self.topics = self._topics(conf)
-        if config.zookeeper_connect or config.migrate_zookeeper_offsets and conf.is_set("migrateZookeeperOffsets"):
-            conf.error("ZooKeeper offset migration is not supported; offsets are kept in Kafka (set "
-                       "migrateZookeeperOffsets = false and remove zookeeperConnect)",
-                       "zookeeperConnect" if config.zookeeper_connect else "migrateZookeeperOffsets")
+        if config.zookeeper_connect:
+            conf.error("ZooKeeper is not supported; offsets are kept in Kafka (remove zookeeperConnect and "
+                       "set kafka.bootstrap.servers)", "zookeeperConnect")
         settings = client_config(conf, "kafka.consumer.")
         settings["bootstrap.servers"] = config.kafka_bootstrap_servers
         settings["group.id"] = config.kafka_consumer_group_id

@@ -291,3 +291,18 @@ def hbase(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     cluster = HBase(tmp_path_factory.mktemp("hbase")).start()
     yield cluster
     cluster.stop()
+
+
+def started_sink(conf: Path, sink: str = "k1", agent: str = "a1"):  # noqa: ANN201
+    """The sink ``sink`` of the properties file ``conf`` built as ``agent --check`` builds it (the file must have no
+    errors), started, with its channel started and attached: ready for ``process()`` calls. Returns (sink, channel)."""
+    from agent import config
+
+    topo, problems = config.check([str(conf)], agent)
+    assert topo is not None, [str(p) for p in problems]
+    k = topo.sinks[sink]
+    ch = k.channel
+    assert ch is not None
+    ch.start()
+    k.start()
+    return k, ch

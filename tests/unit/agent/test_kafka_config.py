@@ -83,13 +83,22 @@ a1.sinks.k1.batchSize = 250
     ("a1.channels.c1.kafka.consumer.no.such.thing = 1\n",
      "k.conf:13: a1.channels.c1 (org.apache.flume.channel.kafka.KafkaChannel): kafka.consumer.no.such.thing: "
      "librdkafka refuses the consumer settings: No such configuration property"),
-    ("a1.sources.r1.migrateZookeeperOffsets = true\n", "migrateZookeeperOffsets: ZooKeeper offset migration"),
+    ("a1.sources.r1.zookeeperConnect = 127.0.0.1:2181\n", "zookeeperConnect: ZooKeeper is not supported"),
     ("a1.sources.r1.kafka.topics.regex = (unclosed\n", "kafka.topics.regex: not a valid regular expression"),
 ])
 def test_what_cannot_work_is_refused_with_its_line(tmp_path, extra, expected):
     topo, errors = build(tmp_path, extra)
     assert topo is None
     assert any(expected in e for e in errors), errors
+
+
+def test_migrate_zookeeper_offsets_true_is_flume_1_11_default_and_does_nothing(tmp_path):
+    # Flume 1.11.0: migrateZookeeperOffsets defaults to true and only acts with zookeeperConnect set.
+    topo, errors = build(tmp_path, "a1.sources.r1.migrateZookeeperOffsets = true\n"
+                                   "a1.channels.c1.migrateZookeeperOffsets = true\n")
+    assert not errors, errors
+    assert topo.sources["r1"].config.migrate_zookeeper_offsets is True
+    assert topo.channels["c1"].config.migrate_zookeeper_offsets is True
 
 
 def test_a_source_needs_topics(tmp_path):
