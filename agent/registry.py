@@ -49,6 +49,8 @@ ENTRIES: list[Entry] = [
        "sources.syslog.multiport:MultiportSyslogTCPSource"),
     _e("source", "syslogudp", "org.apache.flume.source.SyslogUDPSource", "sources.syslog.udp:SyslogUDPSource"),
     _e("source", "kafka", "org.apache.flume.source.kafka.KafkaSource", "sources.kafka:KafkaSource"),
+    _e("source", "thrift", "org.apache.flume.source.ThriftSource", "sources.thrift:ThriftSource"),
+    _e("source", None, "org.apache.flume.source.scribe.ScribeSource", "sources.scribe:ScribeSource"),
     # Sinks
     _e("sink", "logger", "org.apache.flume.sink.LoggerSink", "sinks.logger:LoggerSink"),
     _e("sink", "null", "org.apache.flume.sink.NullSink", "sinks.null:NullSink"),
@@ -59,6 +61,7 @@ ENTRIES: list[Entry] = [
     _e("sink", "hbase2", "org.apache.flume.sink.hbase2.HBase2Sink", "sinks.hbase:HBase2Sink"),
     _e("sink", "hbase", "org.apache.flume.sink.hbase.HBaseSink", "sinks.hbase:HBaseSink"),
     _e("sink", "asynchbase", "org.apache.flume.sink.hbase.AsyncHBaseSink", "sinks.hbase:AsyncHBaseSink"),
+    _e("sink", "thrift", "org.apache.flume.sink.ThriftSink", "sinks.thrift:ThriftSink"),
     # HTTP source handlers (the http source's handler)
     _e("http_handler", None, "org.apache.flume.source.http.JSONHandler", "sources.http.handlers:JSONHandler"),
     _e("http_handler", None, "org.apache.flume.sink.solr.morphline.BlobHandler", "sources.http.handlers:BlobHandler"),
@@ -150,9 +153,9 @@ _NOUNS = {"http_handler": "handler", "deserializer": "deserializer"}
 
 # Flume 1.11 components that pyflume does not provide (yet): a precise message beats "unknown type".
 _NOT_YET = {
-    "source": {"thrift", "jms"},
+    "source": {"jms"},
     "channel": {"jdbc", "spillablememory"},
-    "sink": {"thrift", "morphline_solr", "hive", "http", "irc", "elasticsearch"},
+    "sink": {"morphline_solr", "hive", "http", "irc", "elasticsearch"},
     "selector": {"load_balancing"},
 }
 

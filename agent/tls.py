@@ -307,3 +307,36 @@ def apply_client_protocols(ctx: ssl.SSLContext, conf: Conf) -> None:
     ciphers = list_setting(conf, "include-cipher-suites")
     if ciphers:
         ctx.set_ciphers(":".join(ciphers))
+
+
+#: The trust keys of a TLS client (the avro and thrift sinks), before ``CLIENT_TLS_PROPS``.
+CLIENT_TRUST_PROPS = (
+    Prop("ssl", "bool", False, "Connect with TLS."),
+    Prop("trust-all-certs", "bool", False, "Do not verify the server's certificate."),
+    Prop("truststore", "str", None, "The CA certificates to trust: a PKCS12 trust store (keytool's default "
+         "format since Java 9, whatever the file is called) or a PEM file; a JKS one must be converted. Unset: "
+         "-Djavax.net.ssl.trustStore, else FLUME_SSL_TRUSTSTORE_PATH, else the system's CAs."),
+    Prop("truststore-password", "str", None, "Password of a PKCS12 trust store (unset: "
+         "-Djavax.net.ssl.trustStorePassword, else FLUME_SSL_TRUSTSTORE_PASSWORD)."),
+    Prop("truststore-type", "str", "JKS", "Accepted: the file's content says what it is (PKCS12 or PEM)."),
+)
+
+
+def client_context(conf: Conf) -> ssl.SSLContext | None:
+    """The TLS context of a client configured with ``CLIENT_TRUST_PROPS`` and ``CLIENT_TLS_PROPS``; None without
+    ``ssl``. A trust store that cannot be read is a configuration error on ``truststore``."""
+    if not conf["ssl"]:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False  # Flume's clients do not verify host names either
+    if conf["trust-all-certs"]:
+        ctx.verify_mode = ssl.CERT_NONE
+    elif truststore := setting(conf, "truststore"):  # the component's own, else Flume's global one
+        try:  # PEM or PKCS12 by the file's content (keytool's default); the declared type is not needed
+            load_trust_store(ctx, truststore, setting(conf, "truststore-password"))
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            conf.error(f"cannot load {truststore}: {exc}", "truststore")
+    else:
+        ctx.load_default_certs()
+    apply_client_protocols(ctx, conf)
+    return ctx
