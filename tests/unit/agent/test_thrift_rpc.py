@@ -15,7 +15,7 @@ from thriftpy2.transport import TMemoryBuffer
 from agent import thrift_rpc as wire
 from agent.core import Event
 
-IDL = Path(__file__).parent / "thrift"
+IDL = Path(__file__).parents[2] / "peers" / "thrift"
 flume = thriftpy2.load(str(IDL / "flume.thrift"), module_name="flume_thrift")
 scribe = thriftpy2.load(str(IDL / "scribe.thrift"), module_name="scribe_thrift")
 FACTORIES = {"binary": TBinaryProtocolFactory(), "compact": TCompactProtocolFactory()}
@@ -115,17 +115,14 @@ def test_old_style_binary_messages_are_read_and_written() -> None:
 
 
 @PROTOCOLS
-def test_unknown_fields_are_skipped(protocol: str) -> None:
+def test_unknown_fields_are_skipped(protocol: str, tmp_path: Path) -> None:
     """A newer sender's extra fields (here a struct with every Thrift type) do not break decoding."""
-    (IDL / f"extended_{protocol}.thrift").write_text(
+    (tmp_path / "extended.thrift").write_text(
         "struct Inner { 1: bool b, 2: byte y, 3: i16 s, 4: i64 l, 5: double d, 6: set<i32> st, 7: list<bool> lb }\n"
         "struct ThriftFlumeEvent { 1: required map<string, string> headers, 2: required binary body, "
         "3: Inner extra, 4: bool flag, 20: map<string, list<i32>> more }\n"
         "service ThriftSourceProtocol { i32 appendBatch(1: list<ThriftFlumeEvent> events, 2: i32 extra) }\n")
-    try:
-        ext = thriftpy2.load(str(IDL / f"extended_{protocol}.thrift"), module_name=f"ext_{protocol}_thrift")
-    finally:
-        (IDL / f"extended_{protocol}.thrift").unlink()
+    ext = thriftpy2.load(str(tmp_path / "extended.thrift"), module_name=f"ext_{protocol}_thrift")
     inner = ext.Inner(b=True, y=-3, s=-300, l=1 << 40, d=1.5, st={1, 2}, lb=[True, False])
     events = [ext.ThriftFlumeEvent(headers={"k": "v"}, body=b"b%d" % i, extra=inner, flag=False,
                                    more={"x": [1, 2, 3]}) for i in range(3)]
