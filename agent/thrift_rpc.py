@@ -97,15 +97,77 @@ class Call:
 # Binary protocol
 
 
-class _BinaryReader:
-    """Reads one message of Thrift's binary protocol from a frame. Every read is bounds-checked by slicing or
-    by struct (which raises struct.error past the end)."""
+class _Reader:
+    """What the two protocols' readers share: the frame, the position, and skipping a value whatever its type
+    (bounded depth; the end of the frame is checked after each skipped value)."""
 
     __slots__ = ("buf", "pos")
 
     def __init__(self, buf: bytes):
         self.buf = buf
         self.pos = 0
+
+    def list_header(self) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def _skip(self, t: int, depth: int) -> None:
+        raise NotImplementedError
+
+    def skip(self, t: int, depth: int = 0) -> None:
+        if depth > _MAX_DEPTH:
+            raise FrameError("structures nested too deep")
+        self._skip(t, depth)
+        if self.pos > len(self.buf):
+            raise FrameError("a value runs past the end of the message")
+
+    def _skip_elements(self, depth: int) -> None:
+        et, n = self.list_header()
+        for _ in range(n):
+            self.skip(et, depth + 1)
+
+    # the protocol's type ids of a struct and a list, and its name in errors
+    STRUCT = LIST = 0
+    NAME = ""
+
+    def field(self, last: int) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def skip_field(self, t: int) -> None:
+        self.skip(t)
+
+    def events(self, n: int) -> list[Event]:
+        raise NotImplementedError
+
+    def log_entry(self) -> Event:
+        raise NotImplementedError
+
+    def args(self, element: str, single: bool) -> list[Event]:
+        """The arguments struct: field 1 is one struct (``single``) or a list of structs; ``element`` names the
+        method that reads one ("event", "log_entry")."""
+        events: list[Event] = []
+        last = 0
+        while True:
+            t, fid = self.field(last)
+            if t == 0:
+                return events
+            if fid == 1 and single and t == self.STRUCT:
+                events = [getattr(self, element)()]
+            elif fid == 1 and not single and t == self.LIST:
+                et, n = self.list_header()
+                if et != self.STRUCT:
+                    raise FrameError(f"the list holds {self.NAME} type {et}, not structs")
+                events = self.events(n) if element == "event" else [self.log_entry() for _ in range(n)]
+            else:
+                self.skip_field(t)
+            last = fid
+
+
+class _BinaryReader(_Reader):
+    """Reads one message of Thrift's binary protocol from a frame. Every read is bounds-checked by slicing or
+    by struct (which raises struct.error past the end)."""
+
+    __slots__ = ()
+    STRUCT, LIST, NAME = _STRUCT, _LIST, "binary protocol"
 
     def message(self) -> tuple[str, int, int]:
         buf = self.buf
@@ -135,7 +197,8 @@ class _BinaryReader:
         self.pos = end
         return self.buf[start:end]
 
-    def field(self) -> tuple[int, int]:
+    def field(self, last: int = 0) -> tuple[int, int]:
+        """(type, field id); type 0 is the end of the struct (``last`` is for the compact protocol's deltas)."""
         t = self.buf[self.pos]
         if t == _STOP:
             self.pos += 1
@@ -151,9 +214,7 @@ class _BinaryReader:
             raise FrameError(f"a list of {n} elements cannot fit in the message")
         return t, n
 
-    def skip(self, t: int, depth: int = 0) -> None:
-        if depth > _MAX_DEPTH:
-            raise FrameError("structures nested too deep")
+    def _skip(self, t: int, depth: int) -> None:
         if t == _BOOL or t == _BYTE:
             self.pos += 1
         elif t == _I16:
@@ -179,13 +240,9 @@ class _BinaryReader:
                 self.skip(kt, depth + 1)
                 self.skip(vt, depth + 1)
         elif t == _LIST or t == _SET:
-            et, n = self.list_header()
-            for _ in range(n):
-                self.skip(et, depth + 1)
+            self._skip_elements(depth)
         else:
             raise FrameError(f"unknown binary protocol type {t}")
-        if self.pos > len(self.buf):
-            raise FrameError("a value runs past the end of the message")
 
     def events(self, n: int) -> list[Event]:
         """``n`` ThriftFlumeEvent structs: the hot path, inlined. Lengths are read unsigned, so a bad one can only
@@ -284,23 +341,6 @@ class _BinaryReader:
             else:
                 self.skip(t)
 
-    def args(self, element: str, single: bool) -> list[Event]:
-        """The arguments struct: field 1 is one struct (``single``) or a list of structs."""
-        events: list[Event] = []
-        while True:
-            t, fid = self.field()
-            if t == _STOP:
-                return events
-            if fid == 1 and single and t == _STRUCT:
-                events = [getattr(self, element)()]
-            elif fid == 1 and not single and t == _LIST:
-                et, n = self.list_header()
-                if et != _STRUCT:
-                    raise FrameError(f"the list holds type {et}, not structs")
-                events = self.events(n) if element == "event" else [self.log_entry() for _ in range(n)]
-            else:
-                self.skip(t)
-
 
 def _b_string(data: bytes) -> bytes:
     return _I32S.pack(len(data)) + data
@@ -336,14 +376,14 @@ def _b_events(events: Sequence[Event]) -> bytes:
 # Compact protocol
 
 
-class _CompactReader:
+class _CompactReader(_Reader):
     """Reads one message of Thrift's compact protocol from a frame."""
 
-    __slots__ = ("buf", "pos")
+    __slots__ = ()
+    STRUCT, LIST, NAME = _C_STRUCT, _C_LIST, "compact protocol"
 
-    def __init__(self, buf: bytes):
-        self.buf = buf
-        self.pos = 0
+    def skip_field(self, t: int) -> None:
+        self.skip(t, 0 if t in (_C_TRUE, _C_FALSE) else 1)  # a bool field's value is its type
 
     def varint(self) -> int:
         buf = self.buf
@@ -408,9 +448,7 @@ class _CompactReader:
             raise FrameError(f"a list of {n} elements cannot fit in the message")
         return b & 0x0F, n
 
-    def skip(self, t: int, depth: int = 0) -> None:
-        if depth > _MAX_DEPTH:
-            raise FrameError("structures nested too deep")
+    def _skip(self, t: int, depth: int) -> None:
         if t in (_C_TRUE, _C_FALSE):
             if depth:  # a bool inside a container takes a byte; as a field, its type is its value
                 self.pos += 1
@@ -440,13 +478,9 @@ class _CompactReader:
                     self.skip(kv >> 4, depth + 1)
                     self.skip(kv & 0x0F, depth + 1)
         elif t in (_C_LIST, _C_SET):
-            et, n = self.list_header()
-            for _ in range(n):
-                self.skip(et, depth + 1)
+            self._skip_elements(depth)
         else:
             raise FrameError(f"unknown compact protocol type {t}")
-        if self.pos > len(self.buf):
-            raise FrameError("a value runs past the end of the message")
 
     def events(self, n: int) -> list[Event]:
         """``n`` ThriftFlumeEvent structs: the hot path, inlined for the layout Flume's encoders write (field 1,
@@ -568,34 +602,14 @@ class _CompactReader:
                 self.skip(t, 0 if t in (_C_TRUE, _C_FALSE) else 1)
             last = fid
 
-    def args(self, element: str, single: bool) -> list[Event]:
-        events: list[Event] = []
-        last = 0
-        while True:
-            t, fid = self.field(last)
-            if t == 0:
-                return events
-            if fid == 1 and single and t == _C_STRUCT:
-                events = [getattr(self, element)()]
-            elif fid == 1 and not single and t == _C_LIST:
-                et, n = self.list_header()
-                if et != _C_STRUCT:
-                    raise FrameError(f"the list holds compact type {et}, not structs")
-                events = self.events(n) if element == "event" else [self.log_entry() for _ in range(n)]
-            else:
-                self.skip(t, 0 if t in (_C_TRUE, _C_FALSE) else 1)
-            last = fid
-
 
 def _varint(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    out = bytearray()
+    """An unsigned LEB128 varint."""
+    out = []
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
-    out.append(n)
-    return bytes(out)
+    return bytes(out + [n])
 
 
 def _zigzag(n: int) -> bytes:

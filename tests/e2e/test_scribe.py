@@ -49,12 +49,18 @@ def client(port: int):  # noqa: ANN201
                        trans_factory=TFramedTransportFactory())
 
 
-def test_scribe_clients_log_into_the_channel_once_and_are_told_to_try_later(run_agent, tmp_path: Path) -> None:
+def start(run_agent, tmp_path: Path) -> tuple:  # noqa: ANN001
+    """The agent with its scribe source on a free port: (agent, port, output directory)."""
     port = free_port()
     out = tmp_path / "out"
     out.mkdir()
     agent = run_agent(CONF.format(port=port, out=out))
     agent.wait_for_port(port)
+    return agent, port, out
+
+
+def test_scribe_clients_log_into_the_channel_once_and_are_told_to_try_later(run_agent, tmp_path: Path) -> None:
+    agent, port, out = start(run_agent, tmp_path)
     c = client(port)
     answers = []
     for k in range(30):  # faster than file_roll drains a 1000-event channel: some batches are refused
@@ -76,11 +82,7 @@ def test_scribe_clients_log_into_the_channel_once_and_are_told_to_try_later(run_
 
 
 def test_a_call_over_max_read_buffer_bytes_closes_only_that_connection(run_agent, tmp_path: Path) -> None:
-    port = free_port()
-    out = tmp_path / "out"
-    out.mkdir()
-    agent = run_agent(CONF.format(port=port, out=out))
-    agent.wait_for_port(port)
+    agent, port, out = start(run_agent, tmp_path)
     big = client(port)
     with pytest.raises((TTransportException, OSError)):  # closed, maybe with a reset: the call was not read
         big.Log([scribe.LogEntry(category="big", message="x" * 300_000)])

@@ -4,10 +4,12 @@ TLS connection limit, and the configuration errors ``--check`` reports."""
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -84,7 +86,7 @@ LOAD_BALANCE = ("col.sinkgroups.g1.processor.type = load_balance\ncol.sinkgroups
 
 
 def start_aggregator(tmp: Path, name: str, port: int, protocol: str = "compact", capacity: int = 100_000,
-                     extra: str = "", restart: bool = False) -> AgentProcess:
+                     extra: str = "", restart: bool = False, args: list[str] | None = None) -> AgentProcess:
     """Start (or, with ``restart``, start again on the same file channel) an aggregator under ``tmp/name``."""
     d = tmp / name
     if restart:
@@ -92,7 +94,7 @@ def start_aggregator(tmp: Path, name: str, port: int, protocol: str = "compact",
     else:
         (d / "out").mkdir(parents=True)
     a = AgentProcess(AGGREGATOR.format(port=port, protocol=protocol, d=d, capacity=capacity, extra=extra), d,
-                     "agg").start()
+                     "agg", args).start()
     a.wait_for_port(port)
     return a
 
@@ -133,8 +135,9 @@ def test_two_tier_chain_through_a_sink_group_loses_nothing(protocol: str, proces
 
 
 def test_full_channel_answers_failed_and_the_retry_succeeds(tmp_path: Path) -> None:
-    port = free_port()
-    agg = start_aggregator(tmp_path, "agg1", port, "compact", capacity=1000, extra="agg.channels.c1.keep-alive = 0\n")
+    port, mport = free_port(), free_port()
+    agg = start_aggregator(tmp_path, "agg1", port, "compact", capacity=1000, extra="agg.channels.c1.keep-alive = 0\n",
+                           args=["-Dflume.monitoring.type=http", f"-Dflume.monitoring.port={mport}"])
     try:
         client = ThriftClient("127.0.0.1", port)
         statuses = []
@@ -154,6 +157,12 @@ def test_full_channel_answers_failed_and_the_retry_succeeds(tmp_path: Path) -> N
         wait_for_events(want, lambda: rolled_lines(tmp_path / "agg1" / "out"), logs=[agg])
         assert_exactly_once(want, rolled_lines(tmp_path / "agg1" / "out"), logs=[agg])
         assert "FAILED" in statuses
+        with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10) as r:
+            source = json.loads(r.read())["SOURCE.r1"]  # Flume's counters of a thrift source
+        refused = statuses.count("FAILED")
+        assert (source["AppendBatchReceivedCount"], source["AppendBatchAcceptedCount"]) == (str(30 + refused), "30")
+        assert (source["EventReceivedCount"], source["EventAcceptedCount"]) == (str(1000 * (30 + refused)), "30000")
+        assert source["ChannelWriteFail"] == str(refused)
         assert agg.terminate() == 0
     finally:
         agg.kill()

@@ -11,12 +11,19 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import assert_exactly_once, free_port, require_java_peers, rolled_lines, self_signed, wait_for_events
+from conftest import (
+    assert_exactly_once,
+    free_port,
+    require_java_peers,
+    rolled_lines,
+    self_signed,
+    wait_for,
+    wait_for_events,
+)
 
 pytestmark = pytest.mark.peer
 
@@ -151,23 +158,21 @@ def flume_thrift(tmp_path_factory: pytest.TempPathFactory, flume_classpath: str)
     conf.write_text(text)
     agent = FlumeAgent(conf, "fl", log_path=tmp / "flume.log").start()
     try:
-        for link in links.values():
-            _wait_port(link["netcat_port"], agent)
-            _wait_port(link["flume_port"], agent)
+        for k, link in links.items():  # netcat sources log no name: their ports tell (no TLS port is probed)
+            agent.wait_for_log(f"Component type: SOURCE, name: t_{k} started", timeout=90)
+            port = link["netcat_port"]
+            wait_for(lambda p=port: _open(p), timeout=90, what=f"Flume's netcat port for {k}")
         yield agent, links, out, tmp
     finally:
         agent.stop()
 
 
-def _wait_port(port: int, flume, timeout: float = 90) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"Flume did not open port {port}:\n{flume.log()[-4000:]}")
+def _open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
 
 
 def _send_lines(port: int, tag: str) -> list[bytes]:
