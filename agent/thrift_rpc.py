@@ -403,6 +403,12 @@ class _CompactReader(_Reader):
             if shift > 63:
                 raise FrameError("a varint longer than 10 bytes")
 
+    def varint_at(self, pos: int) -> tuple[int, int]:
+        """The varint at ``pos`` and the position after it (the hot path's slow branch: lengths past 127)."""
+        self.pos = pos
+        value = self.varint()
+        return value, self.pos
+
     def zigzag(self) -> int:
         n = self.varint()
         return (n >> 1) ^ -(n & 1)
@@ -502,9 +508,7 @@ class _CompactReader(_Reader):
             pos += 2
             if m:
                 if m >= 0x80:
-                    self.pos = pos - 1
-                    m = self.varint()
-                    pos = self.pos
+                    m, pos = self.varint_at(pos - 1)
                 if buf[pos] != 0x88:
                     raise FrameError("ThriftFlumeEvent.headers is not a map of strings")
                 pos += 1
@@ -514,26 +518,20 @@ class _CompactReader(_Reader):
                     ln = buf[pos]
                     pos += 1
                     if ln >= 0x80:
-                        self.pos = pos - 1
-                        ln = self.varint()
-                        pos = self.pos
+                        ln, pos = self.varint_at(pos - 1)
                     k = buf[pos:pos + ln]
                     pos += ln
                     ln = buf[pos]
                     pos += 1
                     if ln >= 0x80:
-                        self.pos = pos - 1
-                        ln = self.varint()
-                        pos = self.pos
+                        ln, pos = self.varint_at(pos - 1)
                     headers[k.decode("utf-8", "replace")] = buf[pos:pos + ln].decode("utf-8", "replace")
                     pos += ln
             if buf[pos] == 0x18:
                 ln = buf[pos + 1]
                 pos += 2
                 if ln >= 0x80:
-                    self.pos = pos - 1
-                    ln = self.varint()
-                    pos = self.pos
+                    ln, pos = self.varint_at(pos - 1)
                 body = buf[pos:pos + ln]
                 pos += ln
                 if buf[pos] == 0:
