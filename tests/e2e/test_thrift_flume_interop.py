@@ -1,10 +1,11 @@
 """Thrift RPC against a real Apache Flume 1.11, both ways, in the compact and binary protocols and over TLS:
 Flume's thrift sink (the SDK's ThriftRpcClient) into pyflume's thrift source, and pyflume's thrift sink into
-Flume's thrift source; non-ASCII bodies and headers; every event exactly once.
+Flume's thrift source; non-ASCII bodies and headers; every event exactly once. And one Scribe client (thriftpy2,
+from Scribe's IDL) logging the same entries to Flume's ScribeSource and to pyflume's: the same events come out.
 
 One Flume agent serves the whole module (it starts in a few seconds): for each link kind it runs a thrift source
 (into one file_roll directory) and a netcat source feeding a thrift sink aimed at a port a test's pyflume agent
-listens on later (Flume's sink retries until it is there)."""
+listens on later (Flume's sink retries until it is there); and a scribe source into the same directory."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ fl.sinks.k_{k}.protocol = {protocol}
 {sink_tls}"""
 
 FLUME_COMMON = """\
-fl.sources = {sources}
+fl.sources = scribe {sources}
 fl.channels = c_in {channels}
 fl.sinks = out {sinks}
 fl.channels.c_in.type = memory
@@ -69,6 +70,9 @@ fl.sinks.out.sink.directory = {out}
 fl.sinks.out.sink.rollInterval = 0
 fl.sinks.out.sink.batchSize = 1000
 fl.sinks.out.sink.serializer = header_and_text
+fl.sources.scribe.type = org.apache.flume.source.scribe.ScribeSource
+fl.sources.scribe.port = {scribe_port}
+fl.sources.scribe.channels = c_in
 """
 
 OURS = """\
@@ -146,22 +150,27 @@ def flume_thrift(tmp_path_factory: pytest.TempPathFactory, flume_classpath: str)
     tmp = tmp_path_factory.mktemp("flume-thrift")
     out = tmp / "out"
     out.mkdir()
+    scribe_port = free_port()
     links = {k: {"k": k, "protocol": "binary" if k == "binary" else "compact", "flume_port": free_port(),
                  "netcat_port": free_port(), "our_port": free_port()} for k in LINKS}
     text = FLUME_COMMON.format(sources=" ".join(f"t_{k} n_{k}" for k in LINKS),
                                channels=" ".join(f"c_{k}" for k in LINKS),
-                               sinks=" ".join(f"k_{k}" for k in LINKS), out=out)
+                               sinks=" ".join(f"k_{k}" for k in LINKS), out=out, scribe_port=scribe_port)
     for k, link in links.items():
         tls = _tls(tmp, "fl", f"t_{k}", f"k_{k}") if k == "tls" else _plain()
         text += FLUME_LINK.format(**link, **tls)
     conf = tmp / "flume.conf"
     conf.write_text(text)
-    agent = FlumeAgent(conf, "fl", log_path=tmp / "flume.log").start()
+    # the JVM's default charset encodes scribe messages and file_roll's headers: UTF-8 whatever the locale
+    agent = FlumeAgent(conf, "fl", log_path=tmp / "flume.log", modules=("scribe",),
+                       sysprops={"file.encoding": "UTF-8"}).start()
     try:
         for k, link in links.items():  # netcat sources log no name: their ports tell (no TLS port is probed)
             agent.wait_for_log(f"Component type: SOURCE, name: t_{k} started", timeout=90)
             port = link["netcat_port"]
             wait_for(lambda p=port: _open(p), timeout=90, what=f"Flume's netcat port for {k}")
+        agent.wait_for_log("Component type: SOURCE, name: scribe started", timeout=90)
+        links["scribe"] = {"port": scribe_port}
         yield agent, links, out, tmp
     finally:
         agent.stop()
@@ -208,3 +217,61 @@ def test_thrift_both_ways_with_flume(link: str, flume_thrift, tmp_path: Path, ru
     assert_exactly_once(want_ours, rolled_lines(out), logs=[ours])
     assert_exactly_once(want_flume, flume_got(), logs=[flume, ours])
     assert ("TLS" in ours.log().split("Thrift source t started", 1)[1].splitlines()[0]) == (link == "tls")
+
+
+SCRIBE = """\
+py.sources = s
+py.channels = c
+py.sinks = out
+py.sources.s.type = org.apache.flume.source.scribe.ScribeSource
+py.sources.s.bind = 127.0.0.1
+py.sources.s.port = {port}
+py.sources.s.channels = c
+py.channels.c.type = memory
+py.channels.c.capacity = 100000
+py.channels.c.transactionCapacity = 1000
+py.sinks.out.type = file_roll
+py.sinks.out.channel = c
+py.sinks.out.sink.directory = {out}
+py.sinks.out.sink.rollInterval = 0
+py.sinks.out.sink.batchSize = 1000
+py.sinks.out.sink.serializer = header_and_text
+"""
+
+
+def test_one_scribe_client_gets_the_same_events_from_flume_and_pyflume(flume_thrift, tmp_path: Path,  # noqa: ANN001
+                                                                        run_agent) -> None:
+    import thriftpy2
+    from thriftpy2.protocol import TBinaryProtocolFactory
+    from thriftpy2.rpc import make_client
+    from thriftpy2.transport import TFramedTransportFactory
+
+    scribe = thriftpy2.load(str(Path(__file__).parents[1] / "peers" / "thrift" / "scribe.thrift"),
+                            module_name="scribe_interop_thrift")
+    flume, links, flume_out, _ = flume_thrift
+    out = tmp_path / "out"
+    out.mkdir()
+    port = free_port()
+    ours = run_agent(SCRIBE.format(port=port, out=out), name="py")
+    ours.wait_for_port(port)
+    batches = [[scribe.LogEntry(category=f"scribe-{k}-ü" if i % 7 else None, message=f"scribe-{k:02d}-{i:03d} é ✓")
+                for i in range(500)] for k in range(10)]
+    for target in (links["scribe"]["port"], port):
+        # strict_read off, as Apache Thrift's clients: Flume's Scribe server answers with old-style headers
+        client = make_client(scribe.Scribe, "127.0.0.1", target, timeout=20_000,
+                             proto_factory=TBinaryProtocolFactory(strict_read=False),
+                             trans_factory=TFramedTransportFactory())
+        for batch in batches:
+            assert client.Log(batch) == scribe.ResultCode.OK
+        client.close()
+    want = [((f"{{category=scribe-{k}-ü}} " if i % 7 else "{} ") + f"scribe-{k:02d}-{i:03d} é ✓").encode()
+            for k in range(10) for i in range(500)]
+
+    def flume_got() -> list[bytes]:
+        return [g for g in rolled_lines(flume_out) if b"} scribe-" in g]
+
+    wait_for_events(want, flume_got, logs=[flume])
+    wait_for_events(want, lambda: rolled_lines(out), logs=[ours])
+    assert_exactly_once(want, flume_got(), logs=[flume])
+    assert_exactly_once(want, rolled_lines(out), logs=[ours])
+    assert ours.terminate() == 0

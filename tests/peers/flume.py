@@ -29,6 +29,7 @@ MODULES = {
     "hdfs": [f"org.apache.flume.flume-ng-sinks:flume-hdfs-sink:{FLUME_VERSION}", "org.apache.hadoop:hadoop-client:3.3.6"],
     "hbase2": [f"org.apache.flume.flume-ng-sinks:flume-ng-hbase2-sink:{FLUME_VERSION}",
                "org.apache.hbase:hbase-client:2.6.1"],
+    "scribe": [f"org.apache.flume.flume-ng-sources:flume-scribe-source:{FLUME_VERSION}"],
 }
 
 _LOG4J2 = """<?xml version="1.0" encoding="UTF-8"?>
@@ -46,7 +47,7 @@ def classpath() -> str:
 
 
 def module_classpath(*modules: str) -> str:
-    """Flume 1.11 plus optional modules ("kafka", "hdfs", "hbase2")."""
+    """Flume 1.11 plus optional modules ("kafka", "hdfs", "hbase2", "scribe")."""
     parts = [classpath()]
     for m in modules:
         parts.append(str(maven.resolve(f"flume-{m}-{FLUME_VERSION}", MODULES[m]) / "lib" / "*"))
