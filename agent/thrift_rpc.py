@@ -31,8 +31,8 @@ from agent.spec import Conf, Prop
 __all__ = [
     "BINARY", "COMPACT", "PROTOCOLS", "STATUS", "FrameError", "ThriftError", "Call", "FramedConnection",
     "decode_call", "encode_reply", "encode_exception", "encode_call", "decode_status", "ThriftClient",
-    "encode_events", "encode_log", "DEFAULT_MAX_FRAME", "THRIFT_PROTOCOL_PROP", "KERBEROS_NOT_YET", "flume_protocol",
-    "FLUME_METHODS", "SCRIBE_METHODS",
+    "encode_events", "encode_log", "DEFAULT_MAX_FRAME", "FLUME_METHODS", "SCRIBE_METHODS",
+    "THRIFT_PROTOCOL_PROP", "THRIFT_SINK_PROTOCOL_PROP", "KERBEROS_NOT_YET", "flume_protocol",
 ]
 
 BINARY = "binary"
@@ -938,13 +938,25 @@ KERBEROS_NOT_YET = ("kerberos = true is not supported by pyflume yet (SASL/GSSAP
                     "Kerberos issue); set kerberos = false or leave it out")
 
 
+#: The sink's ``protocol``: Flume's thrift sink (ThriftRpcClient) takes any other value for compact, with a
+#: warning, where its source refuses it; so a text, checked by :func:`flume_protocol`.
+THRIFT_SINK_PROTOCOL_PROP = Prop(
+    "protocol", "str", "compact", "The Thrift protocol, compact (TCompactProtocol, Flume's default) or binary "
+    "(TBinaryProtocol); both ends must use the same one. Another value means compact, with a warning, as in Flume.")
+
+
 def flume_protocol(conf: Conf, component: str) -> str:
     """``protocol`` as Flume 1.11 uses it: it accepts any case but uses binary only for exactly ``binary`` (it
-    compares with equals after checking with equalsIgnoreCase), so ``BINARY`` means compact there, and here."""
-    protocol: str = conf["protocol"]
+    compares with equals after checking with equalsIgnoreCase), so ``BINARY`` means compact there, and here; the
+    sink takes any other value for compact too."""
+    value: str = conf["protocol"]
     raw = conf.lines.get("protocol")
-    if protocol == "binary" and raw is not None and raw.value != "binary":
+    if raw is None or raw.value == value and value in PROTOCOLS:
+        return value
+    if value.lower() == "binary":
         conf.warn(f"Flume 1.11's {component} uses the compact protocol for {raw.value!r} (only 'binary' in lower "
                   "case selects the binary one), and so does pyflume; write 'compact' or 'binary'", "protocol")
-        return "compact"
-    return protocol
+    elif value.lower() != "compact":
+        conf.warn(f"{raw.value!r} is not a Thrift protocol; Flume 1.11's {component} uses compact then, and so "
+                  "does pyflume; expected compact or binary", "protocol")
+    return "compact"

@@ -10,7 +10,7 @@ aggregators and survives one going away.
 from __future__ import annotations
 
 from agent.spec import Conf, Prop, Spec
-from agent.thrift_rpc import KERBEROS_NOT_YET, THRIFT_PROTOCOL_PROP, ThriftClient, ThriftError, flume_protocol
+from agent.thrift_rpc import KERBEROS_NOT_YET, THRIFT_SINK_PROTOCOL_PROP, ThriftClient, ThriftError, flume_protocol
 from agent.tls import CLIENT_TLS_PROPS, CLIENT_TRUST_PROPS, client_context
 from sinks.rpc import RPC_SINK_PROPS, RpcSink
 
@@ -26,7 +26,7 @@ class ThriftSink(RpcSink):
     client_error = ThriftError
     spec = Spec(
         *RPC_SINK_PROPS,
-        THRIFT_PROTOCOL_PROP,
+        THRIFT_SINK_PROTOCOL_PROP,
         *CLIENT_TRUST_PROPS,
         *CLIENT_TLS_PROPS,
         Prop("kerberos", "bool", False, "Authenticate with Kerberos (SASL/GSSAPI): not supported by pyflume yet."),
