@@ -234,6 +234,26 @@ def test_threads_limits_tls_connections(tmp_path: Path) -> None:
         agg.kill()
 
 
+def test_threads_without_tls_limits_calls_not_connections(tmp_path: Path) -> None:
+    """Without ssl, ``threads`` bounds the calls worked on at once (Flume's selector server and its worker pool):
+    connections above it are served, their calls one at a time."""
+    port = free_port()
+    agg = start_aggregator(tmp_path, "agg1", port, extra="agg.sources.r1.threads = 1\n")
+    try:
+        clients = [ThriftClient("127.0.0.1", port) for _ in range(3)]
+        for round_ in range(3):
+            for i, client in enumerate(clients):  # all three connections stay open
+                client.append_batch([Event(b"c%d-r%d" % (i, round_))])
+        for client in clients:
+            client.close()
+        want = sorted(b"{} c%d-r%d" % (i, r) for i in range(3) for r in range(3))
+        wait_for(lambda: sorted(rolled_lines(tmp_path / "agg1" / "out")) == want)
+        assert "threads are serving connections" not in agg.log()
+        assert agg.terminate() == 0
+    finally:
+        agg.kill()
+
+
 def _try(client: ThriftClient) -> bool:
     try:
         client.append_batch([Event(b"second")])
