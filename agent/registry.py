@@ -52,6 +52,8 @@ ENTRIES: list[Entry] = [
     _e("source", "syslogudp", "org.apache.flume.source.SyslogUDPSource", "sources.syslog.udp:SyslogUDPSource"),
     _e("source", "kafka", "org.apache.flume.source.kafka.KafkaSource", "sources.kafka:KafkaSource"),
     _e("source", None, "org.apache.flume.source.StressSource", "sources.stress:StressSource"),
+    _e("source", "thrift", "org.apache.flume.source.ThriftSource", "sources.thrift:ThriftSource"),
+    _e("source", None, "org.apache.flume.source.scribe.ScribeSource", "sources.scribe:ScribeSource"),
     # Sinks
     _e("sink", "logger", "org.apache.flume.sink.LoggerSink", "sinks.logger:LoggerSink"),
     _e("sink", "null", "org.apache.flume.sink.NullSink", "sinks.null:NullSink"),
@@ -64,6 +66,7 @@ ENTRIES: list[Entry] = [
     _e("sink", "asynchbase", "org.apache.flume.sink.hbase.AsyncHBaseSink", "sinks.hbase:AsyncHBaseSink"),
     _e("sink", "http", "org.apache.flume.sink.http.HttpSink", "sinks.http:HttpSink"),
     _e("sink", "irc", "org.apache.flume.sink.irc.IRCSink", "sinks.irc:IRCSink"),
+    _e("sink", "thrift", "org.apache.flume.sink.ThriftSink", "sinks.thrift:ThriftSink"),
     # HTTP source handlers (the http source's handler)
     _e("http_handler", None, "org.apache.flume.source.http.JSONHandler", "sources.http.handlers:JSONHandler"),
     _e("http_handler", None, "org.apache.flume.sink.solr.morphline.BlobHandler", "sources.http.handlers:BlobHandler"),
@@ -159,9 +162,9 @@ _NOUNS = {"http_handler": "handler", "deserializer": "deserializer"}
 
 # Flume 1.11 components that pyflume does not provide (yet): a precise message beats "unknown type".
 _NOT_YET = {
-    "source": {"thrift", "jms"},
+    "source": {"jms"},
     "channel": {"jdbc"},
-    "sink": {"thrift", "morphline_solr", "hive", "elasticsearch"},
+    "sink": {"morphline_solr", "hive", "elasticsearch"},
 }
 
 _JAVA_NAME = re.compile(r"^(org|com|net|io|de|fr|uk|edu|gov)\.[\w.$]+$|.*\$[A-Z]\w*$")

@@ -309,7 +309,7 @@ def apply_client_protocols(ctx: ssl.SSLContext, conf: Conf) -> None:
         ctx.set_ciphers(":".join(ciphers))
 
 
-#: The TLS keys of a Flume Avro client (the avro sink, ``avro-client --rpcProps``), read by :func:`client_context`.
+#: The trust keys of a TLS client (the avro and thrift sinks), before ``CLIENT_TLS_PROPS``.
 CLIENT_TRUST_PROPS = (
     Prop("ssl", "bool", False, "Connect with TLS."),
     Prop("trust-all-certs", "bool", False, "Do not verify the server's certificate."),
@@ -322,15 +322,16 @@ CLIENT_TRUST_PROPS = (
 )
 
 
-def client_context(conf: Conf) -> ssl.SSLContext:
-    """The TLS context of a Flume Avro client (the avro sink, ``avro-client --rpcProps``) from its ``trust-all-certs``,
-    ``truststore`` (its own, else Flume's global one, else the system's CAs), ``truststore-password`` and protocol
-    keys. A trust store that cannot be loaded is reported with ``conf.error``."""
+def client_context(conf: Conf) -> ssl.SSLContext | None:
+    """The TLS context of a client configured with ``CLIENT_TRUST_PROPS`` and ``CLIENT_TLS_PROPS``; None without
+    ``ssl``. A trust store that cannot be read is a configuration error on ``truststore``."""
+    if not conf["ssl"]:
+        return None
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False  # Flume's client does not verify host names either
-    if conf.get("trust-all-certs"):
+    ctx.check_hostname = False  # Flume's clients do not verify host names either
+    if conf["trust-all-certs"]:
         ctx.verify_mode = ssl.CERT_NONE
-    elif truststore := setting(conf, "truststore"):
+    elif truststore := setting(conf, "truststore"):  # the component's own, else Flume's global one
         try:  # PEM or PKCS12 by the file's content (keytool's default); the declared type is not needed
             load_trust_store(ctx, truststore, setting(conf, "truststore-password"))
         except (OSError, ValueError, ssl.SSLError) as exc:

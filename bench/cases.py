@@ -457,6 +457,20 @@ a1.sinks.k1.batch-size = {batch}
         return self.conf.format(port=ctx.port, aport=ctx.extra["aport"], batch=self.batch, sink_tls=tls)
 
 
+class ThriftChain(AvroChain):
+    """The avro chain's two agents over Thrift RPC instead: netcat → memory → thrift sink, thrift source → memory →
+    file_roll, in the compact (Flume's default) or binary protocol."""
+
+    def __init__(self, batch: int, protocol: str = "compact"):
+        super().__init__(batch)
+        self.aggregator = AvroChain.aggregator.replace("agg.sources.r1.type = avro", "agg.sources.r1.type = thrift\n"
+                                                       f"agg.sources.r1.protocol = {protocol}")
+        self.conf = AvroChain.conf.replace("a1.sinks.k1.type = avro", "a1.sinks.k1.type = thrift\n"
+                                           f"a1.sinks.k1.protocol = {protocol}")
+        self.name = f"thrift-chain-batch{batch}" + ("-binary" if protocol == "binary" else "")
+        self.title = f"netcat → thrift sink → thrift source → file_roll (two agents, batch {batch}, {protocol})"
+
+
 _MINIDFS = None
 
 
@@ -937,3 +951,7 @@ EXTRA_CASES: dict[str, Case] = {c.name: c for c in (
     NetcatMemoryHBase(100), NetcatMemoryHBase(1000),
     # the http sink: one request per event on both systems; run with --burst 20000 --sustained 100000
     SeqMemoryHttp())}
+
+# Thrift RPC beside the avro chain (issue #20): compact is Flume's default protocol
+CASES.update({c.name: c for c in (ThriftChain(1000),)})
+EXTRA_CASES.update({c.name: c for c in (ThriftChain(100), ThriftChain(1000, "binary"))})

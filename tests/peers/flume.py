@@ -30,6 +30,7 @@ MODULES = {
     "hbase2": [f"org.apache.flume.flume-ng-sinks:flume-ng-hbase2-sink:{FLUME_VERSION}",
                "org.apache.hbase:hbase-client:2.6.1"],
     "http": [f"org.apache.flume.flume-ng-sinks:flume-http-sink:{FLUME_VERSION}"],
+    "scribe": [f"org.apache.flume.flume-ng-sources:flume-scribe-source:{FLUME_VERSION}"],
 }
 
 _LOG4J2 = """<?xml version="1.0" encoding="UTF-8"?>
@@ -47,7 +48,7 @@ def classpath() -> str:
 
 
 def module_classpath(*modules: str) -> str:
-    """Flume 1.11 plus optional modules ("kafka", "hdfs", "hbase2", "http")."""
+    """Flume 1.11 plus optional modules ("kafka", "hdfs", "hbase2", "http", "scribe")."""
     parts = [classpath()]
     for m in modules:
         parts.append(str(maven.resolve(f"flume-{m}-{FLUME_VERSION}", MODULES[m]) / "lib" / "*"))
