@@ -260,6 +260,16 @@ def graph_main(argv: Sequence[str], prog: str = "agent graph") -> int:
 SUBCOMMANDS = {"file-channel": file_channel_main, "avro-client": avro_client_main, "graph": graph_main}
 
 
+def config_test_main(argv: Sequence[str], prog: str = "agent test") -> int:
+    """Unit tests for a configuration's interceptors and selectors (agent/config_test.py)."""
+    from agent.config_test import main as config_test
+
+    return config_test(argv, prog)
+
+
+SUBCOMMANDS["test"] = config_test_main
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
