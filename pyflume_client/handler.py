@@ -1,0 +1,219 @@
+"""A ``logging.Handler`` that sends log records to a Flume Avro source, the counterpart of Flume's Log4jAppender,
+without ever making the application wait for the network.
+
+``emit`` formats the record into an event and appends it to a bounded buffer; a background thread sends the
+buffer in batches through a client (:class:`~pyflume_client.clients.AvroClient` by default, or any client:
+failover, load balancing). While the source is unreachable the sender keeps its batch and retries (waits doubling
+from 0.1 s to ``retry_max`` s), and the buffer fills; when it is full, ``when_full`` decides:
+
+- ``"drop_oldest"`` (default): the oldest waiting record is dropped to make room; ``emit`` never blocks.
+- ``"block"``: ``emit`` waits for room (at most ``block_timeout`` seconds, None: as long as it takes), then drops
+  the new record if there is still none.
+
+Every record dropped is counted (``handler.dropped``), and the handler writes one line to stderr when the source
+becomes unreachable and one when it is back (with the count dropped meanwhile), never one per record.
+
+Headers are Log4jAppender's: ``flume.client.log4j.logger.name``, ``flume.client.log4j.log.level`` (Log4j's level
+number: Python's level × 1000, so ERROR is 40000 and WARNING 30000), ``flume.client.log4j.timestamp`` (epoch ms of
+the record), ``flume.client.log4j.address`` (this host's IP address, as Log4jAppender finds it),
+``flume.client.log4j.message.encoding`` = ``UTF8``; plus any ``headers`` given. The body is the formatted record,
+UTF-8 (the handler's formatter; the default one gives the message, and the traceback of an exception).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import socket
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from agent.core import Event
+from pyflume_client.clients import AvroClient, FlumeClient
+
+__all__ = ["FlumeHandler", "LOGGER_NAME", "LOG_LEVEL", "TIMESTAMP", "ADDRESS", "MESSAGE_ENCODING"]
+
+LOGGER_NAME = "flume.client.log4j.logger.name"
+LOG_LEVEL = "flume.client.log4j.log.level"
+TIMESTAMP = "flume.client.log4j.timestamp"
+ADDRESS = "flume.client.log4j.address"
+MESSAGE_ENCODING = "flume.client.log4j.message.encoding"
+
+_POLICIES = ("drop_oldest", "block")
+
+
+class FlumeHandler(logging.Handler):
+    """Sends log records to a Flume Avro source from a background thread; see the module's documentation.
+
+    ``FlumeHandler("collector", 41414)`` sends to one host; ``FlumeHandler(client=FailoverClient([...]))`` through
+    any client. ``capacity`` records wait at most; ``batch_size`` go in one call. ``close()`` (called by
+    ``logging.shutdown`` at exit) sends what is left for at most ``close_timeout`` seconds.
+    """
+
+    def __init__(self, host: str | None = None, port: int | None = None, *, client: FlumeClient | None = None,
+                 capacity: int = 10_000, when_full: str = "drop_oldest", block_timeout: float | None = None,
+                 batch_size: int = 100, headers: Mapping[str, str] | None = None, retry_max: float = 5.0,
+                 close_timeout: float = 5.0, level: int = logging.NOTSET, **client_settings: Any):
+        super().__init__(level)
+        if when_full not in _POLICIES:
+            raise ValueError(f"when_full = {when_full!r}: expected one of {', '.join(_POLICIES)}")
+        if capacity < 1 or batch_size < 1:
+            raise ValueError(f"capacity = {capacity}, batch_size = {batch_size}: both must be at least 1")
+        if client is None:
+            if host is None or port is None:
+                raise ValueError("FlumeHandler needs host and port, or client=")
+            client = AvroClient(host, port, batch_size=batch_size, **client_settings)
+        self.client = client
+        self.capacity, self.when_full, self.block_timeout = capacity, when_full, block_timeout
+        self.batch_size, self.retry_max, self.close_timeout = batch_size, retry_max, close_timeout
+        self.static_headers = {MESSAGE_ENCODING: "UTF8", ADDRESS: _local_address(), **(headers or {})}
+        #: records sent (answered OK), dropped (buffer full, or not sent by close), failed send attempts
+        self.sent = self.dropped = self.failures = 0
+        self._buffer: collections.deque[Event] = collections.deque()
+        self._inflight = 0
+        self._cond = threading.Condition(threading.Lock())
+        self._closing = False
+        self._sender = threading.Thread(target=self._run, name="FlumeHandler-sender", daemon=True)
+        self._sender.start()
+
+    # -- the application's side -------------------------------------------------------------------------------
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if threading.get_ident() == self._sender.ident:
+            return  # what the sender (or its client) logs would feed back into the buffer
+        try:
+            event = self._event(record)
+        except Exception:  # noqa: BLE001 - logging's contract: report, never raise into the application
+            self.handleError(record)
+            return
+        with self._cond:
+            if self._closing:
+                self.dropped += 1
+                return
+            if len(self._buffer) >= self.capacity and not self._make_room():
+                self.dropped += 1
+                return
+            self._buffer.append(event)
+            if len(self._buffer) == 1 or len(self._buffer) >= self.batch_size:
+                self._cond.notify_all()
+
+    def _make_room(self) -> bool:
+        """With the lock held and the buffer full: drop the oldest, or wait for room (``block``)."""
+        if self.when_full == "drop_oldest":
+            self._buffer.popleft()
+            self.dropped += 1
+            return True
+        deadline = None if self.block_timeout is None else time.monotonic() + self.block_timeout
+        while len(self._buffer) >= self.capacity and not self._closing:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            self._cond.wait(left)
+        return len(self._buffer) < self.capacity
+
+    def _event(self, record: logging.LogRecord) -> Event:
+        headers = {LOGGER_NAME: record.name, LOG_LEVEL: str(record.levelno * 1000),
+                   TIMESTAMP: str(int(record.created * 1000)), **self.static_headers}
+        return Event(self.format(record).encode("utf-8", "replace"), headers)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every buffered record was sent (at most ``timeout`` s, default ``close_timeout``); whether
+        everything was."""
+        deadline = time.monotonic() + (self.close_timeout if timeout is None else timeout)
+        with self._cond:
+            while self._buffer or self._inflight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def close(self) -> None:
+        """Send what is left (at most ``close_timeout`` s), stop the sender, close the client. Records not sent
+        by then are counted as dropped and reported on stderr."""
+        with self._cond:
+            if self._closing:
+                return
+        self.flush()
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._sender.join(self.close_timeout)
+        with self._cond:
+            lost = len(self._buffer) + self._inflight
+            self.dropped += lost
+            self._buffer.clear()
+        if lost:
+            _report(f"closed with {lost} records not sent to {self.client}")
+        try:
+            self.client.close()
+        finally:
+            super().close()
+
+    def stats(self) -> dict[str, int]:
+        """sent, dropped, failures (send attempts that failed), buffered (waiting now)."""
+        with self._cond:
+            return {"sent": self.sent, "dropped": self.dropped, "failures": self.failures,
+                    "buffered": len(self._buffer) + self._inflight}
+
+    # -- the sender thread -------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._buffer and not self._closing:
+                    self._cond.wait()
+                if not self._buffer:
+                    return  # closing, nothing left
+                n = min(self.batch_size, len(self._buffer))
+                batch = [self._buffer.popleft() for _ in range(n)]
+                self._inflight = n
+                self._cond.notify_all()  # room for a blocked emit
+            if not self._deliver(batch):
+                return
+
+    def _deliver(self, batch: list[Event]) -> bool:
+        """Send one batch, retrying while the source is unreachable; False when closing cut the retries short."""
+        wait, down_since, dropped_before = 0.1, None, 0
+        while True:
+            try:
+                self.client.append_batch(batch)
+            except Exception as exc:  # noqa: BLE001 - any failure: keep the batch, retry later
+                with self._cond:
+                    self.failures += 1
+                    if down_since is None:
+                        down_since, dropped_before = time.monotonic(), self.dropped
+                        _report(f"cannot send to {self.client}: {exc}; keeping up to {self.capacity} records "
+                                f"and retrying")
+                    if not self._closing:
+                        self._cond.wait(wait)
+                    if self._closing:
+                        return False
+                wait = min(wait * 2, self.retry_max)
+                continue
+            with self._cond:
+                self.sent += len(batch)
+                self._inflight = 0
+                self._cond.notify_all()
+                if down_since is not None:
+                    _report(f"sending to {self.client} again after {time.monotonic() - down_since:.1f} s; "
+                            f"{self.dropped - dropped_before} records dropped meanwhile")
+            return True
+
+def _local_address() -> str:
+    """This host's IP address, as Log4jAppender finds it (InetAddress.getLocalHost()); empty when unknown."""
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return ""
+
+
+def _report(message: str) -> None:
+    """One line on stderr about the handler itself (as Log4j's LogLog): never through logging, which would loop."""
+    try:
+        sys.stderr.write(f"pyflume_client.FlumeHandler: {message}\n")
+    except (OSError, ValueError):
+        pass
