@@ -66,8 +66,8 @@ def client_from_properties(props: Mapping[str, str] | str | os.PathLike[str]) ->
         raise ClientError(f"client.type = {kind!r}: expected default, default_failover, default_loadbalance"
                           + "".join(f" or {t}" for t in sorted(TRANSPORTS) if t != "avro"))
     if len(hosts) > 1:
-        log.warning("client.type = %s uses one host; %s is used, the others are ignored (as in Flume)", kind,
-                    hosts[0])
+        log.warning("client.type = %s uses one host; %s:%d is used, the others are ignored (as in Flume)", kind,
+                    *hosts[0])
     return AvroClient(hosts[0][0], hosts[0][1], transport=transport, **common)
 
 

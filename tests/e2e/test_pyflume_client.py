@@ -22,7 +22,7 @@ from pyflume_client import (
     client_from_properties,
     event,
 )
-from tests.conftest import assert_exactly_once, free_port, rolled_lines, self_signed, wait_for_events
+from tests.conftest import AgentProcess, assert_exactly_once, free_port, rolled_lines, self_signed, wait_for_events
 
 pytestmark = pytest.mark.e2e
 
@@ -50,6 +50,7 @@ a1.sources.{name}.interceptors.src.value = {name}
 a1.channels.c1.type = memory
 a1.channels.c1.capacity = 100000
 a1.channels.c1.transactionCapacity = 1000
+a1.channels.c1.keep-alive = 1
 a1.sinks.k1.type = file_roll
 a1.sinks.k1.channel = c1
 a1.sinks.k1.sink.directory = {out}
@@ -59,8 +60,34 @@ a1.sinks.k1.sink.serializer = header_and_text
 """
 
 
-def bodies(out: Path) -> list[bytes]:
-    return [line.split(b"} ", 1)[1] for line in rolled_lines(out) if b"} " in line]
+def bodies(out: Path, prefix: bytes = b"") -> list[bytes]:
+    """The bodies written so far that start with ``prefix`` (each test sends its own)."""
+    return [body for line in rolled_lines(out) if b"} " in line
+            and (body := line.split(b"} ", 1)[1]).startswith(prefix)]
+
+
+class Receiver:
+    """One pyflume agent for the whole module: plain avro sources on ``ports[0]`` and ``ports[1]``, a TLS-inside-
+    deflate one on ``tls_port`` (its CA in ``cert``), all writing to ``out``."""
+
+    def __init__(self, tmp: Path):
+        self.ports, self.tls_port, self.out = [free_port(), free_port()], free_port(), tmp / "out"
+        self.cert, _, p12 = self_signed(tmp)
+        text = receiver(self.ports, self.out)
+        tls = receiver([self.tls_port], self.out, tls=p12, compression="deflate")
+        text = text.replace("a1.sources = r0 r1", "a1.sources = r0 r1 t0")
+        text += "".join(line.replace(".r0.", ".t0.").replace("value = r0", "value = t0") + "\n"
+                        for line in tls.splitlines() if line.startswith("a1.sources.r0."))
+        self.agent = AgentProcess(text, tmp).start()
+        for port in [*self.ports, self.tls_port]:
+            self.agent.wait_for_port(port)
+
+
+@pytest.fixture(scope="module")
+def rx(tmp_path_factory: pytest.TempPathFactory):
+    r = Receiver(tmp_path_factory.mktemp("receiver"))
+    yield r
+    assert r.agent.terminate() == 0
 
 
 def down_port() -> int:
@@ -69,74 +96,56 @@ def down_port() -> int:
 
 
 @pytest.mark.parametrize("mode", ["plain", "tls+deflate"])
-def test_avro_client_delivers_every_event_once(mode, run_agent, tmp_path):
-    port, out = free_port(), tmp_path / "out"
-    cert, _, p12 = self_signed(tmp_path) if mode != "plain" else (None, None, None)
-    agent = run_agent(receiver([port], out, tls=p12, compression="deflate" if p12 else "none"))
-    agent.wait_for_port(port)
-    settings = {"ssl": True, "truststore": str(cert), "compression_type": "deflate"} if cert else {}
-    want = [f"event {i} é".encode() for i in range(3000)]
+def test_avro_client_delivers_every_event_once(mode, rx):
+    tls = mode != "plain"
+    port = rx.tls_port if tls else rx.ports[0]
+    settings = {"ssl": True, "truststore": str(rx.cert), "compression_type": "deflate"} if tls else {}
+    want = [f"{mode} {i} é".encode() for i in range(3000)]
     with AvroClient("127.0.0.1", port, batch_size=250, **settings) as client:
-        client.append(event("first", {"k": "v"}))
+        client.append(event(f"{mode} first", {"k": "v"}))
         client.append_batch(want)
-    want.append(b"first")
-    wait_for_events(want, lambda: bodies(out), logs=[agent])
-    assert_exactly_once(want, bodies(out), logs=[agent])
-    assert b"{k=v, src=r0} first" in rolled_lines(out)
-    assert agent.terminate() == 0
+    want.append(f"{mode} first".encode())
+    wait_for_events(want, lambda: bodies(rx.out, mode.encode()), logs=[rx.agent])
+    assert_exactly_once(want, bodies(rx.out, mode.encode()), logs=[rx.agent])
+    assert f"{{k=v, src={'t0' if tls else 'r0'}}} {mode} first".encode() in rolled_lines(rx.out)
 
 
-def test_tls_with_an_untrusted_certificate_is_refused(run_agent, tmp_path):
-    port, out = free_port(), tmp_path / "out"
-    _, _, p12 = self_signed(tmp_path)
-    agent = run_agent(receiver([port], out, tls=p12))
-    agent.wait_for_port(port)
-    client = AvroClient("127.0.0.1", port, ssl=True, connect_timeout=5000)  # the system CAs do not know it
+def test_tls_with_an_untrusted_certificate_is_refused(rx):
+    client = AvroClient("127.0.0.1", rx.tls_port, ssl=True, compression_type="deflate", connect_timeout=5000)
     with pytest.raises(ClientError, match=r"1 events not delivered to 127.0.0.1:\d+: cannot connect .*CERTIFICATE"):
-        client.append("x")
+        client.append("x")  # the system's CAs do not know the agent's self-signed certificate
     client.close()
-    assert agent.terminate() == 0
 
 
-def test_failover_skips_a_host_that_is_down(run_agent, tmp_path):
-    port, out = free_port(), tmp_path / "out"
-    agent = run_agent(receiver([port], out))
-    agent.wait_for_port(port)
+def test_failover_skips_a_host_that_is_down(rx, tmp_path):
     props = tmp_path / "client.properties"  # Flume's RPC client keys, as a Java application would write them
     props.write_text(f"client.type = default_failover\nhosts = h1 h2\nhosts.h1 = 127.0.0.1:{down_port()}\n"
-                     f"hosts.h2 = 127.0.0.1:{port}\nbatch-size = 100\nconnect-timeout = 2000\n")
+                     f"hosts.h2 = 127.0.0.1:{rx.ports[0]}\nbatch-size = 100\nconnect-timeout = 2000\n")
     client = client_from_properties(props)
     assert isinstance(client, FailoverClient)
-    want = [f"f{i}".encode() for i in range(1000)]
+    want = [f"failover {i}".encode() for i in range(1000)]
     client.append_batch(want)
     client.close()
-    wait_for_events(want, lambda: bodies(out), logs=[agent])
-    assert_exactly_once(want, bodies(out), logs=[agent])
-    assert agent.terminate() == 0
+    wait_for_events(want, lambda: bodies(rx.out, b"failover "), logs=[rx.agent])
+    assert_exactly_once(want, bodies(rx.out, b"failover "), logs=[rx.agent])
 
 
-def test_load_balancing_spreads_and_backs_off(run_agent, tmp_path):
-    p0, p1, out = free_port(), free_port(), tmp_path / "out"
-    agent = run_agent(receiver([p0, p1], out))
-    agent.wait_for_port(p0)
-    agent.wait_for_port(p1)
+def test_load_balancing_spreads_and_backs_off(rx):
+    p0, p1 = rx.ports
     client = LoadBalancingClient([f"127.0.0.1:{p0}", f"127.0.0.1:{down_port()}", f"127.0.0.1:{p1}"],
                                  backoff=True, batch_size=10)
-    want = [f"lb{i}".encode() for i in range(1000)]
+    want = [f"lb {i}".encode() for i in range(1000)]
     client.append_batch(want)
     client.close()
-    wait_for_events(want, lambda: bodies(out), logs=[agent])
-    assert_exactly_once(want, bodies(out), logs=[agent])
-    by_source = {src: sum(1 for line in rolled_lines(out) if f"src={src}".encode() in line) for src in ("r0", "r1")}
+    wait_for_events(want, lambda: bodies(rx.out, b"lb "), logs=[rx.agent])
+    assert_exactly_once(want, bodies(rx.out, b"lb "), logs=[rx.agent])
+    lines = [line for line in rolled_lines(rx.out) if b"} lb " in line]
+    by_source = {src: sum(1 for line in lines if f"src={src}".encode() in line) for src in ("r0", "r1")}
     assert by_source["r0"] >= 300 and by_source["r1"] >= 300, by_source  # round robin over the two that answer
-    assert agent.terminate() == 0
 
 
-def test_handler_sends_every_record_once_with_log4j_headers(run_agent, tmp_path):
-    port, out = free_port(), tmp_path / "out"
-    agent = run_agent(receiver([port], out))
-    agent.wait_for_port(port)
-    handler = FlumeHandler("127.0.0.1", port, headers={"app": "shop"})
+def test_handler_sends_every_record_once_with_log4j_headers(rx):
+    handler = FlumeHandler("127.0.0.1", rx.ports[1], headers={"app": "shop"})
     logger = logging.getLogger("shop.orders")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -154,10 +163,10 @@ def test_handler_sends_every_record_once_with_log4j_headers(run_agent, tmp_path)
         logger.removeHandler(handler)
         handler.close()
     want = [f"order {i} paid".encode() for i in range(5000)]
-    got = wait_for_events(want, lambda: bodies(out), logs=[agent])
-    assert_exactly_once(want, [b for b in got if b.startswith(b"order ") and b.endswith(b" paid")], logs=[agent])
+    wait_for_events(want, lambda: bodies(rx.out, b"order "), logs=[rx.agent])
+    assert_exactly_once(want + [b"order failed"], bodies(rx.out, b"order "), logs=[rx.agent])
     assert handler.stats() == {"sent": 5001, "dropped": 0, "failures": 0, "buffered": 0}
-    lines = rolled_lines(out)
+    lines = rolled_lines(rx.out)
     first = next(line.decode() for line in lines if line.endswith(b"} order 0 paid"))
     headers = dict(kv.split("=", 1) for kv in first[1:first.index("} ")].split(", "))
     assert headers["flume.client.log4j.logger.name"] == "shop.orders"
@@ -166,9 +175,9 @@ def test_handler_sends_every_record_once_with_log4j_headers(run_agent, tmp_path)
     assert headers["flume.client.log4j.address"] == socket.gethostbyname(socket.gethostname())
     assert headers["flume.client.log4j.message.encoding"] == "UTF8"
     assert headers["app"] == "shop"
-    failed = next(line for line in lines if b"order failed" in line)
-    assert b"flume.client.log4j.log.level=40000" in failed  # ERROR; the traceback is in the next lines of the body
-    assert agent.terminate() == 0
+    failed = lines.index(next(line for line in lines if line.endswith(b"} order failed")))
+    assert b"flume.client.log4j.log.level=40000" in lines[failed]  # ERROR
+    assert lines[failed + 1] == b"Traceback (most recent call last):"  # the body goes on with the traceback
 
 
 def test_handler_never_blocks_the_application_when_the_source_is_gone(tmp_path, capfd):
@@ -198,7 +207,7 @@ def test_handler_never_blocks_the_application_when_the_source_is_gone(tmp_path, 
     assert re.search(r"closed with \d+ records not sent", err), err
 
 
-def test_handler_block_policy_waits_only_as_told(run_agent, tmp_path):
+def test_handler_block_policy_waits_only_as_told(rx):
     gone = FlumeHandler("127.0.0.1", down_port(), capacity=10, batch_size=5, when_full="block",
                         block_timeout=0.2, close_timeout=0.5)
     record = logging.LogRecord("app", logging.INFO, __file__, 1, "x", None, None)
@@ -210,16 +219,12 @@ def test_handler_block_policy_waits_only_as_told(run_agent, tmp_path):
     assert gone.stats()["dropped"] == 1
     gone.close()
     # with the source up, block loses nothing even through a tiny buffer
-    port, out = free_port(), tmp_path / "out"
-    agent = run_agent(receiver([port], out))
-    agent.wait_for_port(port)
-    handler = FlumeHandler("127.0.0.1", port, capacity=20, batch_size=10, when_full="block")
+    handler = FlumeHandler("127.0.0.1", rx.ports[0], capacity=20, batch_size=10, when_full="block")
     for i in range(3000):
-        handler.emit(logging.LogRecord("app", logging.INFO, __file__, 1, "b%d", (i,), None))
+        handler.emit(logging.LogRecord("app", logging.INFO, __file__, 1, "block %d", (i,), None))
     assert handler.flush(timeout=30)
     handler.close()
-    want = [f"b{i}".encode() for i in range(3000)]
-    wait_for_events(want, lambda: bodies(out), logs=[agent])
-    assert_exactly_once(want, bodies(out), logs=[agent])
+    want = [f"block {i}".encode() for i in range(3000)]
+    wait_for_events(want, lambda: bodies(rx.out, b"block "), logs=[rx.agent])
+    assert_exactly_once(want, bodies(rx.out, b"block "), logs=[rx.agent])
     assert handler.stats()["dropped"] == 0
-    assert agent.terminate() == 0
