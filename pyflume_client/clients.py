@@ -147,6 +147,16 @@ class FlumeClient:
     def _close(self) -> None:
         pass
 
+    def after_fork(self) -> None:
+        """In a child process: new connections on the next call (the inherited sockets belong to the parent; they
+        are let go without a word on them), and a new lock (the parent's may have been held at the fork)."""
+        self._lock = threading.Lock()
+        for host in self._hosts():
+            host.renew()
+
+    def _hosts(self) -> list[_Host]:
+        return []
+
     def __enter__(self) -> FlumeClient:
         return self
 
@@ -159,8 +169,13 @@ class _Host:
 
     def __init__(self, host: str, port: int, transport: Transport, props: Mapping[str, str]):
         self.host, self.port = host, port
+        self.transport, self.props = transport, props
         self.errors = transport.errors
         self.conn = transport.connect(host, port, props)
+
+    def renew(self) -> None:
+        """A fresh, unconnected connection object in place of the current one, which is dropped unclosed."""
+        self.conn = self.transport.connect(self.host, self.port, self.props)
 
     def send(self, batch: list[Event]) -> None:
         try:
@@ -211,6 +226,9 @@ class AvroClient(FlumeClient):
     def _close(self) -> None:
         self.host.close()
 
+    def _hosts(self) -> list[_Host]:
+        return [self.host]
+
     def __str__(self) -> str:
         return f"AvroClient({self.host})"
 
@@ -244,6 +262,9 @@ class FailoverClient(FlumeClient):
     def _close(self) -> None:
         for host in self.hosts:
             host.close()
+
+    def _hosts(self) -> list[_Host]:
+        return self.hosts
 
     def __str__(self) -> str:
         return f"FailoverClient({', '.join(map(str, self.hosts))})"
@@ -308,6 +329,9 @@ class LoadBalancingClient(FlumeClient):
     def _close(self) -> None:
         for host in self.hosts:
             host.close()
+
+    def _hosts(self) -> list[_Host]:
+        return self.hosts
 
     def __str__(self) -> str:
         return f"LoadBalancingClient({', '.join(map(str, self.hosts))})"

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import socket
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,8 +78,23 @@ class FlumeHandler(logging.Handler):
         self._inflight = 0
         self._cond = threading.Condition(threading.Lock())
         self._closing = False
+        self._start_sender()
+        _after_fork_in_child(self)
+
+    def _start_sender(self) -> None:
         self._sender = threading.Thread(target=self._run, name="FlumeHandler-sender", daemon=True)
         self._sender.start()
+
+    def _after_fork(self) -> None:
+        """In a child process (a pre-forking server's worker): the parent's thread is not here; start one, with
+        an empty buffer (the parent sends what it held), new counters and new connections."""
+        self._cond = threading.Condition(threading.Lock())
+        self._buffer.clear()
+        self._inflight = 0
+        self.sent = self.dropped = self.failures = 0
+        self.client.after_fork()
+        if not self._closing:
+            self._start_sender()
 
     # -- the application's side -------------------------------------------------------------------------------
 
@@ -202,6 +219,19 @@ class FlumeHandler(logging.Handler):
                     _report(f"sending to {self.client} again after {time.monotonic() - down_since:.1f} s; "
                             f"{self.dropped - dropped_before} records dropped meanwhile")
             return True
+
+def _after_fork_in_child(handler: FlumeHandler) -> None:
+    """Restart ``handler``'s sender in a forked child, for as long as the handler lives."""
+    ref = weakref.ref(handler)
+
+    def restart() -> None:
+        live = ref()
+        if live is not None:
+            live._after_fork()
+
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=restart)
+
 
 def _local_address() -> str:
     """This host's IP address, as Log4jAppender finds it (InetAddress.getLocalHost()); empty when unknown."""

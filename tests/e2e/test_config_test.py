@@ -32,6 +32,18 @@ def test_the_shipped_examples_pass():
     assert "4 tests: 4 passed, 0 failed" in r.stdout  # search-replace.test.toml
 
 
+def test_show_prints_what_came_out_as_an_expect_table():
+    r = agent_test("--show", ROOT / "conf" / "routing.test.toml")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert """\
+test an unmapped datacenter goes to the default channel ... passed
+    [test.expect]
+    body = "3"
+    headers = { datacenter = "north" }
+    channels = ["east"]
+""" in r.stdout
+
+
 def test_a_failing_test_prints_a_diff_and_exits_1(tmp_path):
     held = socket.socket()  # the agent's netcat port, held here: `agent test` must not try to listen on it
     held.bind(("127.0.0.1", 0))

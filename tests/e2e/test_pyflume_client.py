@@ -6,6 +6,7 @@ source is gone (drop_oldest), or waits only as told (block)."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import socket
 import time
@@ -228,3 +229,30 @@ def test_handler_block_policy_waits_only_as_told(rx):
     wait_for_events(want, lambda: bodies(rx.out, b"block "), logs=[rx.agent])
     assert_exactly_once(want, bodies(rx.out, b"block "), logs=[rx.agent])
     assert handler.stats()["dropped"] == 0
+
+
+def test_handler_in_a_forked_worker(rx):
+    handler = FlumeHandler("127.0.0.1", rx.ports[0], batch_size=50)
+    record = logging.LogRecord("app", logging.INFO, __file__, 1, "%s %d", ("parent", 0), None)
+    for i in range(500):  # the parent's connection is open when the worker is forked
+        record.args = ("parent", i)
+        handler.emit(record)
+    assert handler.flush(timeout=30)
+    pid = os.fork()
+    if pid == 0:  # a pre-forking server's worker: its own sender thread and connection
+        try:
+            for i in range(500):
+                handler.emit(logging.LogRecord("app", logging.INFO, __file__, 1, "%s %d", ("worker", i), None))
+            os._exit(0 if handler.flush(timeout=30) and handler.stats()["sent"] == 500 else 1)
+        finally:
+            os._exit(2)
+    for i in range(500, 1000):
+        record.args = ("parent", i)
+        handler.emit(record)
+    assert os.waitpid(pid, 0)[1] == 0, "the worker did not send its 500 records"
+    assert handler.flush(timeout=30)
+    handler.close()
+    want = [f"parent {i}".encode() for i in range(1000)] + [f"worker {i}".encode() for i in range(500)]
+    got = wait_for_events(want, lambda: [b for b in bodies(rx.out) if b.startswith((b"parent ", b"worker "))],
+                          logs=[rx.agent])
+    assert_exactly_once(want, got, logs=[rx.agent])
