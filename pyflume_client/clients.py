@@ -233,15 +233,33 @@ class AvroClient(FlumeClient):
         return f"AvroClient({self.host})"
 
 
-class FailoverClient(FlumeClient):
+class _MultiHost(FlumeClient):
+    """A client over several hosts."""
+
+    def __init__(self, hosts: Sequence[tuple[str, int] | str], transport: str, batch_size: int,
+                 settings: Mapping[str, Any]):
+        super().__init__(batch_size)
+        self.hosts = _hosts(hosts, transport, _props(settings))
+
+    def _close(self) -> None:
+        for host in self.hosts:
+            host.close()
+
+    def _hosts(self) -> list[_Host]:
+        return self.hosts
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}({', '.join(map(str, self.hosts))})"
+
+
+class FailoverClient(_MultiHost):
     """Several hosts, one used at a time (Flume's ``default_failover``): a failed call closes that host's
     connection and the same batch goes to the next host, in order, wrapping around, up to ``max_attempts`` calls
     (default: the number of hosts). The client stays on the host that answered; there is no fail-back."""
 
     def __init__(self, hosts: Sequence[tuple[str, int] | str], *, max_attempts: int | None = None,
                  batch_size: int = 100, transport: str = "avro", **settings: Any):
-        super().__init__(batch_size)
-        self.hosts = _hosts(hosts, transport, _props(settings))
+        super().__init__(hosts, transport, batch_size, settings)
         self.max_attempts = max_attempts or len(self.hosts)
         self._current = 0
 
@@ -259,18 +277,9 @@ class FailoverClient(FlumeClient):
         raise ClientError(f"{len(batch)} events not delivered after {len(failures)} attempts: "
                           + "; ".join(failures))
 
-    def _close(self) -> None:
-        for host in self.hosts:
-            host.close()
-
-    def _hosts(self) -> list[_Host]:
-        return self.hosts
-
-    def __str__(self) -> str:
-        return f"FailoverClient({', '.join(map(str, self.hosts))})"
 
 
-class LoadBalancingClient(FlumeClient):
+class LoadBalancingClient(_MultiHost):
     """Spreads calls over several hosts (Flume's ``default_loadbalance``): each call tries the hosts in
     ``host_selector`` order (``round_robin``: starting one further each call; ``random``) until one answers. With
     ``backoff`` a failed host is skipped for 1 s, doubling with each failure in a row, at most ``max_backoff`` ms
@@ -279,8 +288,7 @@ class LoadBalancingClient(FlumeClient):
     def __init__(self, hosts: Sequence[tuple[str, int] | str], *, host_selector: str = "round_robin",
                  backoff: bool = False, max_backoff: int = 0, batch_size: int = 100, transport: str = "avro",
                  clock: Callable[[], float] = time.monotonic, **settings: Any):
-        super().__init__(batch_size)
-        self.hosts = _hosts(hosts, transport, _props(settings))
+        super().__init__(hosts, transport, batch_size, settings)
         if len(self.hosts) < 2:
             raise ClientError("the load balancing client needs at least two hosts (as Flume's)")
         if host_selector.lower() not in ("round_robin", "random"):
@@ -326,12 +334,3 @@ class LoadBalancingClient(FlumeClient):
         raise ClientError(f"{len(batch)} events not delivered to any host: "
                           + ("; ".join(failures) or "every host is backing off after failures"))
 
-    def _close(self) -> None:
-        for host in self.hosts:
-            host.close()
-
-    def _hosts(self) -> list[_Host]:
-        return self.hosts
-
-    def __str__(self) -> str:
-        return f"LoadBalancingClient({', '.join(map(str, self.hosts))})"

@@ -24,6 +24,7 @@ from pyflume_client import (
     event,
 )
 from tests.conftest import AgentProcess, assert_exactly_once, free_port, rolled_lines, self_signed, wait_for_events
+from tests.e2e.test_syslog_sources import SINK
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.e2e
 def receiver(ports: list[int], out: Path, tls: Path | None = None, compression: str = "none") -> str:
     """One agent, an avro source per port (each stamps src=<its name>), one channel, header_and_text files."""
     names = [f"r{i}" for i in range(len(ports))]
-    text = f"a1.sources = {' '.join(names)}\na1.channels = c1\na1.sinks = k1\n"
+    text = f"a1.sources = {' '.join(names)}\n"
     for name, port in zip(names, ports, strict=True):
         text += f"""\
 a1.sources.{name}.type = avro
@@ -47,18 +48,7 @@ a1.sources.{name}.interceptors.src.value = {name}
         if tls is not None:
             text += (f"a1.sources.{name}.ssl = true\na1.sources.{name}.keystore = {tls}\n"
                      f"a1.sources.{name}.keystore-type = PKCS12\na1.sources.{name}.keystore-password = secret\n")
-    return text + f"""\
-a1.channels.c1.type = memory
-a1.channels.c1.capacity = 100000
-a1.channels.c1.transactionCapacity = 1000
-a1.channels.c1.keep-alive = 1
-a1.sinks.k1.type = file_roll
-a1.sinks.k1.channel = c1
-a1.sinks.k1.sink.directory = {out}
-a1.sinks.k1.sink.rollInterval = 0
-a1.sinks.k1.sink.batchSize = 1000
-a1.sinks.k1.sink.serializer = header_and_text
-"""
+    return text + SINK.format(out=out)
 
 
 def bodies(out: Path, prefix: bytes = b"") -> list[bytes]:
