@@ -58,7 +58,7 @@ _EXPECT_KEYS = ("body", "headers", "headers_match", "headers_absent", "no_other_
                 "optional_channels", "dropped")
 
 
-class TestFileError(Exception):
+class BadTestFile(Exception):
     """Problems in a test file, each ``FILE:LINE: message``."""
 
     def __init__(self, problems: list[str]):
@@ -106,19 +106,20 @@ class Outcome:
 
 
 def load_cases(path: Path) -> tuple[dict[str, Any], list[Case]]:
-    """The file's top-level settings (``conf``, ``name``) and its cases; TestFileError listing every problem."""
+    """The file's top-level settings (``conf``, ``name``) and its cases; BadTestFile listing every problem."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise TestFileError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+        raise BadTestFile([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = re.search(r"line (\d+)", str(exc))
-        raise TestFileError([f"{path}:{line.group(1) if line else 0}: not valid TOML: {exc}"]) from None
+        raise BadTestFile([f"{path}:{line.group(1) if line else 0}: not valid TOML: {exc}"]) from None
     lines = _Lines(path, text)
     problems: list[str] = []
-    _unknown(doc, _TOP_KEYS, lines.where(0, ""), "", problems)
+    for key in doc:
+        _unknown({key: None}, _TOP_KEYS, lines.top(key), "", problems)
     tests = doc.get("test", [])
     if not isinstance(tests, list) or not tests:
         problems.append(f"{path}: no tests: add [[test]] tables (see `agent test --help`)")
@@ -129,7 +130,7 @@ def load_cases(path: Path) -> tuple[dict[str, Any], list[Case]]:
         if case is not None:
             cases.append(case)
     if problems:
-        raise TestFileError(problems)
+        raise BadTestFile(problems)
     return {k: doc[k] for k in ("conf", "name") if k in doc}, cases
 
 
@@ -140,6 +141,17 @@ class _Lines:
         self.path = path
         self.text = text.splitlines()
         self.starts = [n for n, line in enumerate(self.text, 1) if re.match(r"\s*\[\[\s*test\s*\]\]", line)]
+
+    def top(self, key: str) -> str:
+        """Where a top-level key is set: ``key =`` before the first table, or a ``[key]`` / ``[[key]]`` table."""
+        assignment = re.compile(rf"\s*{re.escape(key)}\s*=")
+        table = re.compile(rf"\s*\[\[?\s*{re.escape(key)}\s*\]")
+        in_tables = False
+        for n, line in enumerate(self.text, 1):
+            in_tables = in_tables or line.lstrip().startswith("[")
+            if table.match(line) or (not in_tables and assignment.match(line)):
+                return f"{self.path}:{n}"
+        return str(self.path)
 
     def where(self, index: int, key: str) -> str:
         start = self.starts[index] if index < len(self.starts) else 0
@@ -390,7 +402,7 @@ def main(argv: Sequence[str], prog: str = "agent test") -> int:
 def _run_file(path: Path, args: argparse.Namespace, sysprops: dict[str, str]) -> int:
     try:
         settings, cases = load_cases(path)
-    except TestFileError as exc:
+    except BadTestFile as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return 2
     files = args.conf_file or ([str(path.parent / settings["conf"])] if "conf" in settings else [])

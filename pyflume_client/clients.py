@@ -74,11 +74,16 @@ def _avro(host: str, port: int, props: Mapping[str, str]) -> HostConnection:
         raise ClientError(f"avro client {host}:{port}: {exc.message}") from None
     for p in problems:
         if p.severity != "error":
-            log.warning("%s", str(p).lstrip(":0 "))
-    errors = [str(p).lstrip(":0 ") for p in problems if p.severity == "error"]
+            log.warning("%s", _text(p))
+    errors = [_text(p) for p in problems if p.severity == "error"]
     if errors:
         raise ClientError("; ".join(errors))
     return sink.client
+
+
+def _text(problem: Any) -> str:
+    """A configuration problem without the file and line a properties file would have."""
+    return ": ".join(part for part in (problem.component, problem.prop, problem.message) if part)
 
 
 def _avro_errors() -> tuple[type[Exception], ...]:

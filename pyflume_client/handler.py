@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent.core import Event
-from pyflume_client.clients import AvroClient, FlumeClient
+from pyflume_client.clients import AvroClient, ClientError, FlumeClient
 
 __all__ = ["FlumeHandler", "LOGGER_NAME", "LOG_LEVEL", "TIMESTAMP", "ADDRESS", "MESSAGE_ENCODING"]
 
@@ -71,6 +71,9 @@ class FlumeHandler(logging.Handler):
         self.client = client
         self.capacity, self.when_full, self.block_timeout = capacity, when_full, block_timeout
         self.batch_size, self.retry_max, self.close_timeout = batch_size, retry_max, close_timeout
+        bad = [k for k, v in (headers or {}).items() if not isinstance(k, str) or not isinstance(v, str)]
+        if bad:
+            raise ValueError(f"headers[{bad[0]!r}]: header names and values are strings")
         self.static_headers = {MESSAGE_ENCODING: "UTF8", ADDRESS: _local_address(), **(headers or {})}
         #: records sent (answered OK), dropped (buffer full, or not sent by close), failed send attempts
         self.sent = self.dropped = self.failures = 0
@@ -78,6 +81,7 @@ class FlumeHandler(logging.Handler):
         self._inflight = 0
         self._cond = threading.Condition(threading.Lock())
         self._closing = False
+        self._stop = threading.Event()  # set by close(): cuts the sender's retry wait short
         self._start_sender()
         _after_fork_in_child(self)
 
@@ -89,6 +93,7 @@ class FlumeHandler(logging.Handler):
         """In a child process (a pre-forking server's worker): the parent's thread is not here; start one, with
         an empty buffer (the parent sends what it held), new counters and new connections."""
         self._cond = threading.Condition(threading.Lock())
+        self._stop = threading.Event()
         self._buffer.clear()
         self._inflight = 0
         self.sent = self.dropped = self.failures = 0
@@ -114,7 +119,7 @@ class FlumeHandler(logging.Handler):
                 self.dropped += 1
                 return
             self._buffer.append(event)
-            if len(self._buffer) == 1 or len(self._buffer) >= self.batch_size:
+            if len(self._buffer) == 1:  # the sender waits only for an empty buffer
                 self._cond.notify_all()
 
     def _make_room(self) -> bool:
@@ -158,6 +163,7 @@ class FlumeHandler(logging.Handler):
         with self._cond:
             self._closing = True
             self._cond.notify_all()
+        self._stop.set()
         self._sender.join(self.close_timeout)
         with self._cond:
             lost = len(self._buffer) + self._inflight
@@ -198,19 +204,25 @@ class FlumeHandler(logging.Handler):
         while True:
             try:
                 self.client.append_batch(batch)
-            except Exception as exc:  # noqa: BLE001 - any failure: keep the batch, retry later
+            except ClientError as exc:  # the source is unreachable or refused: keep the batch, retry later
                 with self._cond:
                     self.failures += 1
                     if down_since is None:
                         down_since, dropped_before = time.monotonic(), self.dropped
                         _report(f"cannot send to {self.client}: {exc}; keeping up to {self.capacity} records "
                                 f"and retrying")
-                    if not self._closing:
-                        self._cond.wait(wait)
-                    if self._closing:
-                        return False
+                if self._stop.wait(wait):  # not woken by new records: they would make the retries a storm
+                    return False
                 wait = min(wait * 2, self.retry_max)
                 continue
+            except Exception as exc:  # noqa: BLE001 - a bug, not an outage: retrying would fail the same way
+                with self._cond:
+                    self.failures += 1
+                    self.dropped += len(batch)
+                    self._inflight = 0
+                    self._cond.notify_all()
+                _report(f"dropped {len(batch)} records that could not be sent: {type(exc).__name__}: {exc}")
+                return True
             with self._cond:
                 self.sent += len(batch)
                 self._inflight = 0

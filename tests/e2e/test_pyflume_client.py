@@ -208,6 +208,7 @@ def test_handler_block_policy_waits_only_as_told(rx):
     gone.emit(record)  # the buffer is full: waits block_timeout, then drops it
     assert 0.15 < time.perf_counter() - t < 2
     assert gone.stats()["dropped"] == 1
+    assert gone.stats()["failures"] <= 4  # retries back off (0.1 s, 0.2 s …), not woken by each new record
     gone.close()
     # with the source up, block loses nothing even through a tiny buffer
     handler = FlumeHandler("127.0.0.1", rx.ports[0], capacity=20, batch_size=10, when_full="block")
