@@ -14,8 +14,8 @@ A message the parser cannot read is kept, never dropped: its body is the raw tex
 ``flume.syslog.status`` is ``Invalid``. A message longer than ``eventSize`` is cut there and flagged ``Incomplete``;
 the rest of it becomes the next event (flagged ``Invalid`` by the TCP parser, since it does not start with ``<``).
 TCP messages end at ``\\n`` as in Flume, or, beyond Flume, are RFC 6587 octet-counted (``<len> <msg>``, what
-rsyslog, syslog-ng and ``logger --octet-count`` send), decided per connection by its first byte (:mod:`.framing`);
-a UDP datagram is one message.
+syslog-ng's syslog() destination, rsyslog with octet-counted framing and ``logger --octet-count`` send), decided
+per connection by its first byte (:mod:`.framing`); a UDP datagram is one message.
 
 ``ssl = true`` serves the TCP sources over TLS with the key store settings of the avro and http sources
 (:mod:`agent.tls`: PKCS12 or PEM, Flume's FLUME_SSL_* environment defaults); the framing inside is the same.

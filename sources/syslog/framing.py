@@ -2,8 +2,9 @@
 
 Over TCP a syslog sender frames its messages one of two ways (RFC 6587 §3.4): *non-transparent framing*, each
 message ending at ``\\n`` (what Flume reads), or *octet counting*, each message preceded by its length in bytes and
-a space (``57 <13>1 2024-05-01T10:00:00Z host app - - - hello``), which is what rsyslog's omfwd, syslog-ng's
-``syslog()`` driver and ``logger --octet-count`` send. Flume reads an octet-counted stream as one long invalid line.
+a space (``57 <13>1 2024-05-01T10:00:00Z host app - - - hello``), which is what syslog-ng's ``syslog()``
+destination, rsyslog's omfwd with ``TCP_Framing="octet-counted"`` and ``logger --octet-count`` send. Flume reads an
+octet-counted stream as one long invalid line.
 
 pyflume decides per connection from its first byte (newlines before it are skipped): a digit 1-9 means octet
 counting, anything else (``<``, as every syslog message starts) means one message per line, exactly as before. A

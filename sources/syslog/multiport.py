@@ -20,7 +20,7 @@ __all__ = ["MultiportSyslogTCPSource"]
 class MultiportSyslogTCPSource(SyslogSource):
     """Syslog over TCP on several ports at once, parsed by Flume's SyslogParser, with a character set per port.
     Beyond Flume, a connection whose first byte is a digit is read as RFC 6587 octet counting (`<len> <msg>`, what
-    rsyslog, syslog-ng and `logger --octet-count` send)."""
+    syslog-ng's syslog() destination, rsyslog with octet-counted framing and `logger --octet-count` send)."""
 
     alias = "multiport_syslogtcp"
     flume_class = "org.apache.flume.source.MultiportSyslogTCPSource"

@@ -19,8 +19,8 @@ _CHUNK = 256 * 1024
 
 class SyslogTcpSource(SyslogSource):
     """Syslog over TCP, one message per line, parsed by Flume's SyslogUtils (RFC 5424, then RFC 3164). Beyond
-    Flume, a connection whose first byte is a digit is read as RFC 6587 octet counting (`<len> <msg>`, what rsyslog,
-    syslog-ng and `logger --octet-count` send)."""
+    Flume, a connection whose first byte is a digit is read as RFC 6587 octet counting (`<len> <msg>`, what syslog-ng's
+    syslog() destination, rsyslog with octet-counted framing and `logger --octet-count` send)."""
 
     alias = "syslogtcp"
     flume_class = "org.apache.flume.source.SyslogTcpSource"
