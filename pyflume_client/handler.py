@@ -103,9 +103,21 @@ class FlumeHandler(logging.Handler):
 
     # -- the application's side -------------------------------------------------------------------------------
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Filter and emit without the handler's lock (the buffer has its own): an application thread waiting
+        for room under ``block`` must not hold a lock the sender needs when it logs (a failover client's warning)."""
+        if threading.get_ident() == self._sender.ident:
+            return False  # what the sender (or its client) logs would feed back into the buffer
+        result = self.filter(record)
+        if isinstance(result, logging.LogRecord):  # Python 3.12: a filter may return a changed record
+            record = result
+        if result:
+            self.emit(record)
+        return bool(result)
+
     def emit(self, record: logging.LogRecord) -> None:
         if threading.get_ident() == self._sender.ident:
-            return  # what the sender (or its client) logs would feed back into the buffer
+            return
         try:
             event = self._event(record)
         except Exception:  # noqa: BLE001 - logging's contract: report, never raise into the application

@@ -247,3 +247,24 @@ def test_handler_in_a_forked_worker(rx):
     got = wait_for_events(want, lambda: [b for b in bodies(rx.out) if b.startswith((b"parent ", b"worker "))],
                           logs=[rx.agent])
     assert_exactly_once(want, got, logs=[rx.agent])
+
+
+def test_block_policy_does_not_deadlock_with_the_clients_own_warnings(rx):
+    """The failover client logs a warning from the sender thread when it skips the host that is down; with the
+    handler on the root logger, that record must not wait for the lock of an application thread that is itself
+    waiting for the sender to make room."""
+    client = FailoverClient([f"127.0.0.1:{down_port()}", f"127.0.0.1:{rx.ports[0]}"], batch_size=5)
+    handler = FlumeHandler(client=client, capacity=5, batch_size=5, when_full="block", block_timeout=20)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        for i in range(200):
+            logging.getLogger("app").warning("root %d", i)
+        assert handler.flush(timeout=30)
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+    want = [f"root {i}".encode() for i in range(200)]
+    wait_for_events(want, lambda: bodies(rx.out, b"root "), logs=[rx.agent])
+    assert_exactly_once(want, bodies(rx.out, b"root "), logs=[rx.agent])
+    assert handler.stats()["dropped"] == 0
