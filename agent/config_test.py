@@ -379,7 +379,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog, description="Run a configuration's unit tests: events through each source's interceptors and "
                                "selector, checked against what each test expects. Nothing is started.",
-        epilog="The test file format is described in the module agent.config_test and in README.md.")
+        epilog="The test file format is described in docs/agent-test.md (and in this module's docstring).")
     p.add_argument("tests", nargs="+", metavar="TESTS.toml", help="test files")
     p.add_argument("-f", "--conf-file", action="append", default=[], metavar="FILE",
                    help="the Flume properties file (default: the test file's 'conf', relative to it)")
