@@ -4,6 +4,7 @@ nothing sent before it and is reported, while a newline-framed connection beside
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -18,12 +19,17 @@ pytestmark = pytest.mark.e2e
 
 
 def _logger_with_octet_count() -> str:
+    """util-linux logger; without it the test skips, or fails under PYFLUME_REQUIRE_PEERS=1 (CI)."""
     path = shutil.which("logger")
-    if path is None:
-        pytest.skip("util-linux logger is not installed (apt-get install bsdutils)")
-    if "--octet-count" not in subprocess.run([path, "--help"], capture_output=True, text=True).stdout:
-        pytest.skip(f"{path} has no --octet-count (util-linux >= 2.26 has)")
-    return path
+    reason = "util-linux logger is not installed (apt-get install bsdutils)" if path is None else None
+    if path is not None and "--octet-count" not in subprocess.run([path, "--help"], capture_output=True,
+                                                                   text=True).stdout:
+        reason = f"{path} has no --octet-count (util-linux >= 2.26 has)"
+    if reason is not None:
+        if os.environ.get("PYFLUME_REQUIRE_PEERS") == "1":
+            pytest.fail(f"PYFLUME_REQUIRE_PEERS=1 but {reason}")
+        pytest.skip(reason)
+    return path  # type: ignore[return-value]
 
 
 def test_logger_octet_count_on_both_tcp_sources(run_agent, tmp_path):
