@@ -17,8 +17,7 @@ from collections.abc import Callable
 from agent import tls
 from agent.spec import Conf
 
-__all__ = ["client_config", "client_hooks", "check_client_config", "consumer_defaults", "flush_timeout",
-           "flush_batch"]
+__all__ = ["client_config", "client_hooks", "check_client_config", "consumer_defaults", "flush_timeout"]
 
 # Java client keys that mean nothing to librdkafka or are handled by pyflume itself: dropped silently.
 _DROPPED = {
@@ -148,12 +147,16 @@ def check_client_config(conf: Conf, settings: dict[str, str], kind: str) -> None
         client.close()
 
 
-def client_hooks(log: logging.Logger, what: str, settings: dict[str, str]) -> dict[str, object]:
+def client_hooks(log: logging.Logger, what: str, settings: dict[str, str],
+                 note: Callable[[object], None] | None = None) -> dict[str, object]:
     """Callbacks for a librdkafka client: errors logged once per 10 s per kind (a broker that is down produces a
-    connection error every few milliseconds), librdkafka's own log at warning level and above into ``log``."""
+    connection error every few milliseconds) and passed to ``note`` (see agent.kafka_clients), librdkafka's own
+    log at warning level and above into ``log``."""
     from agent.core import _rate_limited
 
     def on_error(err) -> None:  # noqa: ANN001 - librdkafka's KafkaError
+        if note is not None:
+            note(err)
         _rate_limited(log, f"{what}: {err.name()}: {err.str()}")
 
     hooks: dict[str, object] = {"error_cb": on_error, "logger": _LibrdkafkaLog(log.getChild("librdkafka"))}
@@ -198,13 +201,3 @@ def flush_timeout(settings: dict[str, str]) -> float:
     ms = settings.get("message.timeout.ms") or settings.get("delivery.timeout.ms") or "300000"
     return int(ms) / 1000.0 + 5.0
 
-
-def flush_batch(producer, settings: dict[str, str], failed: list[str]) -> tuple[int, str] | None:  # noqa: ANN001
-    """Flush ``producer`` until every record of the batch has its delivery report (see flush_timeout); ``failed``
-    holds what the delivery callback reported as failed since the batch began. None when every record was
-    acknowledged, else how many were not and why: the first failure, or how many reports did not come in time.
-    The Kafka sink and channel commit a batch only on None."""
-    left = producer.flush(flush_timeout(settings))
-    if not left and not failed:
-        return None
-    return len(failed) or left, failed[0] if failed else f"{left} records not acknowledged in time"

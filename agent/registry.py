@@ -35,6 +35,8 @@ ENTRIES: list[Entry] = [
     _e("channel", "memory", "org.apache.flume.channel.MemoryChannel", "channels.memory:MemoryChannel"),
     _e("channel", "file", "org.apache.flume.channel.file.FileChannel", "channels.file:FileChannel"),
     _e("channel", "kafka", "org.apache.flume.channel.kafka.KafkaChannel", "channels.kafka:KafkaChannel"),
+    _e("channel", "SPILLABLEMEMORY", "org.apache.flume.channel.SpillableMemoryChannel",
+       "channels.spillable:SpillableMemoryChannel"),
     # Sources
     _e("source", "netcat", "org.apache.flume.source.NetcatSource", "sources.netcat:NetcatSource"),
     _e("source", "netcatudp", "org.apache.flume.source.NetcatUdpSource", "sources.netcat:NetcatUdpSource"),
@@ -151,7 +153,7 @@ _NOUNS = {"http_handler": "handler", "deserializer": "deserializer"}
 # Flume 1.11 components that pyflume does not provide (yet): a precise message beats "unknown type".
 _NOT_YET = {
     "source": {"thrift", "jms"},
-    "channel": {"jdbc", "spillablememory"},
+    "channel": {"jdbc"},
     "sink": {"thrift", "morphline_solr", "hive", "http", "irc", "elasticsearch"},
     "selector": {"load_balancing"},
 }

@@ -26,7 +26,7 @@ from agent.spec import Conf, Prop
 
 __all__ = ["HANDSHAKE_TIMEOUT", "TLS_VERSIONS", "ServerTls", "server_tls_props", "CLIENT_TLS_PROPS",
            "apply_client_protocols", "use_system_properties", "global_setting", "setting", "list_setting",
-           "store_format", "load_trust_store"]
+           "store_format", "load_trust_store", "CLIENT_TRUST_PROPS", "client_context"]
 
 #: Seconds an accepted client has to finish its TLS handshake: a client that connects and says nothing must not
 #: hold a connection thread for good.
@@ -307,3 +307,35 @@ def apply_client_protocols(ctx: ssl.SSLContext, conf: Conf) -> None:
     ciphers = list_setting(conf, "include-cipher-suites")
     if ciphers:
         ctx.set_ciphers(":".join(ciphers))
+
+
+#: The TLS keys of a Flume Avro client (the avro sink, ``avro-client --rpcProps``), read by :func:`client_context`.
+CLIENT_TRUST_PROPS = (
+    Prop("ssl", "bool", False, "Connect with TLS."),
+    Prop("trust-all-certs", "bool", False, "Do not verify the server's certificate."),
+    Prop("truststore", "str", None, "The CA certificates to trust: a PKCS12 trust store (keytool's default "
+         "format since Java 9, whatever the file is called) or a PEM file; a JKS one must be converted. Unset: "
+         "-Djavax.net.ssl.trustStore, else FLUME_SSL_TRUSTSTORE_PATH, else the system's CAs."),
+    Prop("truststore-password", "str", None, "Password of a PKCS12 trust store (unset: "
+         "-Djavax.net.ssl.trustStorePassword, else FLUME_SSL_TRUSTSTORE_PASSWORD)."),
+    Prop("truststore-type", "str", "JKS", "Accepted: the file's content says what it is (PKCS12 or PEM)."),
+)
+
+
+def client_context(conf: Conf) -> ssl.SSLContext:
+    """The TLS context of a Flume Avro client (the avro sink, ``avro-client --rpcProps``) from its ``trust-all-certs``,
+    ``truststore`` (its own, else Flume's global one, else the system's CAs), ``truststore-password`` and protocol
+    keys. A trust store that cannot be loaded is reported with ``conf.error``."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False  # Flume's client does not verify host names either
+    if conf.get("trust-all-certs"):
+        ctx.verify_mode = ssl.CERT_NONE
+    elif truststore := setting(conf, "truststore"):
+        try:  # PEM or PKCS12 by the file's content (keytool's default); the declared type is not needed
+            load_trust_store(ctx, truststore, setting(conf, "truststore-password"))
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            conf.error(f"cannot load {truststore}: {exc}", "truststore")
+    else:
+        ctx.load_default_certs()
+    apply_client_protocols(ctx, conf)
+    return ctx

@@ -841,6 +841,20 @@ a1.sinks.k1.batchSize = 1000
             raise AssertionError(f"seq: {put} put and {got} taken, expected {ctx.n}")
 
 
+
+class SpoolSpillableFileRoll(SpoolFileChannelFileRoll):
+    """Spooldir into the spillable memory channel: 10,000 events in memory, the backlog beyond spills to its file
+    overflow (fsync per commit) and comes back in order."""
+
+    conf = SpoolFileChannelFileRoll.conf.replace(
+        "c1.type = file\n", "c1.type = SPILLABLEMEMORY\na1.channels.c1.memoryCapacity = 10000\n").replace(
+        "c1.capacity = 1000000", "c1.overflowCapacity = 1000000")
+
+    def __init__(self, line_size: int, batch: int):
+        super().__init__(line_size, batch)
+        self.name = f"spooldir-spillable-file_roll-{line_size}b-batch{batch}"
+        self.title = f"spooldir → spillable memory channel → file_roll ({line_size} B lines, batch {batch})"
+
 CASES: dict[str, Case] = {c.name: c for c in (
     NetcatMemoryFileRoll(), SeqMemoryNull(), SpoolFileChannelFileRoll(100, 1000), SpoolFileChannelFileRoll(1024, 1000),
     SpoolMemoryNull(), TaildirMemoryNull(), AvroChain(100), AvroChain(1000), AvroChain(1000, tls=True),
@@ -849,6 +863,7 @@ CASES: dict[str, Case] = {c.name: c for c in (
 #: channel means an fsync per event (about 4,500 events/s here), so a 1M-event run takes Flume minutes.
 EXTRA_CASES: dict[str, Case] = {c.name: c for c in (
     NetcatFileChannelFileRoll(), SpoolFileChannelFileRoll(100, 100), SpoolFileChannelFileRoll(1024, 100),
+    SpoolSpillableFileRoll(100, 1000),
     # HDFS: both systems (Flume with its hdfs module and hadoop-client); the mini cluster takes a minute to start
     NetcatMemoryHdfs("minidfs", 100), NetcatMemoryHdfs("minidfs", 1000), NetcatMemoryHdfs("webhdfs", 100),
     NetcatMemoryHdfs("webhdfs", 1000), NetcatMemoryHdfs("file", 100), NetcatMemoryHdfs("file", 1000),

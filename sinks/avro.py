@@ -7,13 +7,12 @@ failover or load_balance sink group, one collector spreads over several aggregat
 
 from __future__ import annotations
 
-import ssl
 import time
 
 from agent.core import BatchSink, Event, EventDeliveryException
 from agent.rpc import RpcClient, RpcError
 from agent.spec import Conf, Prop, Spec
-from agent.tls import CLIENT_TLS_PROPS, apply_client_protocols, load_trust_store, setting
+from agent.tls import CLIENT_TLS_PROPS, CLIENT_TRUST_PROPS, client_context
 
 __all__ = ["AvroSink"]
 
@@ -35,14 +34,7 @@ class AvroSink(BatchSink):
         Prop("compression-type", "enum", "none", "deflate: zlib-compress both directions (the source must match).",
              choices={"none": "", "deflate": ""}),
         Prop("compression-level", "int", 6, "zlib level for deflate (0-9).", min=0, max=9),
-        Prop("ssl", "bool", False, "Connect with TLS."),
-        Prop("trust-all-certs", "bool", False, "Do not verify the server's certificate."),
-        Prop("truststore", "str", None, "The CA certificates to trust: a PKCS12 trust store (keytool's default "
-             "format since Java 9, whatever the file is called) or a PEM file; a JKS one must be converted. Unset: "
-             "-Djavax.net.ssl.trustStore, else FLUME_SSL_TRUSTSTORE_PATH, else the system's CAs."),
-        Prop("truststore-password", "str", None, "Password of a PKCS12 trust store (unset: "
-             "-Djavax.net.ssl.trustStorePassword, else FLUME_SSL_TRUSTSTORE_PASSWORD)."),
-        Prop("truststore-type", "str", "JKS", "Accepted: the file's content says what it is (PKCS12 or PEM)."),
+        *CLIENT_TRUST_PROPS,
         *CLIENT_TLS_PROPS,
         Prop("maxIoWorkers", "int", None, "Accepted for compatibility (one connection per sink).", min=1),
     )
@@ -53,20 +45,7 @@ class AvroSink(BatchSink):
         self.host: str = c.hostname
         self.port: int = c.port
         self.reset_interval: int = c.reset_connection_interval
-        ctx = None
-        if c.ssl:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.check_hostname = False  # Flume's client does not verify host names either
-            if c.trust_all_certs:
-                ctx.verify_mode = ssl.CERT_NONE
-            elif truststore := setting(conf, "truststore"):  # the sink's own, else Flume's global one
-                try:  # PEM or PKCS12 by the file's content (keytool's default); the declared type is not needed
-                    load_trust_store(ctx, truststore, setting(conf, "truststore-password"))
-                except (OSError, ValueError, ssl.SSLError) as exc:
-                    conf.error(f"cannot load {truststore}: {exc}", "truststore")
-            else:
-                ctx.load_default_certs()
-            apply_client_protocols(ctx, conf)
+        ctx = client_context(conf) if c.ssl else None
         self.client = RpcClient(self.host, self.port, connect_timeout=c.connect_timeout / 1000,
                                 request_timeout=c.request_timeout / 1000,
                                 deflate=c.compression_type == "deflate", level=c.compression_level,
