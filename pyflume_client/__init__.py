@@ -20,20 +20,19 @@ Clients: :class:`AvroClient` (one host), :class:`FailoverClient`, :class:`LoadBa
 :func:`client_from_properties` for Flume's RPC client properties (``client.type``, ``hosts`` …). Their keyword
 arguments are Flume's RPC client keys with ``_`` for ``-`` (``ssl=True, truststore="ca.pem"``). A failed call
 raises :class:`ClientError`. :class:`FlumeHandler` (module :mod:`pyflume_client.handler`) is the logging handler.
+Another transport plugs in as a sender: ``FlumeClient(sender)`` (see :mod:`pyflume_client.clients`).
 """
 
 from pyflume_client.clients import (
-    TRANSPORTS,
     AvroClient,
     ClientError,
     FailoverClient,
     FlumeClient,
     LoadBalancingClient,
-    Transport,
     event,
 )
 from pyflume_client.handler import FlumeHandler
 from pyflume_client.properties import client_from_properties
 
-__all__ = ["AvroClient", "FailoverClient", "LoadBalancingClient", "FlumeClient", "ClientError", "Transport",
-           "TRANSPORTS", "event", "client_from_properties", "FlumeHandler"]
+__all__ = ["AvroClient", "FailoverClient", "LoadBalancingClient", "FlumeClient", "ClientError", "event",
+           "client_from_properties", "FlumeHandler"]
