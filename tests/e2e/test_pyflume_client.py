@@ -176,7 +176,7 @@ def test_handler_never_blocks_the_application_when_the_source_is_gone(tmp_path, 
     silent.bind(("127.0.0.1", 0))
     silent.listen(100)
     handler = FlumeHandler("127.0.0.1", silent.getsockname()[1], capacity=1000, batch_size=100,
-                           request_timeout=1000, close_timeout=1)
+                           request_timeout=5000, close_timeout=1)
     record = logging.LogRecord("app", logging.WARNING, __file__, 1, "event %d", (0,), None)
     slowest = 0.0
     start = time.perf_counter()
@@ -189,7 +189,7 @@ def test_handler_never_blocks_the_application_when_the_source_is_gone(tmp_path, 
     stats = handler.stats()
     handler.close()
     silent.close()
-    assert elapsed < 10 and slowest < 0.5, (elapsed, slowest)  # never the 1 s request timeout
+    assert elapsed < 20 and slowest < 1.0, (elapsed, slowest)  # never the 5 s request timeout
     assert stats["sent"] == 0 and stats["buffered"] <= 1000 + 100
     assert stats["dropped"] + stats["buffered"] == 50_000  # each record is either waiting or counted as dropped
     assert handler.stats()["dropped"] == 50_000
