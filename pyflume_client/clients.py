@@ -85,9 +85,15 @@ class FlumeClient:
                     raise ClientError(f"{len(part)} events not delivered to {self.target}: {exc}") from exc
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
+        """Close the connections. A call still waiting for an answer gets a second to finish; after that its
+        connection is closed under it (it then fails, as it would have at its request timeout)."""
+        self._closed = True
+        locked = self._lock.acquire(timeout=1.0)
+        try:
             self._sender.close()
+        finally:
+            if locked:
+                self._lock.release()
 
     def after_fork(self) -> None:
         """In a child process: a new lock (the parent's may have been held at the fork) and, when the client

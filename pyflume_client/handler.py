@@ -81,6 +81,7 @@ class FlumeHandler(logging.Handler):
         self._inflight = 0
         self._cond = threading.Condition(threading.Lock())
         self._closing = False
+        self._stalled_at: int | None = None  # self.sent when a flush last gave up
         self._stop = threading.Event()  # set by close(): cuts the sender's retry wait short
         self._start_sender()
         _after_fork_in_child(self)
@@ -161,22 +162,27 @@ class FlumeHandler(logging.Handler):
             while self._buffer or self._inflight:
                 left = deadline - time.monotonic()
                 if left <= 0:
+                    self._stalled_at = self.sent
                     return False
                 self._cond.wait(left)
         return True
 
     def close(self) -> None:
-        """Send what is left (at most ``close_timeout`` s), stop the sender, close the client. Records not sent
-        by then are counted as dropped and reported on stderr."""
+        """Send what is left (at most ``close_timeout`` s, none when a flush just gave up and nothing was sent
+        since: ``logging.shutdown`` flushes first), stop the sender, close the client. Records not sent by then
+        are counted as dropped and reported on stderr."""
         with self._cond:
             if self._closing:
                 return
-        self.flush()
+            stalled = self._stalled_at == self.sent
+        deadline = time.monotonic() + self.close_timeout
+        if not stalled:
+            self.flush()
         with self._cond:
             self._closing = True
             self._cond.notify_all()
         self._stop.set()
-        self._sender.join(self.close_timeout)
+        self._sender.join(0.1 if stalled else max(0.1, deadline - time.monotonic()))
         with self._cond:
             lost = len(self._buffer) + self._inflight
             self.dropped += lost

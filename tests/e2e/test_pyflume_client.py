@@ -187,18 +187,21 @@ def test_handler_never_blocks_the_application_when_the_source_is_gone(tmp_path, 
         slowest = max(slowest, time.perf_counter() - t)
     elapsed = time.perf_counter() - start
     stats = handler.stats()
+    t = time.perf_counter()
+    handler.flush()  # what logging.shutdown does at exit: flush, then close
     handler.close()
+    exit_wait = time.perf_counter() - t
     silent.close()
+    assert exit_wait < 2.5, exit_wait  # about close_timeout (1 s) in all, not once per step
     assert elapsed < 20 and slowest < 1.0, (elapsed, slowest)  # never the 5 s request timeout
     assert stats["sent"] == 0 and stats["buffered"] <= 1000 + 100
     assert stats["dropped"] + stats["buffered"] == 50_000  # each record is either waiting or counted as dropped
     assert handler.stats()["dropped"] == 50_000
     err = capfd.readouterr().err
-    assert err.count("pyflume_client.FlumeHandler: cannot send to AvroClient(127.0.0.1:") == 1, err
-    assert re.search(r"closed with \d+ records not sent", err), err
+    assert re.search(r"closed with \d+ records not sent to AvroClient\(127.0.0.1:\d+\)", err), err
 
 
-def test_handler_block_policy_waits_only_as_told(rx):
+def test_handler_block_policy_waits_only_as_told(rx, capfd):
     gone = FlumeHandler("127.0.0.1", down_port(), capacity=10, batch_size=5, when_full="block",
                         block_timeout=0.2, close_timeout=0.5)
     record = logging.LogRecord("app", logging.INFO, __file__, 1, "x", None, None)
@@ -208,8 +211,10 @@ def test_handler_block_policy_waits_only_as_told(rx):
     gone.emit(record)  # the buffer is full: waits block_timeout, then drops it
     assert 0.15 < time.perf_counter() - t < 2
     assert gone.stats()["dropped"] == 1
-    assert gone.stats()["failures"] <= 4  # retries back off (0.1 s, 0.2 s …), not woken by each new record
+    assert 1 <= gone.stats()["failures"] <= 4  # retries back off (0.1 s, 0.2 s …), not woken by each record
     gone.close()
+    err = capfd.readouterr().err  # one line for the outage, not one per failure
+    assert err.count("pyflume_client.FlumeHandler: cannot send to AvroClient(127.0.0.1:") == 1, err
     # with the source up, block loses nothing even through a tiny buffer
     handler = FlumeHandler("127.0.0.1", rx.ports[0], capacity=20, batch_size=10, when_full="block")
     for i in range(3000):
