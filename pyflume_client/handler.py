@@ -98,6 +98,7 @@ class FlumeHandler(logging.Handler):
         self._buffer.clear()
         self._inflight = 0
         self.sent = self.dropped = self.failures = 0
+        self._stalled_at = None
         self.client.after_fork()
         if not self._closing:
             self._start_sender()
