@@ -62,9 +62,22 @@ class OctetCountedFrames:
     def feed(self, data: bytes) -> list[tuple[bytes, bool, bool]]:
         out: list[tuple[bytes, bool, bool]] = []
         pos, n = 0, len(data)
+        max_size = self.max_size
         try:
             while pos < n:
-                pos = self._body(data, pos, out) if self._left else self._header(data, pos)
+                if self._left or self._head:
+                    pos = self._body(data, pos, out) if self._left else self._header(data, pos)
+                    continue
+                # the common case first: a whole frame, header and message, within this chunk
+                space = data.find(b" ", pos, pos + _MAX_DIGITS + 1)
+                digits = data[pos:space]
+                if space > pos and digits.isdigit() and digits[0] != 48:  # not '0'
+                    end = space + 1 + int(digits)
+                    if end <= n and end - space - 1 <= max_size:
+                        out.append((_without_lf(data[space + 1:end]), True, False))
+                        pos = end
+                        continue
+                pos = self._header(data, pos)  # newlines between frames, a split or bad header, a long message
         except FramingError as e:
             e.pieces = out
             raise
@@ -114,9 +127,7 @@ class OctetCountedFrames:
         self._left -= take
         pos += take
         if not self._left:
-            if part.endswith(b"\n"):
-                part = part[:-2] if part.endswith(b"\r\n") else part[:-1]
-            out.append((part, self._first, False))
+            out.append((_without_lf(part), self._first, False))
             self._part = b""
         elif len(part) >= self.max_size:
             out.append((part, self._first, True))
@@ -125,3 +136,10 @@ class OctetCountedFrames:
         else:
             self._part = part
         return pos
+
+
+def _without_lf(message: bytes) -> bytes:
+    """A message without the one trailing ``\\n`` (or ``\\r\\n``) some senders count in."""
+    if message.endswith(b"\n"):
+        return message[:-2] if message.endswith(b"\r\n") else message[:-1]
+    return message

@@ -61,6 +61,16 @@ def test_a_bad_length_is_an_error_after_the_good_frames(name, data, error):
     assert e.value.pieces[0] == (b"<1>a", True, False)
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 10_000])
+def test_any_split_of_the_stream_gives_the_same_messages(size):
+    messages = [b"<13>short", b"<14>" + b"y" * 30 + b"\n", b"<15>a\nb", b"<16>" + b"z" * 95]
+    stream = b"\n".join(b"%d %s" % (len(m), m) for m in messages)  # with newlines between frames too
+    whole = frames([stream], max_size=40)
+    assert frames([stream[i:i + size] for i in range(0, len(stream), size)], max_size=40) == whole
+    assert whole == ([(b"<13>short", True, False), (b"<14>" + b"y" * 30, True, False), (b"<15>a\nb", True, False),
+                      (b"<16>" + b"z" * 36, True, True), (b"z" * 40, False, True), (b"z" * 19, False, False)], None)
+
+
 def test_a_torn_last_message_is_kept_and_described():
     assert frames([b"4 <1>a20 <13>torn"]) == (
         [(b"<1>a", True, False), (b"<13>torn", True, True)],
