@@ -273,3 +273,28 @@ def test_block_policy_does_not_deadlock_with_the_clients_own_warnings(rx):
     wait_for_events(want, lambda: bodies(rx.out, b"root "), logs=[rx.agent])
     assert_exactly_once(want, bodies(rx.out, b"root "), logs=[rx.agent])
     assert handler.stats()["dropped"] == 0
+
+
+def test_handler_from_dict_config(rx):
+    import logging.config
+
+    # what dictConfig does with a handler entry, without reconfiguring this process's logging
+    config = logging.config.DictConfigurator({"version": 1})
+    handler = config.configure_handler({"class": "pyflume_client.FlumeHandler", "host": "127.0.0.1",
+                                        "port": rx.ports[1], "compression_type": "none", "headers": {"app": "dict"}})
+    assert isinstance(handler, FlumeHandler)
+    logger = logging.getLogger("configured")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        for i in range(100):
+            logger.info("dict %d", i)
+        assert handler.flush(timeout=30)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    want = [f"dict {i}".encode() for i in range(100)]
+    wait_for_events(want, lambda: bodies(rx.out, b"dict "), logs=[rx.agent])
+    assert_exactly_once(want, bodies(rx.out, b"dict "), logs=[rx.agent])
+    assert all(b"app=dict" in line for line in rolled_lines(rx.out) if b"} dict " in line)
