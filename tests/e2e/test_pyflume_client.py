@@ -14,10 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from agent.core import Event
+from agent.rpc import RpcClient
 from pyflume_client import (
     AvroClient,
     ClientError,
     FailoverClient,
+    FlumeClient,
     FlumeHandler,
     LoadBalancingClient,
     client_from_properties,
@@ -84,6 +87,30 @@ def rx(tmp_path_factory: pytest.TempPathFactory):
 def down_port() -> int:
     """A loopback port nobody listens on: connecting is refused at once."""
     return free_port()
+
+
+def log_through(handler: FlumeHandler, prefix: str, n: int, logger: logging.Logger | None = None) -> list[bytes]:
+    """Log ``prefix i`` for i < n through ``handler`` on ``logger`` (a logger of its own by default), wait for the
+    handler to send them, close it; the bodies expected."""
+    own = logger is None
+    logger = logging.getLogger(f"test.{prefix}") if logger is None else logger
+    logger.addHandler(handler)
+    if own:
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    try:
+        for i in range(n):
+            logger.warning("%s %d", prefix, i)
+        assert handler.flush(timeout=30)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    return [f"{prefix} {i}".encode() for i in range(n)]
+
+
+def arrived_once(rx: Receiver, want: list[bytes], prefix: bytes) -> None:
+    wait_for_events(want, lambda: bodies(rx.out, prefix), logs=[rx.agent])
+    assert_exactly_once(want, bodies(rx.out, prefix), logs=[rx.agent])
 
 
 @pytest.mark.parametrize("mode", ["plain", "tls+deflate"])
@@ -217,13 +244,7 @@ def test_handler_block_policy_waits_only_as_told(rx, capfd):
     assert err.count("pyflume_client.FlumeHandler: cannot send to AvroClient(127.0.0.1:") == 1, err
     # with the source up, block loses nothing even through a tiny buffer
     handler = FlumeHandler("127.0.0.1", rx.ports[0], capacity=20, batch_size=10, when_full="block")
-    for i in range(3000):
-        handler.emit(logging.LogRecord("app", logging.INFO, __file__, 1, "block %d", (i,), None))
-    assert handler.flush(timeout=30)
-    handler.close()
-    want = [f"block {i}".encode() for i in range(3000)]
-    wait_for_events(want, lambda: bodies(rx.out, b"block "), logs=[rx.agent])
-    assert_exactly_once(want, bodies(rx.out, b"block "), logs=[rx.agent])
+    arrived_once(rx, log_through(handler, "block", 3000), b"block ")
     assert handler.stats()["dropped"] == 0
 
 
@@ -254,24 +275,27 @@ def test_handler_in_a_forked_worker(rx):
     assert_exactly_once(want, got, logs=[rx.agent])
 
 
+class Chatty:
+    """A sender that logs a warning for each batch, as a client does about a host that failed, around a real
+    connection to the receiver."""
+
+    def __init__(self, port: int):
+        self.conn = RpcClient("127.0.0.1", port)
+
+    def append_batch(self, events: list[Event]) -> None:
+        logging.getLogger("pyflume_client.test").warning("sending %d records", len(events))
+        self.conn.append_batch(events)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def test_block_policy_does_not_deadlock_with_the_clients_own_warnings(rx):
-    """The failover client logs a warning from the sender thread when it skips the host that is down; with the
-    handler on the root logger, that record must not wait for the lock of an application thread that is itself
-    waiting for the sender to make room."""
-    client = FailoverClient([f"127.0.0.1:{down_port()}", f"127.0.0.1:{rx.ports[0]}"], batch_size=5)
-    handler = FlumeHandler(client=client, capacity=5, batch_size=5, when_full="block", block_timeout=20)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        for i in range(200):
-            logging.getLogger("app").warning("root %d", i)
-        assert handler.flush(timeout=30)
-    finally:
-        root.removeHandler(handler)
-        handler.close()
-    want = [f"root {i}".encode() for i in range(200)]
-    wait_for_events(want, lambda: bodies(rx.out, b"root "), logs=[rx.agent])
-    assert_exactly_once(want, bodies(rx.out, b"root "), logs=[rx.agent])
+    """The sender thread logs (a client's warnings) while application threads wait for room under ``block``; with
+    the handler on the root logger, that record must not wait for a lock the waiting application thread holds."""
+    handler = FlumeHandler(client=FlumeClient(Chatty(rx.ports[0]), batch_size=5), capacity=5, batch_size=5,
+                           when_full="block", block_timeout=2)
+    arrived_once(rx, log_through(handler, "root", 200, logging.getLogger()), b"root ")
     assert handler.stats()["dropped"] == 0
 
 
@@ -283,18 +307,5 @@ def test_handler_from_dict_config(rx):
     handler = config.configure_handler({"class": "pyflume_client.FlumeHandler", "host": "127.0.0.1",
                                         "port": rx.ports[1], "compression_type": "none", "headers": {"app": "dict"}})
     assert isinstance(handler, FlumeHandler)
-    logger = logging.getLogger("configured")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    try:
-        for i in range(100):
-            logger.info("dict %d", i)
-        assert handler.flush(timeout=30)
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
-    want = [f"dict {i}".encode() for i in range(100)]
-    wait_for_events(want, lambda: bodies(rx.out, b"dict "), logs=[rx.agent])
-    assert_exactly_once(want, bodies(rx.out, b"dict "), logs=[rx.agent])
+    arrived_once(rx, log_through(handler, "dict", 100), b"dict ")
     assert all(b"app=dict" in line for line in rolled_lines(rx.out) if b"} dict " in line)
