@@ -36,58 +36,17 @@ file or the configuration is invalid (each problem with its file and line).
 from __future__ import annotations
 
 import argparse
-import difflib
-import json
 import logging
 import re
 import sys
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from agent.config_test_file import BadTestFile, Case, Expect, load_cases, toml_text
 from agent.core import Event, Source
 
-__all__ = ["Case", "Expect", "Outcome", "load_cases", "run_case", "diff", "main"]
-
-_TOP_KEYS = ("conf", "name", "test")
-_TEST_KEYS = ("name", "source", "input", "expect")
-_INPUT_KEYS = ("body", "headers")
-_EXPECT_KEYS = ("body", "headers", "headers_match", "headers_absent", "no_other_headers", "channels",
-                "optional_channels", "dropped")
-
-
-class BadTestFile(Exception):
-    """Problems in a test file, each ``FILE:LINE: message``."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-@dataclass(frozen=True)
-class Expect:
-    """What a case expects; None (or empty) means not checked."""
-
-    body: bytes | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    headers_match: dict[str, re.Pattern[str]] = field(default_factory=dict)
-    headers_absent: tuple[str, ...] = ()
-    no_other_headers: bool = False
-    channels: tuple[str, ...] | None = None
-    optional_channels: tuple[str, ...] | None = None
-    dropped: bool | None = None
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    where: str  # FILE:LINE of its [[test]]
-    source: str | None
-    body: bytes
-    headers: dict[str, str]
-    expect: Expect
+__all__ = ["Case", "Expect", "Outcome", "BadTestFile", "load_cases", "run_case", "diff", "main"]
 
 
 @dataclass
@@ -98,155 +57,6 @@ class Outcome:
     dropped_by: str | None = None  # "interceptor f (regex_filter)" when an interceptor returned no events
     channels: list[list[str]] = field(default_factory=list)  # required channel names, per output event
     optional: list[list[str]] = field(default_factory=list)
-    log: list[str] = field(default_factory=list)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The test file
-
-
-def load_cases(path: Path) -> tuple[dict[str, Any], list[Case]]:
-    """The file's top-level settings (``conf``, ``name``) and its cases; BadTestFile listing every problem."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise BadTestFile([f"{path}: cannot read: {exc.strerror or exc}"]) from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line = re.search(r"line (\d+)", str(exc))
-        raise BadTestFile([f"{path}:{line.group(1) if line else 0}: not valid TOML: {exc}"]) from None
-    lines = _Lines(path, text)
-    problems: list[str] = []
-    for key in doc:
-        _unknown({key: None}, _TOP_KEYS, lines.top(key), "", problems)
-    tests = doc.get("test", [])
-    if not isinstance(tests, list) or not tests:
-        problems.append(f"{path}: no tests: add [[test]] tables (see `agent test --help`)")
-        tests = []
-    cases = []
-    for i, table in enumerate(tests):
-        case = _case(table, i, lines, problems)
-        if case is not None:
-            cases.append(case)
-    if problems:
-        raise BadTestFile(problems)
-    return {k: doc[k] for k in ("conf", "name") if k in doc}, cases
-
-
-class _Lines:
-    """Where each ``[[test]]`` table starts, and the line of a key inside it (tomllib keeps no positions)."""
-
-    def __init__(self, path: Path, text: str):
-        self.path = path
-        self.text = text.splitlines()
-        self.starts = [n for n, line in enumerate(self.text, 1) if re.match(r"\s*\[\[\s*test\s*\]\]", line)]
-
-    def top(self, key: str) -> str:
-        """Where a top-level key is set: ``key =`` before the first table, or a ``[key]`` / ``[[key]]`` table."""
-        assignment = re.compile(rf"\s*{re.escape(key)}\s*=")
-        table = re.compile(rf"\s*\[\[?\s*{re.escape(key)}\s*\]")
-        in_tables = False
-        for n, line in enumerate(self.text, 1):
-            in_tables = in_tables or line.lstrip().startswith("[")
-            if table.match(line) or (not in_tables and assignment.match(line)):
-                return f"{self.path}:{n}"
-        return str(self.path)
-
-    def where(self, index: int, key: str) -> str:
-        start = self.starts[index] if index < len(self.starts) else 0
-        end = self.starts[index + 1] if index + 1 < len(self.starts) else len(self.text) + 1
-        if key:
-            pattern = re.compile(rf"\s*(\[\s*test\.{re.escape(key)}\s*\]|{re.escape(key)}\s*=)")
-            for n in range(start or 1, end):
-                if pattern.match(self.text[n - 1]):
-                    return f"{self.path}:{n}"
-        return f"{self.path}:{start}" if start else str(self.path)
-
-
-def _unknown(table: dict[str, Any], known: Sequence[str], where: str, what: str, problems: list[str]) -> None:
-    for key in table:
-        if key not in known:
-            near = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean '{near[0]}'?" if near else f"; expected {', '.join(known)}"
-            problems.append(f"{where}: {what}unknown key '{key}'{hint}")
-
-
-def _case(table: Any, i: int, lines: _Lines, problems: list[str]) -> Case | None:
-    where = lines.where(i, "")
-    if not isinstance(table, dict):
-        problems.append(f"{where}: test {i + 1} is not a table")
-        return None
-    name = table.get("name")
-    label = f"test {name!r}: " if isinstance(name, str) else f"test {i + 1}: "
-    before = len(problems)
-    if not isinstance(name, str) or not name:
-        problems.append(f"{where}: {label}'name' is required (a string saying what the test checks)")
-    _unknown(table, _TEST_KEYS, where, label, problems)
-    source = _typed(table, "source", str, lines.where(i, "source"), label, problems)
-    given = _typed(table, "input", dict, lines.where(i, "input"), label, problems) or {}
-    if "input" not in table:
-        problems.append(f"{where}: {label}'input' is required (input = {{ body = \"...\", headers = {{ ... }} }})")
-    _unknown(given, _INPUT_KEYS, lines.where(i, "input"), label + "input: ", problems)
-    body = _typed(given, "body", str, lines.where(i, "input"), label + "input: ", problems) or ""
-    headers = _str_map(given, "headers", lines.where(i, "input"), label + "input: ", problems)
-    expect = _expect(table.get("expect", {}), lines.where(i, "expect"), label, problems)
-    if len(problems) > before:
-        return None
-    return Case(name, where, source, body.encode("utf-8"), headers, expect)
-
-
-def _expect(table: Any, where: str, label: str, problems: list[str]) -> Expect:
-    if not isinstance(table, dict):
-        problems.append(f"{where}: {label}'expect' must be a table")
-        return Expect()
-    label += "expect: "
-    _unknown(table, _EXPECT_KEYS, where, label, problems)
-    body = _typed(table, "body", str, where, label, problems)
-    patterns: dict[str, re.Pattern[str]] = {}
-    for key, text in _str_map(table, "headers_match", where, label, problems).items():
-        try:
-            patterns[key] = re.compile(text)
-        except re.error as exc:
-            problems.append(f"{where}: {label}headers_match.{key}: {text!r} is not a regular expression: {exc}")
-    dropped = _typed(table, "dropped", bool, where, label, problems)
-    channels = _names(table, "channels", where, label, problems)
-    if dropped and channels:
-        problems.append(f"{where}: {label}dropped = true and channels = {list(channels)} contradict each other")
-    return Expect(body=None if body is None else body.encode("utf-8"),
-                  headers=_str_map(table, "headers", where, label, problems), headers_match=patterns,
-                  headers_absent=_names(table, "headers_absent", where, label, problems) or (),
-                  no_other_headers=bool(_typed(table, "no_other_headers", bool, where, label, problems)),
-                  channels=channels, optional_channels=_names(table, "optional_channels", where, label, problems),
-                  dropped=dropped)
-
-
-def _typed(table: dict[str, Any], key: str, kind: type, where: str, label: str, problems: list[str]) -> Any:
-    value = table.get(key)
-    if value is not None and not isinstance(value, kind):
-        want = {str: "a string", dict: "a table", bool: "true or false"}[kind]
-        problems.append(f"{where}: {label}{key} = {_toml(value)}: expected {want}")
-        return None
-    return value
-
-
-def _str_map(table: dict[str, Any], key: str, where: str, label: str, problems: list[str]) -> dict[str, str]:
-    value = _typed(table, key, dict, where, label, problems) or {}
-    bad = [k for k, v in value.items() if not isinstance(v, str)]
-    if bad:
-        problems.append(f"{where}: {label}{key}.{bad[0]} = {_toml(value[bad[0]])}: header values are strings "
-                        f"(write it in quotes)")
-    return {k: v for k, v in value.items() if isinstance(v, str)}
-
-
-def _names(table: dict[str, Any], key: str, where: str, label: str, problems: list[str]) -> tuple[str, ...] | None:
-    value = table.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        problems.append(f"{where}: {label}{key} = {_toml(value)}: expected a list of names, like [\"c1\", \"c2\"]")
-        return None
-    return tuple(value)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -284,7 +94,7 @@ def diff(expect: Expect, outcome: Outcome) -> list[str]:
     if expect.dropped is not None and expect.dropped != dropped:
         got = f"dropped by {outcome.dropped_by}" if outcome.dropped_by else (
             "dropped: the selector routed it to no channel" if dropped else "not dropped")
-        out += [f"- dropped = {_toml(expect.dropped)}", f"+ dropped = {_toml(dropped)}  # {got}"]
+        out += [f"- dropped = {toml_text(expect.dropped)}", f"+ dropped = {toml_text(dropped)}  # {got}"]
     if not outcome.events:
         checks = (expect.body is not None or expect.headers or expect.headers_match or expect.channels
                   or expect.optional_channels)
@@ -301,7 +111,7 @@ def diff(expect: Expect, outcome: Outcome) -> list[str]:
     for key, want, got in (("channels", expect.channels, outcome.channels[0]),
                            ("optional_channels", expect.optional_channels, outcome.optional[0])):
         if want is not None and sorted(want) != got:
-            out += [f"- {key} = {_toml(sorted(want))}", f"+ {key} = {_toml(got)}"]
+            out += [f"- {key} = {toml_text(sorted(want))}", f"+ {key} = {toml_text(got)}"]
     return out
 
 
@@ -314,31 +124,26 @@ def _header_diff(expect: Expect, headers: dict[str, str]) -> list[str]:
     out: list[str] = []
     for key, want in expect.headers.items():
         if headers.get(key) != want:
-            out += [f"- headers.{key} = {_toml(want)}", f"+ headers.{key} = {_got(headers, key)}"]
+            out += [f"- headers.{key} = {toml_text(want)}", f"+ headers.{key} = {_got(headers, key)}"]
     for key, pattern in expect.headers_match.items():
         if key not in headers or not pattern.fullmatch(headers[key]):
-            out += [f"- headers.{key} matching {_toml(pattern.pattern)}", f"+ headers.{key} = {_got(headers, key)}"]
+            out += [f"- headers.{key} matching {toml_text(pattern.pattern)}", f"+ headers.{key} = {_got(headers, key)}"]
     for key in expect.headers_absent:
         if key in headers:
-            out += [f"- no header {key}", f"+ headers.{key} = {_toml(headers[key])}"]
+            out += [f"- no header {key}", f"+ headers.{key} = {toml_text(headers[key])}"]
     if expect.no_other_headers:
         named = set(expect.headers) | set(expect.headers_match)
         for key in sorted(set(headers) - named):
-            out += [f"- no header {key} (no_other_headers = true)", f"+ headers.{key} = {_toml(headers[key])}"]
+            out += [f"- no header {key} (no_other_headers = true)", f"+ headers.{key} = {toml_text(headers[key])}"]
     return out
 
 
 def _got(headers: dict[str, str], key: str) -> str:
-    return _toml(headers[key]) if key in headers else "(not set)"
-
-
-def _toml(value: Any) -> str:
-    """A value written as in the test file (JSON's strings and lists are TOML's)."""
-    return json.dumps(value, ensure_ascii=False)
+    return toml_text(headers[key]) if key in headers else "(not set)"
 
 
 def _text(body: bytes) -> str:
-    return _toml(body.decode("utf-8", "backslashreplace"))
+    return toml_text(body.decode("utf-8", "backslashreplace"))
 
 
 def show(outcome: Outcome) -> list[str]:
@@ -349,15 +154,15 @@ def show(outcome: Outcome) -> list[str]:
     lines = []
     for n, event in enumerate(outcome.events):
         lines += ["[test.expect]" if n == 0 else "# and another event:", f"body = {_text(event.body)}",
-                  "headers = { " + ", ".join(f"{_key(k)} = {_toml(v)}" for k, v in event.headers.items()) + " }",
-                  f"channels = {_toml(outcome.channels[n])}"]
+                  "headers = { " + ", ".join(f"{_key(k)} = {toml_text(v)}" for k, v in event.headers.items()) + " }",
+                  f"channels = {toml_text(outcome.channels[n])}"]
         if outcome.optional[n]:
-            lines.append(f"optional_channels = {_toml(outcome.optional[n])}")
+            lines.append(f"optional_channels = {toml_text(outcome.optional[n])}")
     return lines
 
 
 def _key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml(key)
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else toml_text(key)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -424,7 +229,7 @@ def _run_file(path: Path, args: argparse.Namespace, sysprops: dict[str, str]) ->
     for source in topo.sources.values():
         source.channel_processor.start()
     try:
-        failed = sum(not _run_one(case, topo.sources, args.show, path) for case in cases)
+        failed = sum(not _run_one(case, topo.sources, args.show) for case in cases)
     finally:
         for source in topo.sources.values():
             source.channel_processor.stop()
@@ -432,7 +237,7 @@ def _run_file(path: Path, args: argparse.Namespace, sysprops: dict[str, str]) ->
     return 1 if failed else 0
 
 
-def _run_one(case: Case, sources: dict[str, Source], show_outcome: bool, path: Path) -> bool:
+def _run_one(case: Case, sources: dict[str, Source], show_outcome: bool) -> bool:
     name = case.source or (next(iter(sources)) if len(sources) == 1 else None)
     source = sources.get(name) if name else None
     if source is None:
