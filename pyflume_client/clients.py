@@ -96,11 +96,11 @@ class FlumeClient:
                 self._lock.release()
 
     def after_fork(self) -> None:
-        """In a child process: a new lock (the parent's may have been held at the fork) and, when the client
-        knows how, a new sender; the inherited one's sockets belong to the parent and are let go unclosed."""
+        """In a child process: a new lock (the parent's may have been held at the fork) and a new sender from
+        ``make``; the inherited one's sockets belong to the parent and are let go unclosed. A client given a
+        sender without ``make`` cannot send from the child (its calls fail, saying so)."""
         self._lock = threading.Lock()
-        if self._make is not None:
-            self._sender = self._make()
+        self._sender = self._make() if self._make is not None else _Inherited()
 
     def __enter__(self) -> FlumeClient:
         return self
@@ -110,6 +110,17 @@ class FlumeClient:
 
     def __str__(self) -> str:
         return f"{type(self).__name__}({self.target})"
+
+
+class _Inherited:
+    """The sender of a client made before a fork, in the child, when the client cannot make a new one."""
+
+    def append_batch(self, events: Sequence[Event]) -> None:
+        raise RpcError("this client was made before the process forked and has no make= to open its own "
+                       "connection in the child")
+
+    def close(self) -> None:
+        pass
 
 
 def client_for(props: RpcProps) -> FlumeClient:

@@ -96,3 +96,17 @@ def test_any_sender_plugs_in_and_gets_sub_batches():
     assert sender.got == [[b"a", b"b"], [b"c"]]
     with pytest.raises(ClientError, match="the client is closed"):
         client.append("e")
+
+
+def test_a_sender_without_make_is_not_used_after_a_fork():
+    sender = Answering()
+    client = FlumeClient(sender)
+    client.after_fork()  # as in a forked child: the inherited connection is the parent's
+    with pytest.raises(ClientError, match="made before the process forked and has no make="):
+        client.append("x")
+    assert sender.got == []
+    remade = []
+    client = FlumeClient(make=lambda: remade.append(Answering()) or remade[-1])
+    client.after_fork()
+    client.append("y")
+    assert len(remade) == 2 and remade[1].got == [[b"y"]] and remade[0].got == []
