@@ -280,6 +280,16 @@ def top_main(argv: Sequence[str], prog: str = "agent top") -> int:
 SUBCOMMANDS["top"] = top_main
 
 
+def config_test_main(argv: Sequence[str], prog: str = "agent test") -> int:
+    """Unit tests for a configuration's interceptors and selectors (agent/config_test.py)."""
+    from agent.config_test import main as config_test
+
+    return config_test(argv, prog)
+
+
+SUBCOMMANDS["test"] = config_test_main
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:

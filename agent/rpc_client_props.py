@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -32,7 +32,7 @@ from agent.spec import Conf, Problem, Prop, Raw, Spec
 from agent.tls import CLIENT_TLS_PROPS, CLIENT_TRUST_PROPS, client_context
 
 __all__ = ["SPEC", "HostAddress", "Sender", "FailoverClient", "LoadBalancingClient", "load_rpc_props",
-           "build_sender"]
+           "bind_rpc_props", "build_sender"]
 
 log = logging.getLogger("pyflume.avro-client")
 
@@ -101,7 +101,12 @@ def load_rpc_props(path: str | Path, problems: list[Problem]) -> RpcProps:
     """Read and check an RPC client properties file; every problem (with its line) is appended to ``problems``."""
     entries = load_properties(path)
     raw = {e.key: Raw(e.value, e.line, e.path) for e in entries}
-    decl = Raw("", 0, str(path))
+    return bind_rpc_props(raw, problems, Raw("", 0, str(path)))
+
+
+def bind_rpc_props(raw: Mapping[str, Raw], problems: list[Problem], decl: Raw) -> RpcProps:
+    """Check RPC client properties given as text (from a file, or from code: pyflume_client); every problem is
+    appended to ``problems``."""
     conf = SPEC.bind(raw, problems=problems, component="", decl=decl)
     typed = conf.typed
     named = {name: r for name, r in conf.sub("hosts.").items()}

@@ -13,7 +13,9 @@ Flume has two parsers and pyflume keeps both, because their results differ:
 A message the parser cannot read is kept, never dropped: its body is the raw text and the header
 ``flume.syslog.status`` is ``Invalid``. A message longer than ``eventSize`` is cut there and flagged ``Incomplete``;
 the rest of it becomes the next event (flagged ``Invalid`` by the TCP parser, since it does not start with ``<``).
-TCP messages end at ``\\n`` (no octet counting, as in Flume); a UDP datagram is one message.
+TCP messages end at ``\\n`` as in Flume, or, beyond Flume, are RFC 6587 octet-counted (``<len> <msg>``, what
+syslog-ng's syslog() destination, rsyslog with octet-counted framing and ``logger --octet-count`` send), decided
+per connection by its first byte (:mod:`.framing`); a UDP datagram is one message.
 
 ``ssl = true`` serves the TCP sources over TLS with the key store settings of the avro and http sources
 (:mod:`agent.tls`: PKCS12 or PEM, Flume's FLUME_SSL_* environment defaults); the framing inside is the same.
@@ -24,7 +26,8 @@ Each read chunk becomes one channel batch (``multiport_syslogtcp`` slices it by 
 back-pressure: the connection stops being read while the same batch is retried; Flume drops the event instead.
 
 Modules: :mod:`.fields` (keepFields, the status header, Java's date arithmetic), :mod:`.decoder` (SyslogUtils),
-:mod:`.parser` (SyslogParser), :mod:`.base` (what the sources share), :mod:`.tcp`, :mod:`.multiport`, :mod:`.udp`.
+:mod:`.parser` (SyslogParser), :mod:`.base` (what the sources share), :mod:`.tcp`, :mod:`.multiport`, :mod:`.udp`,
+:mod:`.framing` (octet counting).
 
 Where pyflume differs from Flume 1.11 on purpose (each a Flume bug):
 - Flume's SyslogUtils keeps ``priority``/``version`` from the previous message on a message that fails to parse;

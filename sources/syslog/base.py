@@ -14,11 +14,12 @@ from agent.listen import ListeningSource, Serve, TcpListener, tls_handshake
 from agent.spec import Conf, Prop
 from agent.tls import ServerTls, server_tls_props
 from sources.syslog.fields import FIELDS, KEEP_ALL, choose_fields_to_keep
+from sources.syslog.framing import FramingError, OctetCountedFrames
 
 __all__ = ["SyslogSource", "HOST_PROP", "SSL_PROPS", "CLIENT_PROPS", "FORMAT_PROP", "keep_fields_prop"]
 
 HOST_PROP = Prop("host", "str", None, "Host name or IP address to listen on (every interface when unset).")
-SSL_PROPS = server_tls_props("syslog over TLS (one message per line, as on plain TCP)")
+SSL_PROPS = server_tls_props("syslog over TLS (framed as on plain TCP)")
 CLIENT_PROPS = (
     Prop("clientIPHeader", "str", None, "Header that gets the client's IP address (do not reuse a syslog header)."),
     Prop("clientHostnameHeader", "str", None,
@@ -73,6 +74,21 @@ class SyslogSource(ListeningSource):
             for e in events:
                 e.headers.update(extra)
         return self.deliver(events, hold=True, sliced=True, count=None)
+
+    def _octet_pieces(self, frames: OctetCountedFrames, chunk: bytes,
+                      addr: Any) -> tuple[list[tuple[bytes, bool, bool]], bool]:
+        """The octet-counted pieces completed by ``chunk`` (b"": the stream ended) and whether to read on. A bad
+        length or a torn last message is logged once for the connection and counted in EventReadFail."""
+        try:
+            if chunk:
+                return frames.feed(chunk), True
+            pieces, problem = frames.finish()
+        except FramingError as e:
+            pieces, problem = e.pieces, f"{e}; closing the connection"
+        if problem:
+            self.counter.add(event_read_fail=1)
+            self.log.error("Source %s: syslog client %s:%s: %s", self.name, addr[0], addr[1], problem)
+        return pieces, False
 
 
 def _check_keep_fields(conf: Conf, text: str) -> frozenset[str] | None:

@@ -52,6 +52,9 @@ _RFC3164 = re.compile(
     rf"\s({_DOT}*)",
     re.ASCII,
 )
+# an octet-counted message may hold newlines: the same patterns with the message part spanning them
+_RFC5424_FRAMED = re.compile(_RFC5424.pattern.replace(f"({_DOT}*)", "(.*)"), re.ASCII | re.DOTALL)
+_RFC3164_FRAMED = re.compile(_RFC3164.pattern.replace(f"({_DOT}*)", "(.*)"), re.ASCII | re.DOTALL)
 _TZ_COLON = re.compile(r"([+-])(\d{2}):(\d{2})")
 _MICROS = re.compile(r"(T\d{2}:\d{2}:\d{2}\.\d{3})(\d*)")
 _STAMP_5424 = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([+-])(\d{2})(\d{2}))?")
@@ -160,6 +163,19 @@ class SyslogUtilsDecoder:
         self._mode = _START
         return self._event(rest, incomplete=False)
 
+    def framed(self, pieces: list[tuple[bytes, bool, bool]]) -> list[Event]:
+        """Events for octet-counted messages (:class:`~sources.syslog.framing.OctetCountedFrames` pieces): a
+        message's first piece is parsed (flagged Incomplete when the message goes on), a later piece is Invalid,
+        as the rest of a cut line is."""
+        events = []
+        for raw, first, cut in pieces:
+            if not raw:  # an empty message, like an empty line, is no event
+                continue
+            m = _PRI.match(raw) if first else None
+            self._prio, self._bad = (m.group(1), False) if m is not None else (b"", True)
+            events.append(self._event(raw, incomplete=cut, framed=True))
+        return events
+
     def _scan(self, data: bytes, events: list[Event], udp: bool) -> bytes:
         """Run the state machine over ``data``; for UDP, return the unfinished message's bytes."""
         n = len(data)
@@ -223,7 +239,7 @@ class SyslogUtilsDecoder:
         self._bad = True  # no '<': the whole line is data
         return pos + 1, _DATA, pos
 
-    def _event(self, raw: bytes, incomplete: bool) -> Event:
+    def _event(self, raw: bytes, incomplete: bool, framed: bool = False) -> Event:
         """Flume's buildEvent + formatHeaders for one message (``raw`` without its newline)."""
         bad = self._bad
         prio = self._prio
@@ -241,10 +257,10 @@ class SyslogUtilsDecoder:
             headers["Facility"] = str(pri // 8)
             headers["Severity"] = str(pri % 8)
             text = raw.decode("utf-8", "replace")
-            m = _RFC5424.fullmatch(text)
+            m = (_RFC5424_FRAMED if framed else _RFC5424).fullmatch(text)
             rfc3164 = m is None
             if rfc3164:
-                m = _RFC3164.fullmatch(text)
+                m = (_RFC3164_FRAMED if framed else _RFC3164).fullmatch(text)
             if m is not None:
                 priority, version, stamp, host, message = m.groups()
                 if priority:

@@ -1,5 +1,5 @@
 """``multiport_syslogtcp``: syslog over TCP (or TLS) on several ports at once, parsed by Flume's SyslogParser, with
-a character set per port."""
+a character set per port; one message per line or RFC 6587 octet-counted (decided per connection, :mod:`.framing`)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from agent.core import Event
 from agent.spec import Conf, Prop, Spec
 from sources.syslog.base import CLIENT_PROPS, HOST_PROP, SSL_PROPS, SyslogSource, keep_fields_prop
 from sources.syslog.fields import INCOMPLETE, INVALID, STATUS_HEADER
+from sources.syslog.framing import OctetCountedFrames, starts_octet_counted
 from sources.syslog.parser import SyslogParser, split_lines
 
 __all__ = ["MultiportSyslogTCPSource"]
 
 
 class MultiportSyslogTCPSource(SyslogSource):
-    """Syslog over TCP on several ports at once, parsed by Flume's SyslogParser, with a character set per port."""
+    """Syslog over TCP on several ports at once, parsed by Flume's SyslogParser, with a character set per port.
+    Beyond Flume, a connection whose first byte is a digit is read as RFC 6587 octet counting (`<len> <msg>`, what
+    syslog-ng's syslog() destination, rsyslog with octet-counted framing and `logger --octet-count` send)."""
 
     alias = "multiport_syslogtcp"
     flume_class = "org.apache.flume.source.MultiportSyslogTCPSource"
@@ -81,16 +84,24 @@ class MultiportSyslogTCPSource(SyslogSource):
             extra[self.port_header] = str(port)
         recv = conn.recv
         saved = b""
+        frames: OctetCountedFrames | None = None  # RFC 6587 octet counting, decided by the first byte
+        decided = False
         while not self.stopping.is_set():
             chunk = recv(self.read_size)
-            if chunk:
+            if not decided and chunk and (octet := starts_octet_counted(chunk)) is not None:
+                decided, frames = True, OctetCountedFrames(self.max_len) if octet else None
+            more = bool(chunk)
+            if frames is not None:
+                pieces, more = self._octet_pieces(frames, chunk, addr)
+                lines = [(piece, cut) for piece, _first, cut in pieces]
+            elif chunk:
                 lines, saved = split_lines(chunk, saved, self.max_len)
             else:
                 lines, saved = ([(saved, False)] if saved else []), b""
             events = self._events(parser, lines, charset)
             if events and not self._deliver(events, extra):
                 return
-            if not chunk:
+            if not more:
                 return
 
     def _events(self, parser: SyslogParser, lines: list[tuple[bytes, bool]], charset: str) -> list[Event]:

@@ -1,4 +1,5 @@
-"""``syslogtcp``: syslog over TCP (or TLS), one message per line, parsed by Flume's SyslogUtils."""
+"""``syslogtcp``: syslog over TCP (or TLS), one message per line or RFC 6587 octet-counted (decided per
+connection, :mod:`.framing`), parsed by Flume's SyslogUtils."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from agent.listen import port_prop
 from agent.spec import Conf, Prop, Spec
 from sources.syslog.base import CLIENT_PROPS, FORMAT_PROP, SSL_PROPS, SyslogSource, keep_fields_prop
 from sources.syslog.decoder import SyslogUtilsDecoder
+from sources.syslog.framing import OctetCountedFrames, starts_octet_counted
 
 __all__ = ["SyslogTcpSource"]
 
@@ -16,7 +18,9 @@ _CHUNK = 256 * 1024
 
 
 class SyslogTcpSource(SyslogSource):
-    """Syslog over TCP, one message per line, parsed by Flume's SyslogUtils (RFC 5424, then RFC 3164)."""
+    """Syslog over TCP, one message per line, parsed by Flume's SyslogUtils (RFC 5424, then RFC 3164). Beyond
+    Flume, a connection whose first byte is a digit is read as RFC 6587 octet counting (`<len> <msg>`, what syslog-ng's
+    syslog() destination, rsyslog with octet-counted framing and `logger --octet-count` send)."""
 
     alias = "syslogtcp"
     flume_class = "org.apache.flume.source.SyslogTcpSource"
@@ -48,14 +52,22 @@ class SyslogTcpSource(SyslogSource):
         decoder = SyslogUtilsDecoder(self.event_size, self.keep)
         extra = self._client_headers(addr[0]) if (self.ip_header or self.hostname_header) else None
         recv = conn.recv
+        frames: OctetCountedFrames | None = None  # RFC 6587 octet counting, decided by the first byte
+        decided = False
         while not self.stopping.is_set():
             chunk = recv(_CHUNK)
-            if chunk:
+            if not decided and chunk and (octet := starts_octet_counted(chunk)) is not None:
+                decided, frames = True, OctetCountedFrames(self.event_size) if octet else None
+            more = bool(chunk)
+            if frames is not None:
+                pieces, more = self._octet_pieces(frames, chunk, addr)
+                events = decoder.framed(pieces)
+            elif chunk:
                 events = decoder.feed(chunk)
             else:
                 last = decoder.finish()
                 events = [last] if last is not None else []
             if events and not self._deliver(events, extra):
                 return
-            if not chunk:
+            if not more:
                 return
