@@ -11,6 +11,7 @@ import ssl
 import time
 
 from agent.core import BatchSink, Event, EventDeliveryException
+from agent.keystores import StoreError
 from agent.rpc import RpcClient, RpcError
 from agent.spec import Conf, Prop, Spec
 from agent.tls import CLIENT_TLS_PROPS, apply_client_protocols, load_trust_store, setting
@@ -37,12 +38,13 @@ class AvroSink(BatchSink):
         Prop("compression-level", "int", 6, "zlib level for deflate (0-9).", min=0, max=9),
         Prop("ssl", "bool", False, "Connect with TLS."),
         Prop("trust-all-certs", "bool", False, "Do not verify the server's certificate."),
-        Prop("truststore", "str", None, "The CA certificates to trust: a PKCS12 trust store (keytool's default "
-             "format since Java 9, whatever the file is called) or a PEM file; a JKS one must be converted. Unset: "
+        Prop("truststore", "str", None, "The certificates to trust: a JKS, JCEKS or PKCS12 trust store made by "
+             "keytool, or a PEM file (read by content, whatever the file is called). Unset: "
              "-Djavax.net.ssl.trustStore, else FLUME_SSL_TRUSTSTORE_PATH, else the system's CAs."),
-        Prop("truststore-password", "str", None, "Password of a PKCS12 trust store (unset: "
+        Prop("truststore-password", "str", None, "Password of the trust store (unset: "
              "-Djavax.net.ssl.trustStorePassword, else FLUME_SSL_TRUSTSTORE_PASSWORD)."),
-        Prop("truststore-type", "str", "JKS", "Accepted: the file's content says what it is (PKCS12 or PEM)."),
+        Prop("truststore-type", "str", "JKS", "Accepted: the file's content says what it is (JKS, JCEKS, PKCS12 or "
+             "PEM)."),
         *CLIENT_TLS_PROPS,
         Prop("maxIoWorkers", "int", None, "Accepted for compatibility (one connection per sink).", min=1),
     )
@@ -60,10 +62,12 @@ class AvroSink(BatchSink):
             if c.trust_all_certs:
                 ctx.verify_mode = ssl.CERT_NONE
             elif truststore := setting(conf, "truststore"):  # the sink's own, else Flume's global one
-                try:  # PEM or PKCS12 by the file's content (keytool's default); the declared type is not needed
+                try:  # JKS, JCEKS, PKCS12 or PEM by the file's content; the declared type is not needed
                     load_trust_store(ctx, truststore, setting(conf, "truststore-password"))
                 except (OSError, ValueError, ssl.SSLError) as exc:
-                    conf.error(f"cannot load {truststore}: {exc}", "truststore")
+                    conf.error(f"cannot load {truststore}: {exc}",
+                               "truststore-password" if isinstance(exc, StoreError) and conf.is_set(
+                                   "truststore-password") and "password" in str(exc) else "truststore")
             else:
                 ctx.load_default_certs()
             apply_client_protocols(ctx, conf)
