@@ -19,6 +19,7 @@ a file.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ __all__ = ["StoreError", "KeyStore", "store_kind", "load_store", "pem_bundle", "
            "read_password_file"]
 
 _JKS_MAGIC = b"\xfe\xed\xfe\xed"
+_DECRYPTED: dict[tuple[bytes, str, str, bytes], bytes] = {}  # see KeyStore._decrypted
 _JCEKS_MAGIC = b"\xce\xce\xce\xce"
 
 
@@ -69,6 +71,7 @@ class KeyStore:
     certificates: list[Any] = field(default_factory=list)  # trusted certificates (x509.Certificate)
     _private: dict[str, Any] = field(default_factory=dict)  # alias -> pyjks entry, or (key, chain) when decrypted
     _secret: dict[str, Any] = field(default_factory=dict)  # alias -> pyjks SecretKeyEntry
+    _digest: bytes = b""  # of the file's bytes: what decrypted entries are cached under
 
     @property
     def aliases(self) -> list[str]:
@@ -94,13 +97,29 @@ class KeyStore:
         from cryptography import x509
         from cryptography.hazmat.primitives import serialization
 
-        try:
-            entry.decrypt(password or "")
-        except Exception:  # noqa: BLE001 - pyjks: DecryptionFailureException, ValueError on non-ASCII (JCEKS)
-            raise StoreError(f"{self.path}: the key password does not open private key '{alias}'") from None
-        key = serialization.load_der_private_key(entry.pkey_pkcs8, None)
+        pkcs8 = self._decrypted(entry, alias, password, "private key")
+        key = serialization.load_der_private_key(pkcs8, None)
         chain = [x509.load_der_x509_certificate(der) for _kind, der in entry.cert_chain]
         return key, chain
+
+    def _decrypted(self, entry: Any, alias: str, password: str | None, what: str) -> bytes:
+        """A JKS/JCEKS entry's key bytes. JCEKS protects keys with 200,000 rounds of MD5 (over a second in Python),
+        so a key opened once is kept for this process, under the file's digest, the alias and the password's
+        digest: the check at configuration time and the start that follows (or a reload) open it once."""
+        pw = hashlib.sha256((password or "").encode("utf-8", "surrogatepass")).digest()
+        cache_key = (self._digest, alias, what, pw)
+        found = _DECRYPTED.get(cache_key)
+        if found is not None:
+            return found
+        try:
+            entry.decrypt(password or "")
+        except Exception:  # noqa: BLE001 - pyjks raises several kinds; the message must not echo the password
+            raise StoreError(f"{self.path}: the key password does not open {what} '{alias}'") from None
+        value = bytes(entry.pkey_pkcs8 if what == "private key" else entry.key)
+        if len(_DECRYPTED) >= 64:
+            _DECRYPTED.clear()
+        _DECRYPTED[cache_key] = value
+        return value
 
     def secret_key(self, alias: str, password: str | None) -> bytes:
         """The bytes of secret key ``alias`` (a JCEKS ``keytool -genseckey`` or Hadoop credential entry)."""
@@ -108,12 +127,7 @@ class KeyStore:
         if entry is None:
             others = ", ".join(sorted(self._secret)) or "none"
             raise StoreError(f"{self.path} ({self.kind}) has no secret key '{alias}' (secret keys in it: {others})")
-        if not entry.is_decrypted():
-            try:
-                entry.decrypt(password or "")
-            except Exception:  # noqa: BLE001 - pyjks raises several kinds; the message must not echo the password
-                raise StoreError(f"{self.path}: the key password does not open secret key '{alias}'") from None
-        return bytes(entry.key)
+        return self._decrypted(entry, alias, password, "secret key")
 
     def trusted(self) -> list[Any]:
         """Every certificate a trust manager made from this store would trust: trusted entries and, as Java does,
@@ -157,7 +171,7 @@ def _load_java(path: str, data: bytes, password: str | None, kind: str) -> KeySt
         raise StoreError(f"{path} is a corrupt {kind} key store ({type(exc).__name__})") from None
     from cryptography import x509
 
-    store = KeyStore(path, kind)
+    store = KeyStore(path, kind, _digest=hashlib.sha256(data).digest())
     try:
         store.certificates = [x509.load_der_x509_certificate(e.cert) for e in raw.certs.values()]
     except ValueError:
