@@ -13,18 +13,19 @@ commit time, event count: what replay needs without a key) and encrypts the rest
     first_seq u64 | commit time ms u64 | count u32 | alias_len u8 | alias | key check 4 bytes | IV 16 bytes |
     AES-CTR(key, IV)(lengths | header blobs | bodies)
 
-Each record has its own random IV (Flume's AESCTRNoPaddingProvider reuses one IV per log file), and names the key
-alias it was written with (Flume keeps it once per log file), so a key rotation (a new ``activeKey``, the old key
-still listed) replays old records with the old key. The key check (the first 4 bytes of SHA-256 over a label and
-the key) tells a wrong key under the right alias apart from a corrupt record. The record's CRC covers the
-encrypted bytes, so a torn tail is found without any key. This is pyflume's own layout, like the rest of its log:
-Flume's encrypted files cannot be read, nor can Flume read these.
+Each record has its own IV, never reused under a key (Flume's AESCTRNoPaddingProvider reuses one IV for every record
+of a log file), and names the key alias it was written with (Flume keeps it once per log file), so a key rotation
+(a new ``activeKey``, the old key still listed) replays old records with the old key. The key check (the first 4
+bytes of SHA-256 over a label and the key) tells a wrong key under the right alias apart from a corrupt record. The
+record's CRC covers the encrypted bytes, so a torn tail is found without any key. This is pyflume's own layout,
+like the rest of its log: Flume's encrypted files cannot be read, nor can Flume read these.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -40,6 +41,8 @@ _JCEKS_CLASS = "org.apache.flume.channel.file.encryption.jcefilekeyprovider"
 _PLAIN_HEAD = 20  # first_seq u64, commit time u64, count u32: left in clear
 _IV = 16
 _CHECK = 4
+_MASK = (1 << 128) - 1  # counter mode wraps the whole 128-bit block
+_ZEROS = bytes(16)
 
 ENCRYPTION_PROPS = (
     Prop("encryption.activeKey", "str", None, "Alias of the key new log records are encrypted with (set it with "
@@ -75,7 +78,13 @@ def _check_value(key: bytes) -> bytes:
 
 class LogCipher:
     """The keys of one channel: ``seal`` encrypts a PUT body with the active key, ``open`` decrypts a record with
-    the key it names. Thread-safe: nothing changes after construction."""
+    the key it names. Thread-safe.
+
+    Setting up an AES context costs about 120 µs, four times the encryption of a 100 KB batch, so ``seal`` keeps one
+    counter-mode stream per channel start, from a random 128-bit counter: each record takes the next whole blocks of
+    it and stores its first counter value as its IV, which is all ``open`` needs. Counter values never repeat within
+    a stream (2^128 blocks), and each start draws a new random one.
+    """
 
     def __init__(self, active: str, keys: Mapping[str, bytes]):
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -88,12 +97,22 @@ class LogCipher:
             raise ValueError(f"key alias {active!r} is longer than 255 bytes")
         self._head = bytes([len(alias)]) + alias + _check_value(self.keys[active])
         self._checks = {a: _check_value(k) for a, k in self.keys.items()}
+        start = os.urandom(_IV)
+        self._counter = int.from_bytes(start, "big")
+        self._stream = self._cipher(self.keys[active], start).encryptor()
+        self._lock = threading.Lock()
 
     def seal(self, body: bytes) -> bytes:
         """A plain PUT body (``count u32 | rest``) as the encrypted record's body (everything after the prefix)."""
-        iv = os.urandom(_IV)
-        enc = self._cipher(self.keys[self.active], iv).encryptor()
-        return b"".join((body[:4], self._head, iv, enc.update(memoryview(body)[4:]), enc.finalize()))
+        n = len(body) - 4
+        pad = -n % 16  # the next record starts on a block boundary
+        with self._lock:  # once per batch
+            iv = (self._counter & _MASK).to_bytes(_IV, "big")
+            data = self._stream.update(memoryview(body)[4:])
+            if pad:
+                self._stream.update(_ZEROS[:pad])
+            self._counter += (n + pad) >> 4
+        return b"".join((body[:4], self._head, iv, data))
 
     def check(self, payload: bytes | memoryview) -> None:
         """KeyProblem if the record's key is not here, or is not the key it was written with."""

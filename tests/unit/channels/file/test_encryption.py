@@ -231,3 +231,24 @@ def test_user_guide_examples_pass_check(tmp_path, example) -> None:
     topo, problems = config.check([str(f)], "a1")
     assert topo is not None, [str(p) for p in problems]
     assert [p.prop for p in problems] == ["encryption.keyProvider.keyStoreFile"]  # "not a file here" (a warning)
+
+
+def test_records_take_consecutive_counter_ranges_and_never_share_keystream() -> None:
+    """seal() keeps one counter-mode stream: each record starts on a fresh block and stores that counter as its IV,
+    so equal plaintexts never encrypt alike and each record opens on its own."""
+    import os
+    import struct
+
+    from channels.file.encryption import LogCipher
+
+    c = LogCipher("k", {"k": os.urandom(16)})
+    sizes = (1, 15, 16, 17, 1000, 1000)
+    bodies = [struct.pack("<I", 1) + (b"same" * 250)[:n] for n in sizes]
+    sealed = [c.seal(b) for b in bodies]
+    ivs = [int.from_bytes(s[10:26], "big") for s in sealed]  # count 4 | alias_len 1 | "k" | check 4 | IV 16
+    for i in range(1, len(sizes)):
+        assert ivs[i] - ivs[i - 1] == -(-sizes[i - 1] // 16)  # the previous record's whole blocks
+    assert sealed[-1][26:] != sealed[-2][26:]  # the same 1000 bytes, two keystreams
+    prefix = bytes(16)
+    for body, s in zip(bodies, sealed, strict=True):
+        assert c.open(prefix + s) == prefix + body
