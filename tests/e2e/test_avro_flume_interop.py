@@ -199,3 +199,27 @@ def test_jks_stores_made_by_keytool_work_unchanged(tmp_path, flume_classpath, ru
     assert (f"wrong.conf:{line}: py.sources.r1 (avro): keystore-password: {ks}: the store password is wrong (the "
             "JKS integrity check fails)") in r.stdout + r.stderr
     assert "Wr0ngPassw0rd" not in r.stdout + r.stderr
+
+
+def test_pyflume_sink_with_jks_trust_store_into_flume_source_with_jks_key_store(tmp_path, flume_classpath,
+                                                                                 run_agent, java_stores) -> None:
+    """The other direction: Apache Flume's avro source serves the JKS key store, pyflume's avro sink verifies it
+    against the JKS trust store (no trust-all-certs)."""
+    port, nc = free_port(), free_port()
+    out = tmp_path / "out"
+    out.mkdir()
+    source_tls = (f"fl.sources.r1.ssl = true\nfl.sources.r1.keystore = {java_stores.server_same_jks}\n"
+                  "fl.sources.r1.keystore-password = storepass\nfl.sources.r1.keystore-type = JKS\n")
+    sink_tls = (f"py.sinks.k1.ssl = true\npy.sinks.k1.truststore = {java_stores.trust_jks}\n"
+                "py.sinks.k1.truststore-password = changeit\npy.sinks.k1.truststore-type = JKS\n")
+    conf = tmp_path / "flume.conf"
+    conf.write_text(RECEIVER.format(a="fl", port=port, out=out, compression="none", tls=source_tls))
+    with FlumeAgent(conf, "fl", log_path=tmp_path / "flume.log") as flume:
+        wait_port(port)
+        ours = run_agent(SENDER.format(a="py", port=nc, target=port, compression="none", tls=sink_tls), name="py")
+        ours.wait_for_port(nc)
+        lines = send_lines(nc)
+        want = ["{from=py-é} ".encode() + line for line in lines]
+        wait_for_events(want, lambda: rolled_lines(out), logs=[flume, ours])
+        assert ours.terminate() == 0
+        assert_exactly_once(want, rolled_lines(out), logs=[flume, ours])
