@@ -260,6 +260,26 @@ def graph_main(argv: Sequence[str], prog: str = "agent graph") -> int:
 SUBCOMMANDS = {"file-channel": file_channel_main, "avro-client": avro_client_main, "graph": graph_main}
 
 
+def tap_main(argv: Sequence[str], prog: str = "agent tap") -> int:
+    """Watch a sample of the events passing points of a running agent (agent/tap_client.py)."""
+    from agent.tap_client import main as tap
+
+    return tap(argv, prog)
+
+
+SUBCOMMANDS["tap"] = tap_main
+
+
+def top_main(argv: Sequence[str], prog: str = "agent top") -> int:
+    """A live terminal view of a running agent's components, from its JSON metrics (agent/top.py)."""
+    from agent.top import main as top
+
+    return top(argv, prog)
+
+
+SUBCOMMANDS["top"] = top_main
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:

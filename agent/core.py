@@ -197,6 +197,8 @@ class Transaction:
             )
         self._put(events)
         self._nputs += n
+        if self.channel.tap is not None:  # agent tap (agent/tap.py); None while nobody taps
+            self.channel.tap(events)
 
     def take(self) -> Event | None:
         batch = self.take_batch(1)
@@ -267,6 +269,8 @@ class Channel(Component):
     transaction_capacity: int = 0
     capacity: int = 0
     durable: bool = False  # whether committed events outlive stop() (then a reload need not move them)
+    #: set by agent/tap.py while ``agent tap`` watches this channel: called with each batch put (before commit)
+    tap: Callable[[Sequence[Event]], None] | None = None
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
@@ -328,7 +332,7 @@ class ChannelProcessor:
     their copy: at-least-once, as in Flume). Optional channels are tried afterwards; their failures are logged.
     """
 
-    __slots__ = ("selector", "interceptors", "max_batch")
+    __slots__ = ("selector", "interceptors", "max_batch", "tap")
 
     def __init__(self, selector: ChannelSelector, interceptors: Iterable[Interceptor] = ()):
         self.selector = selector
@@ -337,6 +341,8 @@ class ChannelProcessor:
         #: The largest batch every channel accepts in one transaction (0 = no limit). Sources that build batches
         #: of their own size (netcat, HTTP, Avro) slice by it so a retry repeats only the batch that failed.
         self.max_batch = min(caps) if caps else 0
+        #: set by agent/tap.py while ``agent tap`` watches this source: called with each batch after interceptors
+        self.tap: Callable[[list[Event]], None] | None = None
 
     def process_batch(self, events: list[Event]) -> None:
         limit = self.max_batch
@@ -351,6 +357,8 @@ class ChannelProcessor:
             events = interceptor.intercept(events)
             if not events:
                 return
+        if self.tap is not None:
+            self.tap(events)
         required, optional = self.selector.route(events)
         for channel, batch in required:
             tx = channel.transaction()
@@ -552,6 +560,8 @@ class Sink(Component):
 
     kind = "sink"
     batch_size_prop: ClassVar[str | None] = None
+    #: set by agent/tap.py while ``agent tap`` watches this sink: called with each batch taken, before delivery
+    tap: Callable[[list[Event]], None] | None = None
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
@@ -601,6 +611,8 @@ class BatchSink(Sink):
                 self.idle()
                 return Status.BACKOFF
             counter.taken(n, size)
+            if self.tap is not None:
+                self.tap(events)
             try:
                 drained = self.deliver(events)
             except Exception:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["java_regex", "java_replacement", "java_split"]
+__all__ = ["java_regex", "java_regex_split", "java_replacement", "java_split"]
 
 _JAVA_NAMED_GROUP = re.compile(r"(?<!\\)\(\?<([A-Za-z][A-Za-z0-9]*)>")
 
@@ -51,6 +51,26 @@ def java_replacement(text: str) -> str:
 def java_split(text: str, sep: str) -> list[str]:
     """``String.split`` with a literal one-character separator: trailing empty strings are dropped."""
     parts = text.split(sep)
+    while len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    return parts
+
+
+def java_regex_split(text: str, pattern: re.Pattern[str]) -> list[str]:
+    """``String.split(regex)``: the pieces between matches, no captured groups, no leading empty piece for a
+    zero-width match at the start, trailing empty pieces dropped; ``[text]`` when nothing matches."""
+    parts: list[str] = []
+    start = 0
+    for m in pattern.finditer(text):
+        if m.end() == 0:
+            continue  # a zero-width match at the beginning never gives a leading empty piece
+        if m.start() == m.end() and m.start() >= len(text):
+            break
+        parts.append(text[start:m.start()])
+        start = m.end()
+    if not parts:
+        return [text]
+    parts.append(text[start:])
     while len(parts) > 1 and parts[-1] == "":
         parts.pop()
     return parts

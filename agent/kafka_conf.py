@@ -10,6 +10,7 @@ exactly why not. Shared by the Kafka source, sink and channel.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from agent.keystores import StoreError, certificates_pem, load_store, pem_bundle
 from agent.spec import Conf
 
 __all__ = ["client_config", "client_hooks", "java_stores_as_pem", "check_client_config", "consumer_defaults",
-           "flush_timeout", "flush_batch"]
+           "flush_timeout"]
 
 # Java client keys that mean nothing to librdkafka or are handled by pyflume itself: dropped silently.
 _DROPPED = {
@@ -88,7 +89,8 @@ def client_config(conf: Conf, prefix: str, *, component_prop: str | None = None)
             continue
         out[key] = value
     if stores:
-        java_stores_as_pem(stores, out, lambda message, key: conf.error(message, prefix + key))
+        java_stores_as_pem(stores, out, lambda message, key: conf.error(message, prefix + key),
+                           missing=lambda message, key: conf.warn(message, prefix + key))
     if out.get("security.protocol", "").upper() in ("SSL", "SASL_SSL"):
         _add_global_ssl(conf, prefix, out)
     return out
@@ -117,11 +119,21 @@ def _add_global_ssl(conf: Conf, prefix: str, out: dict[str, str]) -> None:
     java_stores_as_pem(stores, out, warn)
 
 
-def java_stores_as_pem(stores: dict[str, str], out: dict[str, str], problem: Callable[[str, str], None]) -> None:
+def java_stores_as_pem(stores: dict[str, str], out: dict[str, str], problem: Callable[[str, str], None],
+                       missing: Callable[[str, str], None] | None = None) -> None:
     """Java's ``ssl.keystore.*`` / ``ssl.truststore.*`` / ``ssl.key.password`` settings as librdkafka's in-memory
     PEM settings (``ssl.certificate.pem``, ``ssl.key.pem``, ``ssl.ca.pem``): the stores are read here, whatever
     their kind (JKS, JCEKS, PKCS12, PEM), and no key is written to disk. ``problem(message, key)`` is told what
-    cannot be read, naming the Java key to blame (never a password)."""
+    cannot be read, naming the Java key to blame (never a password). With ``missing``, a store that is not a file
+    here is only reported to it (a warning at --check, as for the TLS sources) and its path handed to librdkafka,
+    whose client then fails to start with the file's name, unless the file is there by then."""
+    for key, native in (("ssl.truststore.location", "ssl.ca.location"), ("ssl.keystore.location",
+                                                                          "ssl.keystore.location")):
+        location = stores.get(key)
+        if missing is not None and location and not os.path.exists(location):
+            missing(f"{location} is not a file here: the client cannot start until it is", key)
+            out[native] = location
+            stores.pop(key)
     if location := stores.get("ssl.truststore.location"):
         password = stores.get("ssl.truststore.password")
         try:
@@ -163,6 +175,11 @@ def check_client_config(conf: Conf, settings: dict[str, str], kind: str) -> None
         conf.error("the Kafka components need confluent-kafka (pip install confluent-kafka)")
         return
     probe = dict(settings)
+    for key in ("ssl.ca.location", "ssl.keystore.location"):  # a Java store not on this machine: already a warning
+        java = {r.value for k, r in conf.prefixed.items() if k.endswith(("ssl.truststore.location",
+                                                                           "ssl.keystore.location"))}
+        if probe.get(key) in java and not os.path.exists(probe[key]):
+            del probe[key]
     probe["bootstrap.servers"] = "127.0.0.1:9"
     probe["log_level"] = "0"
     probe.pop("transactional.id", None)
@@ -181,12 +198,16 @@ def check_client_config(conf: Conf, settings: dict[str, str], kind: str) -> None
         client.close()
 
 
-def client_hooks(log: logging.Logger, what: str, settings: dict[str, str]) -> dict[str, object]:
+def client_hooks(log: logging.Logger, what: str, settings: dict[str, str],
+                 note: Callable[[object], None] | None = None) -> dict[str, object]:
     """Callbacks for a librdkafka client: errors logged once per 10 s per kind (a broker that is down produces a
-    connection error every few milliseconds), librdkafka's own log at warning level and above into ``log``."""
+    connection error every few milliseconds) and passed to ``note`` (see agent.kafka_clients), librdkafka's own
+    log at warning level and above into ``log``."""
     from agent.core import _rate_limited
 
     def on_error(err) -> None:  # noqa: ANN001 - librdkafka's KafkaError
+        if note is not None:
+            note(err)
         _rate_limited(log, f"{what}: {err.name()}: {err.str()}")
 
     hooks: dict[str, object] = {"error_cb": on_error, "logger": _LibrdkafkaLog(log.getChild("librdkafka"))}
@@ -231,13 +252,3 @@ def flush_timeout(settings: dict[str, str]) -> float:
     ms = settings.get("message.timeout.ms") or settings.get("delivery.timeout.ms") or "300000"
     return int(ms) / 1000.0 + 5.0
 
-
-def flush_batch(producer, settings: dict[str, str], failed: list[str]) -> tuple[int, str] | None:  # noqa: ANN001
-    """Flush ``producer`` until every record of the batch has its delivery report (see flush_timeout); ``failed``
-    holds what the delivery callback reported as failed since the batch began. None when every record was
-    acknowledged, else how many were not and why: the first failure, or how many reports did not come in time.
-    The Kafka sink and channel commit a batch only on None."""
-    left = producer.flush(flush_timeout(settings))
-    if not left and not failed:
-        return None
-    return len(failed) or left, failed[0] if failed else f"{left} records not acknowledged in time"

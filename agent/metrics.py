@@ -219,8 +219,10 @@ class MetricsServer:
     """
 
     def __init__(self, snapshot: Callable[[], Snapshot], health: Callable[[], dict], host: str = "0.0.0.0",
-                 port: int = 41414):
+                 port: int = 41414, routes: dict[str, Callable[[BaseHTTPRequestHandler], None]] | None = None):
         self._snapshot = snapshot
+        #: more GET paths (agent/live.py: the status page, agent tap), each answered by ``route(handler)``
+        self.routes = dict(routes or {})
         self._health = health
         self.host = host
         self.port = port
@@ -246,7 +248,9 @@ class MetricsServer:
 
             def do_GET(self) -> None:  # noqa: N802 - stdlib name
                 path = self.path.split("?", 1)[0].rstrip("/") or "/"
-                if path == "/metrics":
+                if path in outer.routes:
+                    outer.routes[path](self)
+                elif path == "/metrics":
                     self._send(200, render_json(outer._snapshot()), "application/json;charset=utf-8")
                 elif path == "/metrics/prometheus":
                     self._send(200, render_prometheus(outer._snapshot()), "text/plain; version=0.0.4")

@@ -35,6 +35,8 @@ ENTRIES: list[Entry] = [
     _e("channel", "memory", "org.apache.flume.channel.MemoryChannel", "channels.memory:MemoryChannel"),
     _e("channel", "file", "org.apache.flume.channel.file.FileChannel", "channels.file:FileChannel"),
     _e("channel", "kafka", "org.apache.flume.channel.kafka.KafkaChannel", "channels.kafka:KafkaChannel"),
+    _e("channel", "SPILLABLEMEMORY", "org.apache.flume.channel.SpillableMemoryChannel",
+       "channels.spillable:SpillableMemoryChannel"),
     # Sources
     _e("source", "netcat", "org.apache.flume.source.NetcatSource", "sources.netcat:NetcatSource"),
     _e("source", "netcatudp", "org.apache.flume.source.NetcatUdpSource", "sources.netcat:NetcatUdpSource"),
@@ -49,6 +51,9 @@ ENTRIES: list[Entry] = [
        "sources.syslog.multiport:MultiportSyslogTCPSource"),
     _e("source", "syslogudp", "org.apache.flume.source.SyslogUDPSource", "sources.syslog.udp:SyslogUDPSource"),
     _e("source", "kafka", "org.apache.flume.source.kafka.KafkaSource", "sources.kafka:KafkaSource"),
+    _e("source", None, "org.apache.flume.source.StressSource", "sources.stress:StressSource"),
+    _e("source", "thrift", "org.apache.flume.source.ThriftSource", "sources.thrift:ThriftSource"),
+    _e("source", None, "org.apache.flume.source.scribe.ScribeSource", "sources.scribe:ScribeSource"),
     # Sinks
     _e("sink", "logger", "org.apache.flume.sink.LoggerSink", "sinks.logger:LoggerSink"),
     _e("sink", "null", "org.apache.flume.sink.NullSink", "sinks.null:NullSink"),
@@ -59,6 +64,9 @@ ENTRIES: list[Entry] = [
     _e("sink", "hbase2", "org.apache.flume.sink.hbase2.HBase2Sink", "sinks.hbase:HBase2Sink"),
     _e("sink", "hbase", "org.apache.flume.sink.hbase.HBaseSink", "sinks.hbase:HBaseSink"),
     _e("sink", "asynchbase", "org.apache.flume.sink.hbase.AsyncHBaseSink", "sinks.hbase:AsyncHBaseSink"),
+    _e("sink", "http", "org.apache.flume.sink.http.HttpSink", "sinks.http:HttpSink"),
+    _e("sink", "irc", "org.apache.flume.sink.irc.IRCSink", "sinks.irc:IRCSink"),
+    _e("sink", "thrift", "org.apache.flume.sink.ThriftSink", "sinks.thrift:ThriftSink"),
     # HTTP source handlers (the http source's handler)
     _e("http_handler", None, "org.apache.flume.source.http.JSONHandler", "sources.http.handlers:JSONHandler"),
     _e("http_handler", None, "org.apache.flume.sink.solr.morphline.BlobHandler", "sources.http.handlers:BlobHandler"),
@@ -75,6 +83,8 @@ ENTRIES: list[Entry] = [
        "channels.selectors:ReplicatingChannelSelector"),
     _e("selector", "multiplexing", "org.apache.flume.channel.MultiplexingChannelSelector",
        "channels.selectors:MultiplexingChannelSelector"),
+    _e("selector", "load_balancing", "org.apache.flume.channel.LoadBalancingChannelSelector",
+       "channels.selectors:LoadBalancingChannelSelector"),
     # Sink processors
     _e("processor", "default", "org.apache.flume.sink.DefaultSinkProcessor", "sinks.processors:DefaultSinkProcessor"),
     _e("processor", "failover", "org.apache.flume.sink.FailoverSinkProcessor",
@@ -111,6 +121,8 @@ ENTRIES: list[Entry] = [
        "sinks.serializers:HeaderAndBodyTextEventSerializer"),
     _e("serializer", "avro_event", "org.apache.flume.serialization.FlumeEventAvroEventSerializer$Builder",
        "sinks.serializers:FlumeEventAvroEventSerializer"),
+    _e("serializer", None, "org.apache.flume.sink.hdfs.AvroEventSerializer$Builder",
+       "sinks.serializers:AvroEventSerializer"),
     # Path managers (file_roll sink.pathManager): how the files are named
     _e("path_manager", "DEFAULT", "org.apache.flume.formatter.output.DefaultPathManager$Builder",
        "sinks.file_roll:PathManager"),
@@ -150,10 +162,9 @@ _NOUNS = {"http_handler": "handler", "deserializer": "deserializer"}
 
 # Flume 1.11 components that pyflume does not provide (yet): a precise message beats "unknown type".
 _NOT_YET = {
-    "source": {"thrift", "jms"},
-    "channel": {"jdbc", "spillablememory"},
-    "sink": {"thrift", "morphline_solr", "hive", "http", "irc", "elasticsearch"},
-    "selector": {"load_balancing"},
+    "source": {"jms"},
+    "channel": {"jdbc"},
+    "sink": {"morphline_solr", "hive", "elasticsearch"},
 }
 
 _JAVA_NAME = re.compile(r"^(org|com|net|io|de|fr|uk|edu|gov)\.[\w.$]+$|.*\$[A-Z]\w*$")

@@ -170,6 +170,9 @@ class Agent:
             port = int(topo.sysprops.get("flume.monitoring.port", "41414"))
             host = topo.sysprops.get("flume.monitoring.bind", "0.0.0.0")
             self.metrics_server = MetricsServer(self.snapshot, self.health, host, port)
+            from agent.live import routes as live_routes  # agent tap and the status page (agent/live.py)
+
+            self.metrics_server.routes.update(live_routes(self))
             self.metrics_server.start()
         elif mon:
             log.warning("flume.monitoring.type=%s is not supported; use http or prometheus", mon)

@@ -26,7 +26,7 @@ from agent.spec import Conf, Prop
 
 __all__ = ["HANDSHAKE_TIMEOUT", "TLS_VERSIONS", "ServerTls", "server_tls_props", "CLIENT_TLS_PROPS",
            "apply_client_protocols", "use_system_properties", "global_setting", "setting", "list_setting",
-           "store_format", "load_trust_store"]
+           "store_format", "load_trust_store", "CLIENT_TRUST_PROPS", "client_context"]
 
 #: Seconds an accepted client has to finish its TLS handshake: a client that connects and says nothing must not
 #: hold a connection thread for good.
@@ -285,3 +285,39 @@ def apply_client_protocols(ctx: ssl.SSLContext, conf: Conf) -> None:
     ciphers = list_setting(conf, "include-cipher-suites")
     if ciphers:
         ctx.set_ciphers(":".join(ciphers))
+
+
+#: The trust keys of a TLS client (the avro and thrift sinks), before ``CLIENT_TLS_PROPS``.
+CLIENT_TRUST_PROPS = (
+    Prop("ssl", "bool", False, "Connect with TLS."),
+    Prop("trust-all-certs", "bool", False, "Do not verify the server's certificate."),
+    Prop("truststore", "str", None, "The certificates to trust: a JKS, JCEKS or PKCS12 trust store made by "
+         "keytool, or a PEM file (read by content, whatever the file is called). Unset: "
+         "-Djavax.net.ssl.trustStore, else FLUME_SSL_TRUSTSTORE_PATH, else the system's CAs."),
+    Prop("truststore-password", "str", None, "Password of the trust store (unset: "
+         "-Djavax.net.ssl.trustStorePassword, else FLUME_SSL_TRUSTSTORE_PASSWORD)."),
+    Prop("truststore-type", "str", "JKS", "Accepted: the file's content says what it is (JKS, JCEKS, PKCS12 or "
+         "PEM)."),
+)
+
+
+def client_context(conf: Conf) -> ssl.SSLContext | None:
+    """The TLS context of a client configured with ``CLIENT_TRUST_PROPS`` and ``CLIENT_TLS_PROPS``; None without
+    ``ssl``. A trust store that cannot be read is a configuration error on ``truststore``."""
+    if not conf["ssl"]:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False  # Flume's clients do not verify host names either
+    if conf["trust-all-certs"]:
+        ctx.verify_mode = ssl.CERT_NONE
+    elif truststore := setting(conf, "truststore"):  # the component's own, else Flume's global one
+        try:  # JKS, JCEKS, PKCS12 or PEM by the file's content; the declared type is not needed
+            load_trust_store(ctx, truststore, setting(conf, "truststore-password"))
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            wrong_password = isinstance(exc, StoreError) and "password" in str(exc)
+            conf.error(f"cannot load {truststore}: {exc}",
+                       "truststore-password" if wrong_password and conf.is_set("truststore-password") else "truststore")
+    else:
+        ctx.load_default_certs()
+    apply_client_protocols(ctx, conf)
+    return ctx

@@ -236,11 +236,20 @@ its own warm-up run); every run's row count is checked.
 
 {table(results, latencies, SYSTEMS)}
 
-## Every run
+{_soak_section(path)}## Every run
 
 {chr(10).join(raw)}
 """
     path.write_text(text)
+
+
+def _soak_section(path: Path) -> str:
+    """The "## Soak" section of the current RESULTS.md (written by ``python -m bench.soak``), kept as it is."""
+    import re
+
+    old = path.read_text() if path.exists() else ""
+    m = re.search(r"^## Soak\n.*?(?=^## |\Z)", old, flags=re.S | re.M)
+    return m.group(0).rstrip("\n") + "\n\n" if m else ""
 
 
 def render_saved(output: Path = HERE / "RESULTS.md") -> None:

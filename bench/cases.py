@@ -500,6 +500,20 @@ a1.sinks.k1.batch-size = {batch}
         return self.conf.format(port=ctx.port, aport=ctx.extra["aport"], batch=self.batch, sink_tls=tls)
 
 
+class ThriftChain(AvroChain):
+    """The avro chain's two agents over Thrift RPC instead: netcat → memory → thrift sink, thrift source → memory →
+    file_roll, in the compact (Flume's default) or binary protocol."""
+
+    def __init__(self, batch: int, protocol: str = "compact"):
+        super().__init__(batch)
+        self.aggregator = AvroChain.aggregator.replace("agg.sources.r1.type = avro", "agg.sources.r1.type = thrift\n"
+                                                       f"agg.sources.r1.protocol = {protocol}")
+        self.conf = AvroChain.conf.replace("a1.sinks.k1.type = avro", "a1.sinks.k1.type = thrift\n"
+                                           f"a1.sinks.k1.protocol = {protocol}")
+        self.name = f"thrift-chain-batch{batch}" + ("-binary" if protocol == "binary" else "")
+        self.title = f"netcat → thrift sink → thrift source → file_roll (two agents, batch {batch}, {protocol})"
+
+
 _MINIDFS = None
 
 
@@ -884,6 +898,85 @@ a1.sinks.k1.batchSize = 1000
             raise AssertionError(f"seq: {put} put and {got} taken, expected {ctx.n}")
 
 
+
+class SpoolSpillableFileRoll(SpoolFileChannelFileRoll):
+    """Spooldir into the spillable memory channel: 10,000 events in memory, the backlog beyond spills to its file
+    overflow (fsync per commit) and comes back in order."""
+
+    conf = SpoolFileChannelFileRoll.conf.replace(
+        "c1.type = file\n", "c1.type = SPILLABLEMEMORY\na1.channels.c1.memoryCapacity = 10000\n").replace(
+        "c1.capacity = 1000000", "c1.overflowCapacity = 1000000")
+
+    def __init__(self, line_size: int, batch: int):
+        super().__init__(line_size, batch)
+        self.name = f"spooldir-spillable-file_roll-{line_size}b-batch{batch}"
+        self.title = f"spooldir → spillable memory channel → file_roll ({line_size} B lines, batch {batch})"
+
+
+class SeqMemoryHttp(Case):
+    """seq's events POSTed by the http sink (one request per event, as Flume) to a local counting endpoint
+    (tests/peers/http_endpoint.py --count, an asyncio server in its own process) that checks every id once."""
+
+    name = "seq-memory-http"
+    title = "seq → memory → http sink (one POST per event, keep-alive)"
+    self_generating = True
+    line_size = 0
+    conf = """\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = seq
+a1.sources.r1.batchSize = 1000
+a1.sources.r1.totalEvents = {n}
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 100000
+a1.channels.c1.transactionCapacity = 1000
+a1.sinks.k1.type = org.apache.flume.sink.http.HttpSink
+a1.sinks.k1.channel = c1
+a1.sinks.k1.endpoint = http://127.0.0.1:{hport}/events
+a1.sinks.k1.rollback.2XX = false
+a1.sinks.k1.backoff.2XX = false
+a1.sinks.k1.incrementMetrics.2XX = true
+"""
+
+    def prepare(self, ctx: Ctx, cache: Path) -> None:
+        import subprocess
+        import sys
+
+        super().prepare(ctx, cache)
+        hport = ctx.extra["hport"] = free_port()
+        tests = Path(__file__).resolve().parent.parent / "tests"
+        ctx.extra["endpoint"] = subprocess.Popen([sys.executable, "-m", "peers.http_endpoint", "--count", str(hport)],
+                                                 cwd=str(tests), stdout=subprocess.DEVNULL)
+        wait_port(hport, lambda: ctx.extra["endpoint"].poll() is None)
+        import atexit
+
+        atexit.register(ctx.extra["endpoint"].kill)
+
+    def render(self, ctx: Ctx) -> str:
+        return self.conf.format(n=ctx.n, hport=ctx.extra["hport"])
+
+    def ready(self, ctx: Ctx, alive) -> None:
+        wait_port(ctx.mport, alive)
+
+    def _stats(self, ctx: Ctx) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{ctx.extra['hport']}/stats", timeout=5) as r:
+            return json.loads(r.read())
+
+    def delivered(self, ctx: Ctx) -> int:
+        return self._stats(ctx)["distinct"]
+
+    def verify(self, ctx: Ctx) -> None:
+        try:
+            stats = self._stats(ctx)
+        finally:
+            ctx.extra["endpoint"].kill()
+        if stats["distinct"] != ctx.n or stats["duplicates"]:
+            raise AssertionError(f"{self.name}: {stats['distinct']} distinct ids and {stats['duplicates']} "
+                                 f"duplicates at the endpoint, expected {ctx.n} ids once")
+
+
 CASES: dict[str, Case] = {c.name: c for c in (
     NetcatMemoryFileRoll(), SeqMemoryNull(), SpoolFileChannelFileRoll(100, 1000), SpoolFileChannelFileRoll(1024, 1000),
     SpoolEncryptedFileChannelFileRoll(100, 1000),
@@ -893,9 +986,16 @@ CASES: dict[str, Case] = {c.name: c for c in (
 #: channel means an fsync per event (about 4,500 events/s here), so a 1M-event run takes Flume minutes.
 EXTRA_CASES: dict[str, Case] = {c.name: c for c in (
     NetcatFileChannelFileRoll(), SpoolFileChannelFileRoll(100, 100), SpoolFileChannelFileRoll(1024, 100),
+    SpoolSpillableFileRoll(100, 1000),
     # HDFS: both systems (Flume with its hdfs module and hadoop-client); the mini cluster takes a minute to start
     NetcatMemoryHdfs("minidfs", 100), NetcatMemoryHdfs("minidfs", 1000), NetcatMemoryHdfs("webhdfs", 100),
     NetcatMemoryHdfs("webhdfs", 1000), NetcatMemoryHdfs("file", 100), NetcatMemoryHdfs("file", 1000),
     # HBase: both systems (Flume with its hbase2 module and hbase-client 2.6.1) plus happybase's own batch puts;
     # HBase writes about 10k rows/s here, so run these with --burst 50000 --sustained 200000
-    NetcatMemoryHBase(100), NetcatMemoryHBase(1000))}
+    NetcatMemoryHBase(100), NetcatMemoryHBase(1000),
+    # the http sink: one request per event on both systems; run with --burst 20000 --sustained 100000
+    SeqMemoryHttp())}
+
+# Thrift RPC beside the avro chain (issue #20): compact is Flume's default protocol
+CASES.update({c.name: c for c in (ThriftChain(1000),)})
+EXTRA_CASES.update({c.name: c for c in (ThriftChain(100), ThriftChain(1000, "binary"))})

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 
 from agent.avro_event import AvroEventError, decode_event, encode_event
 from agent.core import Channel, ChannelException, Event, Transaction
-from agent.kafka_conf import check_client_config, client_config, client_hooks, consumer_defaults, flush_batch
+from agent.kafka_clients import ConsumerWatch, Producer, close_quietly, commit, on_commit
+from agent.kafka_conf import check_client_config, client_config, client_hooks, consumer_defaults
 from agent.metrics import ChannelCounter
 from agent.spec import Conf, Prop, Spec
 
@@ -40,8 +41,9 @@ class KafkaChannelCounter(ChannelCounter):
 class _Taker:
     """One taking thread's consumer and the records it has read but not yet handed out."""
 
-    def __init__(self, consumer) -> None:  # noqa: ANN001
-        self.consumer = consumer
+    def __init__(self) -> None:
+        self.consumer = None
+        self.watch = ConsumerWatch()
         self.buf: list[_Entry] = []
         self.pos = 0
 
@@ -74,8 +76,8 @@ class KafkaChannel(Channel):
         Prop("kafka.producer.acks", "str", "all", "Acknowledgements a put waits for."),
         Prop("readSmallestOffset", "bool", None, "Deprecated: true reads from the earliest offset (use "
              "kafka.consumer.auto.offset.reset)."),
-        Prop("migrateZookeeperOffsets", "bool", False, "Offsets kept in ZooKeeper cannot be migrated; only false is "
-             "accepted."),
+        Prop("migrateZookeeperOffsets", "bool", True, "Flume 1.11.0 migrates offsets kept in ZooKeeper only when "
+             "zookeeperConnect is set, which pyflume refuses; without it this does nothing, as in Flume."),
         Prop("zookeeperConnect", "str", None, "Not supported (offsets live in Kafka)."),
         Prop("kafka.producer", "str", None, "Any producer setting, Java names translated for librdkafka.",
              prefix=True),
@@ -92,10 +94,9 @@ class KafkaChannel(Channel):
         self.poll_timeout = cfg.kafka_poll_timeout / 1000.0
         self.partition = cfg.default_partition_id
         self.partition_header = cfg.partition_id_header
-        if cfg.zookeeper_connect or cfg.migrate_zookeeper_offsets and conf.is_set("migrateZookeeperOffsets"):
-            conf.error("ZooKeeper offset migration is not supported; offsets are kept in Kafka (set "
-                       "migrateZookeeperOffsets = false and remove zookeeperConnect)",
-                       "zookeeperConnect" if cfg.zookeeper_connect else "migrateZookeeperOffsets")
+        if cfg.zookeeper_connect:
+            conf.error("ZooKeeper is not supported; offsets are kept in Kafka (remove zookeeperConnect and "
+                       "set kafka.bootstrap.servers)", "zookeeperConnect")
         servers = cfg.kafka_bootstrap_servers
         producer = client_config(conf, "kafka.producer.")
         producer.setdefault("acks", cfg.kafka_producer_acks)
@@ -114,8 +115,7 @@ class KafkaChannel(Channel):
         check_client_config(conf, consumer, "consumer")
         self.producer_settings = producer
         self.consumer_settings = consumer
-        self.producer = None
-        self._failed: list[str] = []
+        self.producer: Producer | None = None
         self._local = threading.local()
         self._takers: list[_Taker] = []
         self._lock = threading.Lock()
@@ -123,16 +123,7 @@ class KafkaChannel(Channel):
 
     # Lifecycle --------------------------------------------------------------------------------------------------
     def start(self) -> None:
-        import confluent_kafka
-
-        failed = self._failed
-
-        def on_delivery(err, msg) -> None:  # noqa: ANN001
-            if err is not None:
-                failed.append(err.str())
-
-        hooks = client_hooks(self.log, f"Kafka channel {self.name}", self.producer_settings)
-        self.producer = confluent_kafka.Producer({**self.producer_settings, "on_delivery": on_delivery, **hooks})
+        self.producer = Producer(self.producer_settings, self.log, f"Kafka channel {self.name}")
         self._started = True
         self.counter.started()
         self.log.info("Kafka channel %s started: topic %s on %s", self.name, self.topic,
@@ -148,7 +139,7 @@ class KafkaChannel(Channel):
             except Exception as exc:  # noqa: BLE001
                 self.log.warning("Kafka channel %s: closing a consumer failed: %s", self.name, exc)
         if self.producer is not None:
-            self.producer.flush(5.0)
+            self.producer.close(5.0)
             self.producer = None
         self._local = threading.local()
         self.counter.stopped()
@@ -165,22 +156,38 @@ class KafkaChannel(Channel):
     def _taker(self) -> _Taker:
         taker = getattr(self._local, "taker", None)
         if taker is None:
-            import confluent_kafka
-
             if not self._started:
                 raise ChannelException(f"Kafka channel {self.name} is not started")
-            hooks = client_hooks(self.log, f"Kafka channel {self.name}", self.consumer_settings)
-            consumer = confluent_kafka.Consumer({**self.consumer_settings, **hooks})
-            taker = _Taker(consumer)
-            consumer.subscribe([self.topic], on_revoke=taker.revoke)
+            taker = _Taker()
+            self._subscribe(taker)
             with self._lock:
                 self._takers.append(taker)
             self._local.taker = taker
         return taker
 
+    def _subscribe(self, taker: _Taker) -> None:
+        """Give ``taker`` a new consumer in the channel's group; records it had read but not handed out are
+        dropped (the new consumer reads them again from the last committed offset)."""
+        import confluent_kafka
+
+        what = f"Kafka channel {self.name}"
+        hooks = client_hooks(self.log, what, self.consumer_settings, taker.watch.watch.note)
+        if taker.consumer is not None:
+            self.log.warning("%s: a new consumer replaces the one that lost every broker", what)
+            close_quietly(taker.consumer, self.log, what)
+        taker.consumer = confluent_kafka.Consumer({**self.consumer_settings, **hooks,
+                                                   "on_commit": on_commit(self.log, what)})
+        taker.buf, taker.pos = [], 0
+        taker.consumer.subscribe([self.topic], on_revoke=taker.revoke)
+
     def _read(self, taker: _Taker, want: int) -> None:
         started = time.monotonic()
         msgs = taker.consumer.consume(max(want, 100), self.poll_timeout)
+        if not msgs:
+            if taker.watch.stuck(taker.consumer):
+                self._subscribe(taker)
+            return
+        taker.watch.progress()
         entries: list[_Entry] = []
         flume_format = self.flume_format
         for m in msgs:
@@ -208,11 +215,9 @@ class KafkaChannel(Channel):
             self.counter.add(get_timer=int((time.monotonic() - started) * 1000))
 
     def _produce(self, events: Sequence[Event]) -> None:
-        producer = self.producer
-        if producer is None:
+        if self.producer is None:
             raise ChannelException(f"Kafka channel {self.name} is not started")
-        failed = self._failed
-        failed.clear()
+        producer = self.producer.begin()
         started = time.monotonic()
         topic = self.topic
         encode = encode_event if self.flume_format else (lambda e: e.body)
@@ -232,7 +237,7 @@ class KafkaChannel(Channel):
                     break
                 except BufferError:
                     producer.poll(0.1)
-        failure = flush_batch(producer, self.producer_settings, failed)
+        failure = self.producer.flush()
         if failure:
             raise ChannelException(f"Kafka channel {self.name}: writing {len(events)} events to topic {topic} "
                                    f"failed ({failure[1]})")
@@ -267,19 +272,13 @@ class _KafkaTransaction(Transaction):
             self.kc._produce(self.puts)
             self.puts = []
         if self.taken:
-            from confluent_kafka import KafkaException, TopicPartition
-
             offsets: dict[tuple[str, int], int] = {}
             for _, t, p, o in self.taken:
                 offsets[(t, p)] = o + 1
             started = time.monotonic()
-            try:
-                self.taker.consumer.commit(  # type: ignore[union-attr]
-                    offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
-            except KafkaException as exc:
-                # The sink has delivered these events; failing now would only deliver them twice. Kafka will hand
-                # them out again after a restart if the commit really did not happen (at-least-once).
-                self.kc.log.warning("Kafka channel %s: committing offsets failed: %s", self.kc.name, exc)
+            # The sink has delivered these events: a commit that fails only means they are taken again after a
+            # restart (at-least-once); see agent/kafka_clients.py for why it does not wait.
+            commit(self.taker.consumer, offsets, self.kc.log, f"Kafka channel {self.kc.name}")
             self.kc.counter.add(commit_timer=int((time.monotonic() - started) * 1000))
             self.taken = []
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections import defaultdict
 from collections.abc import Iterable
 
 from agent.core import Channel, ChannelSelector, Event, _rate_limited
 from agent.spec import Conf, Prop, Spec
 
-__all__ = ["ReplicatingChannelSelector", "MultiplexingChannelSelector"]
+__all__ = ["ReplicatingChannelSelector", "MultiplexingChannelSelector", "LoadBalancingChannelSelector"]
 
 log = logging.getLogger("pyflume.selector")
 
@@ -113,3 +114,43 @@ class MultiplexingChannelSelector(ChannelSelector):
             _rate_limited(log, f"selector of source {self.name}: {self.dropped} events so far matched no mapping and "
                                f"there is no selector.default; they were dropped")
         return list(req.items()), list(opt.items())
+
+
+class LoadBalancingChannelSelector(ChannelSelector):
+    """Each event goes to exactly one of the source's channels, taken in turn (``round_robin``) or at random.
+
+    Flume 1.10 added this selector; Flume 1.11.0's configuration check does not know its type and drops the source,
+    so there it works only when built by code. pyflume accepts it from the properties file. As in Flume the choice
+    is made per event, so one batch is spread over the channels, each channel's share put in one transaction of
+    its own; a channel that refuses its share fails the batch (all channels are required)."""
+
+    alias = "load_balancing"
+    flume_class = "org.apache.flume.channel.LoadBalancingChannelSelector"
+    spec = Spec(
+        Prop("policy", "enum", "round_robin", "How the channel of each event is chosen.",
+             choices={"round_robin": "the channels in their listed order, one event each, in turn",
+                      "random": "a channel picked uniformly at random for each event"}),
+    )
+
+    def configure_channels(self, channels: list[Channel]) -> None:
+        super().configure_channels(channels)
+        self.random = self.config.policy == "random"
+        self._next = 0  # round robin: the channel of the next event; only the source's thread routes
+        self._rng = random.Random()
+
+    def route(self, events: list[Event]) -> tuple[Route, Route]:
+        channels = self.channels
+        k = len(channels)
+        if k == 1:
+            return [(channels[0], events)], []
+        if self.random:
+            picks = self._rng.choices(range(k), k=len(events))
+            shares: list[list[Event]] = [[] for _ in channels]
+            for e, i in zip(events, picks, strict=True):
+                shares[i].append(e)
+        else:
+            start = self._next
+            # event j goes to channel (start + j) % k: channel i gets every k-th event from its first one
+            shares = [events[(i - start) % k::k] for i in range(k)]
+            self._next = (start + len(events)) % k
+        return [(c, share) for c, share in zip(channels, shares, strict=True) if share], []

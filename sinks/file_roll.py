@@ -138,11 +138,9 @@ class RollingFileSink(BatchSink):
              "serializer builder class name, or a dotted Python path to a sinks.serializers.EventSerializer."),
         Prop("sink.serializer.", prefix=True,
              doc="Options of the serializer, e.g. sink.serializer.appendNewline = false."),
-        # Flume reads only sink.batchSize (plain batchSize is silently ignored there), but its user guide documents
-        # batchSize for this sink, so users write it: pyflume accepts it as an older spelling.
-        Prop("sink.batchSize", "int", 100,
-             "Events per transaction: one write per batch. Also read as batchSize, the user guide's spelling, "
-             "which Flume itself ignores (it reads only sink.batchSize).", min=1, aliases=("batchSize",)),
+        # Flume reads only sink.batchSize; a plain batchSize is ignored there (and warned about here), so a Flume
+        # file with batchSize larger than the channel's transactionCapacity stays valid.
+        Prop("sink.batchSize", "int", 100, "Events per transaction: one write per batch.", min=1),
     )
 
     def __init__(self, name: str, conf: Conf):

@@ -16,7 +16,8 @@ import time
 
 from agent.avro_event import encode_event
 from agent.core import BatchSink, Event, EventDeliveryException
-from agent.kafka_conf import check_client_config, client_config, client_hooks, flush_batch
+from agent.kafka_clients import Producer
+from agent.kafka_conf import check_client_config, client_config
 from agent.metrics import SinkCounter
 from agent.spec import Conf, Prop, Spec
 from sinks.escapes import EscapeError, PathTemplate, has_escapes
@@ -89,27 +90,17 @@ class KafkaSink(BatchSink):
         settings["delivery.report.only.error"] = True  # type: ignore[assignment]
         check_client_config(conf, settings, "producer")
         self.settings = settings
-        self.producer = None
-        self._failed: list[str] = []
+        self.producer: Producer | None = None
 
     def start(self) -> None:
-        import confluent_kafka
-
-        failed = self._failed
-
-        def on_delivery(err, msg) -> None:  # noqa: ANN001 - librdkafka's callback
-            if err is not None:
-                failed.append(f"{msg.topic()}: {err.str()}")
-
-        hooks = client_hooks(self.log, f"Kafka sink {self.name}", self.settings)
-        self.producer = confluent_kafka.Producer({**self.settings, "on_delivery": on_delivery, **hooks})
+        self.producer = Producer(self.settings, self.log, f"Kafka sink {self.name}")
         self.counter.started()
         self.log.info("Kafka sink %s started: topic %s on %s", self.name, self.topic,
                       self.settings["bootstrap.servers"])
 
     def stop(self) -> None:
         if self.producer is not None:
-            left = self.producer.flush(5.0)
+            left = self.producer.close(5.0)
             if left:
                 self.log.warning("Kafka sink %s: %d records still unacknowledged at stop (their batch was not "
                                  "committed and stays in the channel)", self.name, left)
@@ -131,10 +122,9 @@ class KafkaSink(BatchSink):
                 from exc
 
     def deliver(self, events: list[Event]) -> None:
-        producer = self.producer
-        if producer is None:
+        if self.producer is None:
             raise EventDeliveryException(f"Kafka sink {self.name} is not started")
-        self._failed.clear()
+        producer = self.producer.begin()
         started = time.monotonic()
         try:
             if self._simple:
@@ -142,7 +132,7 @@ class KafkaSink(BatchSink):
             else:
                 for e in events:
                     self._send_one(producer.produce, e)
-            failure = flush_batch(producer, self.settings, self._failed)
+            failure = self.producer.flush()
         except BufferError as exc:  # the local queue stayed full even after waiting
             raise EventDeliveryException(f"Kafka sink {self.name}: producer queue full: {exc}") from exc
         if failure:
@@ -184,7 +174,7 @@ class KafkaSink(BatchSink):
                 produce(topic, value, key, **kwargs)
                 return
             except BufferError:  # local queue full: serve delivery reports and let it drain
-                self.producer.poll(0.1)  # type: ignore[union-attr]
+                self.producer.client.poll(0.1)  # type: ignore[union-attr]
 
     def _send_one(self, produce, e: Event) -> None:  # noqa: ANN001
         h = e.headers

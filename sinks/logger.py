@@ -90,11 +90,16 @@ class LoggerSink(Sink):
         tx.begin()
         try:
             events = tx.take_batch(size)
+            if events and self.tap is not None:  # agent tap (agent/tap.py)
+                self.tap(events)
             if events and log.isEnabledFor(logging.INFO):
                 max_bytes = self.max_bytes
                 for event in events:  # one line per event: logging each event is this sink's purpose
                     log.info("Event: %s", dump_event(event, max_bytes))
             tx.commit()
+            if events:  # counted for agent top and the status page; /metrics hides them, as Flume has no MBean
+                self.counter.taken(len(events), size)
+                self.counter.drained(len(events))
         except Exception as exc:
             tx.rollback()
             raise EventDeliveryException(f"Failed to log event: {exc}") from exc

@@ -7,12 +7,14 @@ against the serializer's own ``spec``.
 
 Everything here works on whole batches: the text serializers build one buffer per batch with one ``b"".join`` and
 hand it to the file in one ``write``; ``avro_event`` encodes into memory and writes its header, and each block,
-with one ``write`` each.
+with one ``write`` each; the hdfs sink's AvroEventSerializer joins the bodies (already Avro datums) into blocks.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import os
 from collections.abc import Sequence
 from typing import Any, BinaryIO, ClassVar
 
@@ -24,6 +26,7 @@ __all__ = [
     "BodyTextEventSerializer",
     "HeaderAndBodyTextEventSerializer",
     "FlumeEventAvroEventSerializer",
+    "AvroEventSerializer",
     "java_map_string",
 ]
 
@@ -177,6 +180,36 @@ _AVRO_CODECS: dict[str, str | None] = {
 }
 
 
+#: The options of both Avro container serializers (Flume's AvroEventSerializerConfigurationConstants).
+AVRO_FILE_OPTIONS = Spec(
+    Prop("syncIntervalBytes", "int", 2048000,
+         "Uncompressed size at which a block is written (more are written at each flush).",
+         min=32, max=1 << 30),
+    Prop("compressionCodec", "str", "null",
+         "Block compression, by Avro's codec name: null (none), deflate, snappy (needs the cramjam package), "
+         "bzip2, xz, zstandard (needs backports.zstd). Any other name is warned about and means null, as in "
+         "Flume."),
+)
+
+
+def _avro_codec(conf: Conf, codec: str) -> str:
+    """The codec to write with: an unknown name is warned about and means null, as in Flume; a known one whose
+    Python package is missing is a ConfigError."""
+    if codec not in _AVRO_CODECS:
+        message = (f"Unable to instantiate avro codec with name ({codec}): not one of "
+                   f"{', '.join(_AVRO_CODECS)}. Compression disabled (as in Flume)")
+        if not any(p.message == message for p in conf.problems):  # one warning per sink, not per file
+            conf.warn(message, "compressionCodec")
+        return "null"
+    if _AVRO_CODECS[codec] and not _codec_works(codec):
+        raise ConfigError(
+            f"the Avro codec '{codec}' needs the Python package {_AVRO_CODECS[codec]}; install it "
+            f"(pip install {_AVRO_CODECS[codec]}) or choose null, deflate, bzip2 or xz",
+            "compressionCodec",
+        )
+    return codec
+
+
 class FlumeEventAvroEventSerializer(EventSerializer):
     """An Avro container file of ``Event {headers: map<string>, body: bytes}`` records (Flume's ``avro_event``).
 
@@ -189,35 +222,14 @@ class FlumeEventAvroEventSerializer(EventSerializer):
     alias = "avro_event"
     flume_class = "org.apache.flume.serialization.FlumeEventAvroEventSerializer$Builder"
     supports_reopen = False
-    spec = Spec(
-        Prop("syncIntervalBytes", "int", 2048000,
-             "Uncompressed size at which a block is written (more are written at each flush).",
-             min=32, max=1 << 30),
-        Prop("compressionCodec", "str", "null",
-             "Block compression, by Avro's codec name: null (none), deflate, snappy (needs the cramjam package), "
-             "bzip2, xz, zstandard (needs backports.zstd). Any other name is warned about and means null, as in "
-             "Flume."),
-    )
+    spec = AVRO_FILE_OPTIONS
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
         from fastavro import parse_schema
 
         self.sync_interval: int = self.config.sync_interval_bytes
-        codec: str = self.config.compression_codec
-        if codec not in _AVRO_CODECS:
-            message = (f"Unable to instantiate avro codec with name ({codec}): not one of "
-                       f"{', '.join(_AVRO_CODECS)}. Compression disabled (as in Flume)")
-            if not any(p.message == message for p in conf.problems):  # one warning per sink, not per file
-                conf.warn(message, "compressionCodec")
-            codec = "null"
-        elif _AVRO_CODECS[codec] and not _codec_works(codec):
-            raise ConfigError(
-                f"the Avro codec '{codec}' needs the Python package {_AVRO_CODECS[codec]}; install it "
-                f"(pip install {_AVRO_CODECS[codec]}) or choose null, deflate, bzip2 or xz",
-                "compressionCodec",
-            )
-        self.codec = codec
+        self.codec = _avro_codec(conf, self.config.compression_codec)
         self._schema = parse_schema(EVENT_SCHEMA)
         self._buffer: io.BytesIO | None = None
         self._writer: Any = None
@@ -272,3 +284,148 @@ def _codec_works(codec: str) -> bool:
     except (ValueError, ImportError):
         return False
     return True
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Avro container of the event bodies (the hdfs sink's AvroEventSerializer)
+
+AVRO_SCHEMA_LITERAL_HEADER = "flume.avro.schema.literal"
+AVRO_SCHEMA_URL_HEADER = "flume.avro.schema.url"
+_AVRO_MAGIC = b"Obj\x01"
+
+
+class AvroEventSerializer(EventSerializer):
+    """An Avro container file whose records are the event bodies, each already one Avro-encoded datum (Flume's
+    ``org.apache.flume.sink.hdfs.AvroEventSerializer``; Kite's and Confluent's producers write such bodies).
+
+    The schema of a file is that of its first event: the ``flume.avro.schema.url`` header (a schema file at an
+    hdfs://, http(s):// or file: URL, each URL read once per file), else the ``flume.avro.schema.literal`` header
+    (the schema's JSON), else the ``schemaURL`` option. An event without any of them fails its batch, which is
+    rolled back, as in Flume. Bodies are copied into blocks as they are (never decoded): a body that is not a
+    datum of the schema makes an unreadable file. Blocks are written at ``syncIntervalBytes`` and at each flush,
+    so the file is readable up to the last commit. A file cannot be appended to, as in Flume.
+    """
+
+    alias = None  # Flume has no alias for it: serializer = org.apache.flume.sink.hdfs.AvroEventSerializer$Builder
+    flume_class = "org.apache.flume.sink.hdfs.AvroEventSerializer$Builder"
+    supports_reopen = False
+    spec = Spec(
+        Prop("schemaURL", "str", None, "The schema's URL (hdfs://, http(s)://, file:) for events with neither "
+             "schema header."),
+        extends=AVRO_FILE_OPTIONS,
+    )
+
+    def __init__(self, name: str, conf: Conf):
+        super().__init__(name, conf)
+        self.sync_interval: int = self.config.sync_interval_bytes
+        self.codec = _avro_codec(conf, self.config.compression_codec)
+        self.static_url: str | None = self.config.schema_url
+        self._schemas: dict[str, str] = {}  # URL -> schema JSON, for the file being written (Flume's cache)
+        self._sync = b""
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+
+    def open(self, out: BinaryIO) -> None:
+        super().open(out)
+        self._sync = b""  # the header waits for the first event: it holds that event's schema
+        self._pending, self._pending_bytes = [], 0
+
+    def write(self, events: Sequence[Event]) -> None:
+        if self.out is None:
+            raise ValueError(f"serializer of {self.name}: write() before open()")
+        if not events:
+            return
+        if not self._sync:
+            self._write_header(self._schema_of(events[0]))
+        pending = self._pending
+        interval = self.sync_interval
+        size = self._pending_bytes
+        for e in events:
+            pending.append(e.body)
+            size += len(e.body)
+            if size >= interval:
+                self._pending_bytes = size
+                self._write_block()
+                pending = self._pending
+                size = 0
+        self._pending_bytes = size
+
+    def flush(self) -> None:
+        if self._pending:
+            self._write_block()
+
+    def close(self) -> None:
+        self.flush()
+        self.out = None
+
+    def _schema_of(self, event: Event) -> str:
+        """The schema JSON for a file whose first event is ``event``, checked by parsing it."""
+        from fastavro import parse_schema
+
+        url = event.headers.get(AVRO_SCHEMA_URL_HEADER)
+        literal = event.headers.get(AVRO_SCHEMA_LITERAL_HEADER)
+        if url is not None:
+            text = self._schemas.get(url) or self._load(url)
+        elif literal is not None:
+            text = literal
+        elif self.static_url is not None:
+            text = self._schemas.get(self.static_url) or self._load(self.static_url)
+        else:
+            raise ValueError(f"Could not find schema for event {event!r}: no {AVRO_SCHEMA_URL_HEADER} or "
+                             f"{AVRO_SCHEMA_LITERAL_HEADER} header and no serializer.schemaURL")
+        try:
+            schema = json.loads(text)
+            parse_schema(schema)
+        except ValueError as exc:  # JSONDecodeError and fastavro's SchemaParseException are ValueErrors
+            raise ValueError(f"the Avro schema of event {event!r} is not valid: {exc}") from None
+        return json.dumps(schema, separators=(",", ":"))
+
+    def _load(self, url: str) -> str:
+        if url.lower().startswith("hdfs://"):
+            from sinks.hdfs.fs import file_system_for
+
+            fs, path = file_system_for(url, webhdfs=[], user=None, timeout=30.0)
+            data = fs.read(path)
+        else:
+            import urllib.request
+
+            target = url if "://" in url or url.startswith("file:") else "file://" + url
+            with urllib.request.urlopen(target, timeout=30) as f:
+                data = f.read()
+        text = data.decode("utf-8")
+        self._schemas[url] = text
+        return text
+
+    def _write_header(self, schema_json: str) -> None:
+        self._sync = os.urandom(16)
+        meta = {"avro.schema": schema_json.encode(), "avro.codec": self.codec.encode()}
+        parts = [_AVRO_MAGIC, _zigzag(len(meta))]
+        for key, value in meta.items():
+            parts += [_zigzag(len(key)), key.encode(), _zigzag(len(value)), value]
+        parts += [b"\x00", self._sync]
+        assert self.out is not None
+        self.out.write(b"".join(parts))
+
+    def _write_block(self) -> None:
+        from fastavro._write_py import BLOCK_WRITERS
+        from fastavro.io.binary_encoder import BinaryEncoder
+
+        data = b"".join(self._pending)
+        buf = io.BytesIO()
+        buf.write(_zigzag(len(self._pending)))
+        BLOCK_WRITERS[self.codec](BinaryEncoder(buf), data, None)  # the (compressed) size, then the data
+        buf.write(self._sync)
+        assert self.out is not None
+        self.out.write(buf.getvalue())
+        self._pending, self._pending_bytes = [], 0
+
+
+def _zigzag(n: int) -> bytes:
+    """An Avro long: zig-zag, then base-128 varint."""
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n & ~0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)

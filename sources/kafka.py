@@ -1,9 +1,10 @@
 """The Kafka source: a consumer-group member that turns Kafka records into Flume events.
 
 Each ``process()`` collects up to batchSize records, or what arrived within batchDurationMillis, hands them to the
-channels as one batch, and only then commits the consumed offsets (synchronously). A batch the channel refuses is
-kept and offered again on the next call, before anything new is read: nothing is skipped and nothing is committed
-that is not in a channel. After a crash, the records since the last commit are read again (at-least-once).
+channels as one batch, and only then commits the consumed offsets (without waiting: see agent/kafka_clients.py).
+A batch the channel refuses is kept and offered again on the next call, before anything new is read: nothing is
+skipped and nothing is committed that is not in a channel. After a crash, the records since the last commit are
+read again (at-least-once).
 
 Headers, as Flume sets them (each only when not already present, which matters with useFlumeEventFormat):
 ``timestamp`` (the record's timestamp, ms), ``topic`` (the topicHeader, when setTopicHeader), ``partition``,
@@ -17,6 +18,7 @@ import time
 
 from agent.avro_event import AvroEventError, decode_event
 from agent.core import POLL_BACKOFF, ChannelException, Event, PollableSource, Status
+from agent.kafka_clients import ConsumerWatch, close_quietly, commit, on_commit
 from agent.kafka_conf import check_client_config, client_config, client_hooks, consumer_defaults
 from agent.metrics import SourceCounter
 from agent.spec import Conf, Prop, Spec
@@ -65,8 +67,8 @@ class KafkaSource(PollableSource):
              "ssl.*, ...), Java names translated for librdkafka. auto.offset.reset is latest, as in Flume: a new "
              "group starts at the end of the topic; set kafka.consumer.auto.offset.reset = earliest to read what "
              "is already there.", prefix=True),
-        Prop("migrateZookeeperOffsets", "bool", False, "Offsets kept in ZooKeeper by Kafka < 0.9 cannot be "
-             "migrated; only false is accepted."),
+        Prop("migrateZookeeperOffsets", "bool", True, "Flume 1.11.0 migrates offsets kept in ZooKeeper only when "
+             "zookeeperConnect is set, which pyflume refuses; without it this does nothing, as in Flume."),
         Prop("zookeeperConnect", "str", None, "Not supported (ZooKeeper-based consumers are gone since Kafka 4)."),
         extends=POLL_BACKOFF,
     )
@@ -82,10 +84,9 @@ class KafkaSource(PollableSource):
         self.topic_header: str = config.topic_header
         self.header_map: dict[str, str] = config.header
         self.topics = self._topics(conf)
-        if config.zookeeper_connect or config.migrate_zookeeper_offsets and conf.is_set("migrateZookeeperOffsets"):
-            conf.error("ZooKeeper offset migration is not supported; offsets are kept in Kafka (set "
-                       "migrateZookeeperOffsets = false and remove zookeeperConnect)",
-                       "zookeeperConnect" if config.zookeeper_connect else "migrateZookeeperOffsets")
+        if config.zookeeper_connect:
+            conf.error("ZooKeeper is not supported; offsets are kept in Kafka (remove zookeeperConnect and "
+                       "set kafka.bootstrap.servers)", "zookeeperConnect")
         settings = client_config(conf, "kafka.consumer.")
         settings["bootstrap.servers"] = config.kafka_bootstrap_servers
         settings["group.id"] = config.kafka_consumer_group_id
@@ -99,6 +100,7 @@ class KafkaSource(PollableSource):
         self.settings = settings
         self.consumer = None
         self._pending: tuple[list[Event], dict[tuple[str, int], int]] | None = None
+        self._watch = ConsumerWatch()
 
     def _topics(self, conf: Conf) -> list[str]:
         """kafka.topics.regex (subscribed as a pattern) or the kafka.topics list; an error when neither is set."""
@@ -116,13 +118,24 @@ class KafkaSource(PollableSource):
 
     # Lifecycle --------------------------------------------------------------------------------------------------
     def start(self) -> None:
-        import confluent_kafka
-
-        hooks = client_hooks(self.log, f"Kafka source {self.name}", self.settings)
-        self.consumer = confluent_kafka.Consumer({**self.settings, **hooks})
-        self.consumer.subscribe(self.topics, on_revoke=self._on_revoke)
+        self._subscribe()
         self.log.info("Kafka source %s started: topics %s, group %s on %s", self.name, ", ".join(self.topics),
                       self.settings["group.id"], self.settings["bootstrap.servers"])
+
+    def _subscribe(self) -> None:
+        import confluent_kafka
+
+        what = f"Kafka source {self.name}"
+        hooks = client_hooks(self.log, what, self.settings, self._watch.watch.note)
+        self.consumer = confluent_kafka.Consumer({**self.settings, **hooks, "on_commit": on_commit(self.log, what)})
+        self.consumer.subscribe(self.topics, on_revoke=self._on_revoke)
+
+    def _resubscribe(self) -> None:
+        """Replace a consumer that lost every broker (agent.kafka_clients); unwritten records are read again."""
+        self.log.warning("Kafka source %s: a new consumer replaces the one that lost every broker", self.name)
+        close_quietly(self.consumer, self.log, f"Kafka source {self.name}")
+        self._pending = None
+        self._subscribe()
 
     def stop(self) -> None:
         consumer, self.consumer = self.consumer, None
@@ -152,7 +165,10 @@ class KafkaSource(PollableSource):
             events, offsets = self._collect(consumer)
             if not events:
                 self.counter.add(empty=1)
+                if self._watch.stuck(consumer):
+                    self._resubscribe()
                 return Status.BACKOFF
+            self._watch.progress()
             self.counter.add(get_timer=int((time.monotonic() - started) * 1000))
             self._pending = (events, offsets)
         events, offsets = self._pending
@@ -169,15 +185,7 @@ class KafkaSource(PollableSource):
         return Status.READY
 
     def _commit(self, consumer, offsets: dict[tuple[str, int], int]) -> None:  # noqa: ANN001
-        from confluent_kafka import KafkaException, TopicPartition
-
-        tps = [TopicPartition(t, p, o + 1) for (t, p), o in offsets.items()]
-        try:
-            consumer.commit(offsets=tps, asynchronous=False)
-        except KafkaException as exc:
-            # The events are in the channel; an uncommitted offset only means they may be read again later.
-            self.log.warning("Kafka source %s: committing offsets failed (%s); these records may be read again",
-                             self.name, exc)
+        commit(consumer, {tp: o + 1 for tp, o in offsets.items()}, self.log, f"Kafka source {self.name}")
 
     def _collect(self, consumer) -> tuple[list[Event], dict[tuple[str, int], int]]:  # noqa: ANN001
         """Up to batchSize records, or what arrived within batchDurationMillis, and the last offset read of each

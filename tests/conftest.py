@@ -305,3 +305,18 @@ def java_stores(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
             pytest.fail(f"PYFLUME_REQUIRE_PEERS=1 but {reason}")
         pytest.skip(reason)
     return make_stores(tmp_path_factory.mktemp("java-stores"))
+
+
+def started_sink(conf: Path, sink: str = "k1", agent: str = "a1"):  # noqa: ANN201
+    """The sink ``sink`` of the properties file ``conf`` built as ``agent --check`` builds it (the file must have no
+    errors), started, with its channel started and attached: ready for ``process()`` calls. Returns (sink, channel)."""
+    from agent import config
+
+    topo, problems = config.check([str(conf)], agent)
+    assert topo is not None, [str(p) for p in problems]
+    k = topo.sinks[sink]
+    ch = k.channel
+    assert ch is not None
+    ch.start()
+    k.start()
+    return k, ch

@@ -115,6 +115,8 @@ class JSONHandler(HTTPSourceHandler):
             data = json.loads(text, parse_int=str, parse_float=str, parse_constant=str)
         except json.JSONDecodeError as exc:
             raise HTTPBadRequestError(f"Request has invalid JSON Syntax. ({exc})") from None
+        except RecursionError:  # nesting deeper than the parser's stack: the client's fault, like any bad body
+            raise HTTPBadRequestError("Request has invalid JSON Syntax. (nested too deeply)") from None
         if data is None:
             raise ValueError("the request body is JSON null (expected a JSON array of events)")
         if data.__class__ is not list:

@@ -223,3 +223,36 @@ def test_pyflume_sink_with_jks_trust_store_into_flume_source_with_jks_key_store(
         wait_for_events(want, lambda: rolled_lines(out), logs=[flume, ours])
         assert ours.terminate() == 0
         assert_exactly_once(want, rolled_lines(out), logs=[flume, ours])
+
+
+def test_rpc_props_failover_into_flume_same_file_as_flumes_avro_client(tmp_path, flume_classpath) -> None:
+    """One RPC client properties file, given to pyflume's ``avro-client --rpcProps`` and to Flume's own
+    AvroCLIClient ``-P``: the first host is down, both fail over to the second, a Flume 1.11 avro source (deflate)."""
+    import subprocess
+
+    from peers.flume import java_command
+
+    port = free_port()
+    out = tmp_path / "out"
+    out.mkdir()
+    conf = tmp_path / "flume.conf"
+    conf.write_text(RECEIVER.format(a="fl", port=port, out=out, compression="deflate", tls=""))
+    props = tmp_path / "client.properties"
+    props.write_text(f"client.type = default_failover\nhosts = h1 h2\nhosts.h1 = 127.0.0.1:{free_port()}\n"
+                     f"hosts.h2 = 127.0.0.1:{port}\nbatch-size = 100\ncompression-type = deflate\n"
+                     f"connect-timeout = 2000\n")
+    ours, theirs = tmp_path / "ours.txt", tmp_path / "theirs.txt"
+    ours.write_bytes(b"".join(b"ours %04d\n" % i for i in range(1000)))
+    theirs.write_bytes(b"".join(b"theirs %04d\n" % i for i in range(1000)))
+    with FlumeAgent(conf, "fl", log_path=tmp_path / "flume.log") as flume:
+        wait_port(port)
+        r = subprocess.run([*agent_command(), "avro-client", "--rpcProps", str(props), "-F", str(ours)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        r = subprocess.run(java_command("org.apache.flume.client.avro.AvroCLIClient",
+                                        ["-P", str(props), "-F", str(theirs)], heap="256m"),
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        want = [b"{} " + line for line in (ours.read_bytes() + theirs.read_bytes()).splitlines()]
+        wait_for_events(want, lambda: rolled_lines(out), logs=[flume])
+    assert_exactly_once(want, rolled_lines(out), logs=[flume])

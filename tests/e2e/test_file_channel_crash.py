@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, rolled_lines
+from conftest import free_port, rolled_lines, wait_for_events
 
 CONF = """\
 a1.sources = r1
@@ -138,3 +138,62 @@ def test_sigkill_at_random_moments_loses_nothing(run_agent, tmp_path: Path, encr
                 assert b"line-0" not in segment.read_bytes(), f"plaintext in {segment}"
     print(f"{kills} kills ({mid_stream} mid-stream), {dups} duplicates, {len(torn)} torn tails, "
           f"{len(got)} lines written")
+
+
+SPILLABLE = CONF.split("a1.channels.c1.type")[0] + """\
+a1.channels.c1.type = SPILLABLEMEMORY
+a1.channels.c1.memoryCapacity = 1000
+a1.channels.c1.overflowCapacity = 100000
+a1.channels.c1.overflowTimeout = 0
+a1.channels.c1.transactionCapacity = 1000
+a1.channels.c1.checkpointDir = {tmp}/checkpoint
+a1.channels.c1.dataDirs = {tmp}/data
+a1.channels.c1.checkpointInterval = 500
+a1.channels.c1.minimumRequiredSpace = 1048576
+a1.sinks.k1.type = gate_sink.GateSink
+a1.sinks.k1.channel = c1
+a1.sinks.k1.gate = {tmp}/gate
+a1.sinks.k1.path = {tmp}/out/got
+a1.sinks.k1.batchSize = 100
+"""
+
+
+def _send_acked(port: int, lines: list[bytes]) -> None:
+    progress = [0]
+    _send_all(port, lines, threading.Event(), progress)
+    assert progress[0] == len(lines), f"only {progress[0]} of {len(lines)} lines acknowledged"
+
+
+def test_spillable_channel_sigkill_keeps_the_overflow_and_loses_memory(run_agent, tmp_path: Path) -> None:
+    """SIGKILL with the sink stalled: the first 1000 lines filled memory (memoryCapacity), every later one went to
+    the overflow. After the restart exactly the overflow's lines arrive, once each and in order; the memory's
+    lines are gone, which is what Flume promises for this channel. A clean stop (SIGTERM) loses nothing."""
+    port = free_port()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "gate").touch()  # the sink holds its batch: nothing leaves the channel
+    conf = SPILLABLE.format(port=port, tmp=tmp_path)
+    lines = [b"line-%06d-%s" % (i, b"x" * 40) for i in range(6000)]
+    agent = run_agent(conf)
+    agent.wait_for_port(port)
+    _send_acked(port, lines[:1000])  # all committed in memory: it is now full, and stays full (the sink waits)
+    _send_acked(port, lines[1000:5000])  # so these went to the overflow
+    agent.kill()
+    (tmp_path / "agent.log").rename(tmp_path / "agent-killed.log")
+    (tmp_path / "gate").unlink()
+    agent = run_agent(conf)
+    got_path = tmp_path / "out" / "got"
+    wait_for_events(lines[1000:5000], lambda: got_path.read_bytes().splitlines() if got_path.exists() else [],
+                    timeout=60, logs=[agent])
+    time.sleep(0.3)  # anything else would have arrived by now
+    assert got_path.read_bytes().splitlines() == lines[1000:5000]  # the overflow: all of it, once, in order
+
+    (tmp_path / "gate").touch()
+    agent.wait_for_port(port)
+    _send_acked(port, lines[5000:])  # in memory only
+    assert agent.terminate() == 0  # a clean stop moves the memory queue into the overflow
+    (tmp_path / "agent.log").rename(tmp_path / "agent-stopped.log")
+    (tmp_path / "gate").unlink()
+    agent = run_agent(conf)
+    wait_for_events(lines[1000:], lambda: got_path.read_bytes().splitlines(), timeout=60, logs=[agent])
+    assert got_path.read_bytes().splitlines() == lines[1000:]
+    assert agent.terminate() == 0

@@ -179,6 +179,8 @@ def test_bad_requests_get_flumes_status_and_write_nothing(run_agent, tmp_path):
     assert request(port, "POST", b'[{"body": {"nested": 1}}]', json_type)[0] == 400
     assert request(port, "POST", b'[{"headers": {"h": [1]}}]', json_type)[0] == 400
     assert request(port, "POST", b'["just a string"]', json_type)[0] == 400
+    status, page = request(port, "POST", b"[" * 100_000 + b"]" * 100_000, json_type)  # too deep for the parser
+    assert status == 400 and b"nested too deeply" in page
     status, page = request(port, "POST", b"", json_type)  # Gson returns null, Flume's handler fails: 500
     assert status == 500 and b"Deserializer threw unexpected exception." in page
     assert request(port, "POST", b"[null]", json_type)[0] == 500
@@ -191,7 +193,7 @@ def test_bad_requests_get_flumes_status_and_write_nothing(run_agent, tmp_path):
     assert wait_out(out, 1) == b"{} the only event\n"
     agent.wait_for_port(mport)
     m = metrics(mport)
-    assert (m["EventReadFail"], m["AppendBatchAcceptedCount"], m["EventAcceptedCount"]) == ("7", "2", "1")
+    assert (m["EventReadFail"], m["AppendBatchAcceptedCount"], m["EventAcceptedCount"]) == ("8", "2", "1")
     time.sleep(0.3)
     assert read_out(out) == b"{} the only event\n"
     assert agent.terminate() == 0

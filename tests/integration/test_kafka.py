@@ -355,3 +355,72 @@ def test_flume_and_pyflume_share_topics_in_flume_event_format(kafka_broker, flum
             assert_exactly_once(lines, [b for _, b in got], logs=[py, flume])
             h = got[0][0]
             assert h["made-by"] == origin and h["topic"] == topic and "partition" in h and "offset" in h
+
+
+def test_clients_that_lost_every_broker_give_up_and_are_replaced(kafka_broker) -> None:
+    """The recovery from librdkafka's lost-metadata state (agent/kafka_clients.py), driven by a real outage: with
+    the broker gone, a batch's flush gives up after the stall time instead of message.timeout.ms (300 s) and the
+    next batch gets a new producer that delivers it; a consumer is declared stuck only while the cluster does not
+    answer, never when it is merely idle."""
+    import logging
+
+    from confluent_kafka import Consumer
+
+    from agent.kafka_clients import ConsumerWatch, Producer
+
+    log = logging.getLogger("test")
+    topic, _, group = names()
+    kafka_broker.create_topic(topic, 1)
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap, "linger.ms": "5"}, log, "test producer")
+    producer.watch.STALL = 3.0
+    watch = ConsumerWatch()
+    watch.watch.STALL = 3.0
+    consumer = Consumer({"bootstrap.servers": kafka_broker.bootstrap, "group.id": group,
+                         "auto.offset.reset": "earliest", "error_cb": watch.watch.note})
+    consumer.subscribe([topic])
+    client = producer.begin()
+    client.produce(topic, b"before")
+    assert producer.flush() is None
+    kafka_broker.stop()
+    try:
+        client = producer.begin()
+        for i in range(10):
+            client.produce(topic, b"lost-%d" % i)
+        started = time.monotonic()
+        failure = producer.flush()
+        took = time.monotonic() - started
+        assert failure is not None and failure[0] == 10, failure
+        assert took < 60, f"the flush waited {took:.0f} s with no broker"
+        # a consumer whose cluster is gone is stuck once the stall time has passed since the report
+        for _ in range(60):
+            if consumer.consume(10, 0.5) == [] and watch.stuck(consumer):
+                break
+        else:
+            pytest.fail("the consumer was never declared stuck with the broker stopped")
+    finally:
+        kafka_broker.start()
+    client = producer.begin()
+    assert client is not None
+    for i in range(10):
+        client.produce(topic, b"again-%d" % i)
+    assert producer.flush() is None
+    # a consumer that lags behind is stuck; once it has read everything, it is idle, not stuck
+    read: list[bytes] = []
+    deadline = time.monotonic() + 60
+    while len(set(read)) < 11 and time.monotonic() < deadline:
+        read += [m.value() for m in consumer.consume(100, 0.5) if m.error() is None]
+    assert len(set(read)) >= 11, delivery_report([b"before"], read, [kafka_broker])
+    watch.watch.note(_AllDown())
+    watch.quiet_since -= 10
+    assert not watch.stuck(consumer)
+    consumer.close()
+    got = [m.value() for m in consume_all(kafka_broker.bootstrap, topic, 11)]
+    want = [b"before"] + [b"again-%d" % i for i in range(10)]
+    assert set(want) <= set(got), delivery_report(want, got, [kafka_broker])
+
+
+class _AllDown:
+    """What librdkafka's error callback passes when every broker is down (only its code is read)."""
+
+    def code(self) -> int:
+        return -187

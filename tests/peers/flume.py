@@ -29,6 +29,8 @@ MODULES = {
     "hdfs": [f"org.apache.flume.flume-ng-sinks:flume-hdfs-sink:{FLUME_VERSION}", "org.apache.hadoop:hadoop-client:3.3.6"],
     "hbase2": [f"org.apache.flume.flume-ng-sinks:flume-ng-hbase2-sink:{FLUME_VERSION}",
                "org.apache.hbase:hbase-client:2.6.1"],
+    "http": [f"org.apache.flume.flume-ng-sinks:flume-http-sink:{FLUME_VERSION}"],
+    "scribe": [f"org.apache.flume.flume-ng-sources:flume-scribe-source:{FLUME_VERSION}"],
 }
 
 _LOG4J2 = """<?xml version="1.0" encoding="UTF-8"?>
@@ -46,7 +48,7 @@ def classpath() -> str:
 
 
 def module_classpath(*modules: str) -> str:
-    """Flume 1.11 plus optional modules ("kafka", "hdfs", "hbase2")."""
+    """Flume 1.11 plus optional modules ("kafka", "hdfs", "hbase2", "http", "scribe")."""
     parts = [classpath()]
     for m in modules:
         parts.append(str(maven.resolve(f"flume-{m}-{FLUME_VERSION}", MODULES[m]) / "lib" / "*"))
@@ -65,6 +67,9 @@ def modules_for(conf_text: str) -> tuple[str, ...]:
     if re.search(r"^\s*\S+\.sinks\.\S+\.type\s*[=:]\s*(hbase2|org\.apache\.flume\.sink\.hbase2\.HBase2Sink)\s*$",
                  conf_text, re.M):
         found.append("hbase2")
+    if re.search(r"^\s*\S+\.sinks\.\S+\.type\s*[=:]\s*(http|org\.apache\.flume\.sink\.http\.HttpSink)\s*$",
+                 conf_text, re.M):
+        found.append("http")
     return tuple(found)
 
 

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 from sinks.hdfs.fs.base import FileSystem
 from sinks.hdfs.fs.local import LocalFileSystem
 from sinks.hdfs.fs.rpc import NativeHdfsFileSystem
-from sinks.hdfs.fs.webhdfs import WebHdfsFileSystem, namenode_http_addresses
+from sinks.hdfs.fs.webhdfs import WebHdfsFileSystem, hadoop_conf, hadoop_user, namenode_http_addresses
 
 __all__ = ["FileSystem", "LocalFileSystem", "NativeHdfsFileSystem", "WebHdfsFileSystem", "file_system_for",
            "namenode_http_addresses"]
@@ -17,18 +17,44 @@ __all__ = ["FileSystem", "LocalFileSystem", "NativeHdfsFileSystem", "WebHdfsFile
 def file_system_for(path: str, *, webhdfs: list[str], user: str | None, timeout: float,
                     transport: str = "rpc") -> tuple[FileSystem, str]:
     """The file system for ``hdfs.path`` and the path within it (escapes untouched); ``hdfs://`` paths use RPC unless
-    ``transport`` is ``webhdfs``."""
+    ``transport`` is ``webhdfs``. As Hadoop's ``Path`` does, a path without a scheme is on ``fs.defaultFS`` of
+    $HADOOP_CONF_DIR (the local file system without one), and ``hdfs://host`` without a port is the namenode's RPC
+    port 8020 unless ``host`` is an HA nameservice of that configuration."""
     if "://" not in path:
-        return LocalFileSystem(), path
+        props = hadoop_conf()
+        default_fs = props.get("fs.defaultFS") or props.get("fs.default.name") or "file:///"
+        if default_fs.startswith("file:"):
+            return LocalFileSystem(), path
+        if not path.startswith("/"):  # Hadoop resolves a relative path against the user's home directory
+            path = f"/user/{user or hadoop_user()}/{path}"
+        path = default_fs.rstrip("/") + path
     url = urlparse(path.replace("%{", "%7B").replace("%[", "%5B"))
     rest = path.split("://", 1)[1]
     within = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
     if url.scheme == "file":
         return LocalFileSystem(), within
     if url.scheme == "hdfs" and transport == "rpc":
-        return NativeHdfsFileSystem(url.netloc, user, timeout), within
+        return NativeHdfsFileSystem(_with_rpc_port(url.netloc), user, timeout), within
     if url.scheme == "hdfs":
         return WebHdfsFileSystem(namenode_http_addresses(url.netloc, webhdfs), user, timeout), within
     if url.scheme in ("webhdfs", "http"):
         return WebHdfsFileSystem([f"http://{url.netloc}"], user, timeout), within
     raise ValueError(f"unsupported file system '{url.scheme}://' (use hdfs://, webhdfs:// or file://)")
+
+
+def _with_rpc_port(authority: str) -> str:
+    """``host`` → ``host:8020`` (Hadoop's default namenode RPC port), except an HA nameservice named in
+    $HADOOP_CONF_DIR, which the client resolves to its namenodes itself; empty is ``fs.defaultFS``'s."""
+    props = hadoop_conf()
+    if not authority:
+        default_fs = props.get("fs.defaultFS") or props.get("fs.default.name") or ""
+        if not default_fs.startswith("hdfs://") or not default_fs[7:].strip("/"):
+            raise ValueError("hdfs:/// names no namenode and $HADOOP_CONF_DIR has no hdfs:// fs.defaultFS; write "
+                             "hdfs://host:port/path")
+        authority = default_fs[7:].split("/", 1)[0]
+    if authority.rsplit("]", 1)[-1].count(":"):
+        return authority
+    nameservices = {n.strip() for n in props.get("dfs.nameservices", "").split(",")}
+    if authority in nameservices or f"dfs.ha.namenodes.{authority}" in props:
+        return authority
+    return f"{authority}:8020"

@@ -20,7 +20,7 @@ class WebHdfsFileSystem(FileSystem):
         from hdfs import InsecureClient
 
         self.urls = urls
-        self.user = user or _hadoop_user()
+        self.user = user or hadoop_user()
         self.timeout = timeout
         self.client = InsecureClient(";".join(urls), user=self.user, timeout=timeout)
         self._append_at: dict[str, str] = {}  # path -> the datanode URL the namenode redirected its appends to
@@ -96,11 +96,11 @@ class WebHdfsFileSystem(FileSystem):
         return f"HDFS via WebHDFS at {', '.join(self.urls)}"
 
 
-def _hadoop_user() -> str:
+def hadoop_user() -> str:
     return os.environ.get("HADOOP_USER_NAME") or getpass.getuser()
 
 
-def _hadoop_conf() -> dict[str, str]:
+def hadoop_conf() -> dict[str, str]:
     """Properties from $HADOOP_CONF_DIR/core-site.xml and hdfs-site.xml (later files win)."""
     props: dict[str, str] = {}
     conf_dir = os.environ.get("HADOOP_CONF_DIR")
@@ -122,7 +122,7 @@ def namenode_http_addresses(authority: str, configured: list[str]) -> list[str]:
     authority's host on Hadoop 3's default HTTP port 9870."""
     if configured:
         return [a if "://" in a else f"http://{a}" for a in configured]
-    props = _hadoop_conf()
+    props = hadoop_conf()
     host = authority.split(":")[0]
     namenodes = props.get(f"dfs.ha.namenodes.{host}")
     if namenodes:

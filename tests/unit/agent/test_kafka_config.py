@@ -75,21 +75,40 @@ a1.sinks.k1.batchSize = 250
 
 
 @pytest.mark.parametrize("extra, expected", [
-    ("a1.sinks.k1.kafka.producer.ssl.truststore.location = /etc/ts.jks\n",
-     "k.conf:13: a1.sinks.k1 (org.apache.flume.sink.kafka.KafkaSink): kafka.producer.ssl.truststore.location: "
-     "cannot read /etc/ts.jks: No such file or directory"),
     ("a1.sinks.k1.kafka.producer.acks = banana\n",
      "k.conf:13: a1.sinks.k1 (org.apache.flume.sink.kafka.KafkaSink): kafka.producer.acks: librdkafka refuses"),
     ("a1.channels.c1.kafka.consumer.no.such.thing = 1\n",
      "k.conf:13: a1.channels.c1 (org.apache.flume.channel.kafka.KafkaChannel): kafka.consumer.no.such.thing: "
      "librdkafka refuses the consumer settings: No such configuration property"),
-    ("a1.sources.r1.migrateZookeeperOffsets = true\n", "migrateZookeeperOffsets: ZooKeeper offset migration"),
+    ("a1.sources.r1.zookeeperConnect = 127.0.0.1:2181\n", "zookeeperConnect: ZooKeeper is not supported"),
     ("a1.sources.r1.kafka.topics.regex = (unclosed\n", "kafka.topics.regex: not a valid regular expression"),
 ])
 def test_what_cannot_work_is_refused_with_its_line(tmp_path, extra, expected):
     topo, errors = build(tmp_path, extra)
     assert topo is None
     assert any(expected in e for e in errors), errors
+
+
+def test_migrate_zookeeper_offsets_true_is_flume_1_11_default_and_does_nothing(tmp_path):
+    # Flume 1.11.0: migrateZookeeperOffsets defaults to true and only acts with zookeeperConnect set.
+    topo, errors = build(tmp_path, "a1.sources.r1.migrateZookeeperOffsets = true\n"
+                                   "a1.channels.c1.migrateZookeeperOffsets = true\n")
+    assert not errors, errors
+    assert topo.sources["r1"].config.migrate_zookeeper_offsets is True
+    assert topo.channels["c1"].config.migrate_zookeeper_offsets is True
+
+
+def test_a_java_store_not_on_this_machine_is_a_warning(tmp_path):
+    """As for the TLS sources: --check passes with a warning, and librdkafka gets the path, so the client fails to
+    start naming the file unless it is there by then (a store that is there is read and handed over as PEM)."""
+    f = tmp_path / "k.conf"
+    f.write_text(BASE + "a1.sinks.k1.kafka.producer.ssl.truststore.location = /etc/ts.jks\n")
+    topo, problems = config.check([str(f)], "a1")
+    assert topo is not None, [str(p) for p in problems]
+    assert [str(p).split(": ", 1)[1] for p in problems] == [
+        "a1.sinks.k1 (org.apache.flume.sink.kafka.KafkaSink): kafka.producer.ssl.truststore.location: warning: "
+        "/etc/ts.jks is not a file here: the client cannot start until it is"]
+    assert topo.sinks["k1"].settings["ssl.ca.location"] == "/etc/ts.jks"
 
 
 def test_a_source_needs_topics(tmp_path):

@@ -21,9 +21,10 @@ from agent.spec import Conf
 from channels.file import FileChannel
 from channels.kafka import KafkaChannel
 from channels.memory import MemoryChannel
+from channels.spillable import SpillableMemoryChannel
 from conftest import assert_exactly_once, put_events, take_events
 
-KINDS = ["memory", "file", pytest.param("kafka", marks=pytest.mark.peer)]
+KINDS = ["memory", "file", pytest.param("kafka", marks=pytest.mark.peer), "spillable"]
 LIMITS = {"capacity": "5000", "transactionCapacity": "500", "keep-alive": "1"}
 
 
@@ -42,6 +43,14 @@ def _file(request: pytest.FixtureRequest, tmp: Path) -> Kind:
     return Kind(FileChannel("c1", conf), 0.0)
 
 
+def _spillable(request: pytest.FixtureRequest, tmp: Path) -> Kind:
+    # a memory of 1000 and no wait before spilling: the producers keep crossing the memory/overflow boundary
+    conf = Conf.from_dict(SpillableMemoryChannel.spec, checkpointDir=str(tmp / "cp"), dataDirs=str(tmp / "data"),
+                          memoryCapacity="1000", overflowCapacity="4000", overflowTimeout="0",
+                          transactionCapacity="500")
+    return Kind(SpillableMemoryChannel("c1", conf), 0.0)
+
+
 def _kafka(request: pytest.FixtureRequest, tmp: Path) -> Kind:
     broker = request.getfixturevalue("kafka_broker")
     topic = f"channel-{uuid.uuid4().hex[:12]}"
@@ -55,7 +64,8 @@ def _kafka(request: pytest.FixtureRequest, tmp: Path) -> Kind:
 
 @pytest.fixture(params=KINDS)
 def kind(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kind]:
-    made = {"memory": _memory, "file": _file, "kafka": _kafka}[request.param](request, tmp_path)
+    made = {"memory": _memory, "file": _file, "kafka": _kafka, "spillable": _spillable}[request.param](request,
+                                                                                                    tmp_path)
     made.channel.start()
     yield made
     made.channel.stop()

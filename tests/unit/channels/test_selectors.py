@@ -112,3 +112,43 @@ def test_processor_slices_batches_to_the_smallest_transaction_capacity(tmp_path:
     assert [drain(topo.channels["c3"]) for _ in range(4)] == [[b"%d" % i for i in range(k, min(k + 10, 35))]
                                                               for k in range(0, 35, 10)]
     assert topo.channels["c1"].size() == 35
+
+
+def test_load_balancing_round_robin_gives_each_event_one_channel_in_turn(tmp_path: Path) -> None:
+    topo, cp = build(tmp_path, "a1.sources.r1.selector.type = load_balancing\n")
+    cp.process_batch([ev(str(i)) for i in range(4)])
+    cp.process_batch([ev(str(i)) for i in range(4, 9)])  # the turn carries over from batch to batch
+    assert drain(topo.channels["c1"]) == [b"0", b"3", b"6"]
+    assert drain(topo.channels["c2"]) == [b"1", b"4", b"7"]
+    assert drain(topo.channels["c3"]) == [b"2", b"5", b"8"]
+
+
+def test_load_balancing_random_spreads_every_event_to_exactly_one_channel(tmp_path: Path) -> None:
+    topo, cp = build(tmp_path, "a1.sources.r1.selector.type = LOAD_BALANCING\n"
+                               "a1.sources.r1.selector.policy = RANDOM\n")
+    for start in range(0, 150, 50):  # about 50 events per channel, far below their capacity of 100
+        cp.process_batch([ev(str(i)) for i in range(start, start + 50)])
+    got = {name: drain(topo.channels[name]) for name in ("c1", "c2", "c3")}
+    everything = [int(b) for bodies in got.values() for b in bodies]
+    assert sorted(everything) == list(range(150))  # each event once
+    assert all(15 < len(bodies) < 85 for bodies in got.values()), {k: len(v) for k, v in got.items()}
+    for bodies in got.values():  # each channel keeps the source's order
+        assert [int(b) for b in bodies] == sorted(int(b) for b in bodies)
+
+
+def test_load_balancing_a_refusing_channel_fails_the_batch(tmp_path: Path) -> None:
+    topo, cp = build(tmp_path, "a1.sources.r1.selector.type = load_balancing\n", c3cap=1)
+    cp.process_batch([ev("a"), ev("b"), ev("c")])
+    with pytest.raises(ChannelException):
+        cp.process_batch([ev("d"), ev("e"), ev("f")])  # c3's share does not fit: the source retries the batch
+
+
+def test_load_balancing_unknown_policy_is_reported_with_its_line(tmp_path: Path) -> None:
+    p = tmp_path / "a.conf"
+    p.write_text(SOURCE.format(c3cap=100, c3tx=100) + "a1.sources.r1.selector.type = load_balancing\n"
+                                                     "a1.sources.r1.selector.policy = least_busy\n")
+    topo, problems = config.check([str(p)], "a1")
+    assert topo is None
+    assert [str(x) for x in problems if x.severity == "error"] == [
+        f"{p}:20: a1.sources.r1 (seq): selector.policy: 'least_busy' is not valid; expected one of "
+        f"round_robin, random"]

@@ -121,12 +121,14 @@ def test_prefix_and_extension(tmp_path, clock):
     assert re.fullmatch(r"events-\d{13}-1\.log", path.name)
 
 
-def test_batch_size_and_its_alias(tmp_path, clock):
+def test_batch_size_is_sink_batch_size_only(tmp_path, clock):
     assert file_sink(tmp_path, start=False).batch_size() == 100
     assert file_sink(tmp_path, start=False, **{"sink.batchSize": "7"}).batch_size() == 7
-    # Flume ignores plain batchSize; pyflume reads it (the user guide's spelling) unless sink.batchSize is set.
-    assert file_sink(tmp_path, start=False, batchSize="5").batch_size() == 5
-    assert file_sink(tmp_path, start=False, batchSize="5", **{"sink.batchSize": "9"}).batch_size() == 9
+    # Flume reads only sink.batchSize: a plain batchSize is ignored (with a warning here).
+    conf, problems = bind(RollingFileSink, {"sink.directory": str(tmp_path), "batchSize": "5000"})
+    assert RollingFileSink("k1", conf).batch_size() == 100
+    assert [p.severity for p in problems] == ["warning"]
+    assert "did you mean 'sink.batchSize'" in str(problems[0])
     sink = file_sink(tmp_path, **{"sink.batchSize": "2"})
     put(sink.channel, "a", "b", "c")
     sink.process()
@@ -467,3 +469,25 @@ def test_logger_rejects_a_negative_max():
     problems: list[Problem] = []
     bind(LoggerSink, {"maxBytesToLog": "-1"}, problems)
     assert [str(p) for p in problems] == ["a1.conf:3: a1.sinks.k1: maxBytesToLog: -1 is too small; the minimum is 0"]
+
+
+def test_a_flume_file_with_file_roll_batch_size_above_the_transaction_capacity_is_valid(tmp_path):
+    # Flume ignores file_roll's plain batchSize, so this file runs there with sink.batchSize = 100.
+    from agent import config
+
+    f = tmp_path / "a1.conf"
+    f.write_text(f"""\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = seq
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.sinks.k1.type = file_roll
+a1.sinks.k1.channel = c1
+a1.sinks.k1.sink.directory = {tmp_path}
+a1.sinks.k1.batchSize = 1000
+""")
+    topo, problems = config.check([str(f)], "a1")
+    assert topo is not None, [str(p) for p in problems]
+    assert topo.sinks["k1"].batch_size() == 100

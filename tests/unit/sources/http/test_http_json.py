@@ -1,4 +1,5 @@
-"""The JSON handler's fast path (UTF-8, string bodies and headers) gives exactly what its general path gives."""
+"""The JSON handler's fast path (UTF-8, string bodies and headers) gives exactly what its general path gives; a body
+nested too deeply for the parser is the client's fault."""
 
 from __future__ import annotations
 
@@ -48,3 +49,10 @@ def test_fast_path_is_taken_for_the_common_request(monkeypatch: pytest.MonkeyPat
     body = json.dumps([{"headers": {"h": "v"}, "body": "one"}, {"body": "two"}]).encode()
     events = JSONHandler.__new__(JSONHandler).get_events(HTTPRequest("POST", "/", "", h, body, ("127.0.0.1", 1)))
     assert calls == [2] and [(e.body, e.headers) for e in events] == [(b"one", {"h": "v"}), (b"two", {})]
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000 + b"]" * 100_000, b'[{"body": ' + b"[" * 50_000 + b"]" * 50_000 + b"}]",
+                                  b'[{"headers": ' + b'{"a":' * 50_000 + b"1" + b"}" * 50_000 + b"}]"])
+def test_deeply_nested_json_is_a_bad_request(body: bytes) -> None:
+    with pytest.raises(http.HTTPBadRequestError, match="nested too deeply"):
+        JSONHandler.__new__(JSONHandler).get_events(HTTPRequest("POST", "/", "", Message(), body, ("127.0.0.1", 1)))
