@@ -21,10 +21,12 @@ import re
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from agent import registry, tls
+from agent import credstore, registry, tls
 from agent.core import Channel, ChannelProcessor, ChannelSelector, Interceptor, Sink, SinkProcessor, Source
+from agent.keystores import StoreError
 from agent.properties import Entry, PropertiesError, load_properties
 from agent.spec import ConfigError, Problem, Raw, Spec
 
@@ -262,11 +264,15 @@ def _apply_config_filters(ap: AgentPlan, filters: dict[str, ComponentPlan], prob
                 return text[0] if text else ""
 
             resolvers[name] = run
+        elif kind in ("hadoop", credstore.FILTER_CLASS.lower()):
+            resolver = _hadoop_filter(fp, problems)
+            if resolver is not None:
+                resolvers[name] = resolver
         else:
             where = t or fp.decl
             problems.append(Problem(where.path, where.line, fp.label, "type",
-                                    f"config filter type '{t.value if t else ''}' is not supported; expected env or "
-                                    f"external (hadoop credential stores are not supported yet)"))
+                                    f"config filter type '{t.value if t else ''}' is not supported; expected env, "
+                                    "external or hadoop"))
     if not resolvers:
         return
     for group in (ap.sources, ap.channels, ap.sinks, ap.sinkgroups):
@@ -275,14 +281,39 @@ def _apply_config_filters(ap: AgentPlan, filters: dict[str, ComponentPlan], prob
                 if "${" not in raw.value:
                     continue
 
-                def repl(m: re.Match[str]) -> str:
+                def repl(m: re.Match[str], raw: Raw = raw, label: str = comp.label, k: str = k) -> str:
                     fn = resolvers.get(m.group(1))
                     if fn is None:
                         return m.group(0)
-                    v = fn(m.group(2) or m.group(3) or m.group(4))
+                    try:
+                        v = fn(m.group(2) or m.group(3) or m.group(4))
+                    except (LookupError, ValueError) as exc:  # a store that has no such key says so
+                        problems.append(Problem(raw.path, raw.line, label, k, f"{m.group(0)}: {exc.args[0]}"))
+                        return m.group(0)
                     return m.group(0) if v is None else v
 
                 comp.props[k] = Raw(_FILTER_REF.sub(repl, raw.value), raw.line, raw.path)
+
+
+def _hadoop_filter(fp: ComponentPlan, problems: list[Problem]) -> Any:
+    """Flume's ``hadoop`` filter (agent/credstore.py): its stores opened now, so a wrong password, a corrupt or
+    missing store is reported at --check on the filter's own line."""
+    path = fp.props.get(credstore.PROVIDER_PATH)
+    if path is None:
+        problems.append(Problem(fp.decl.path, fp.decl.line, fp.label, credstore.PROVIDER_PATH,
+                                "required property is missing (jceks://file/<path to the credential store>)"))
+        return None
+    password_file = fp.props.get(credstore.PASSWORD_FILE)
+    try:
+        stores = credstore.open_credential_stores(path.value, password_file.value if password_file else None,
+                                                  Path(path.path).parent if path.path else Path.cwd())
+    except StoreError as exc:
+        prop = getattr(exc, "prop", credstore.PROVIDER_PATH)
+        where = password_file if prop == credstore.PASSWORD_FILE and password_file else path
+        problems.append(Problem(where.path, where.line, fp.label, prop, str(exc),
+                                "warning" if isinstance(exc, credstore.MissingStore) else "error"))
+        return None
+    return stores.get
 
 
 @dataclass

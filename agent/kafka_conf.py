@@ -10,14 +10,17 @@ exactly why not. Shared by the Kafka source, sink and channel.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
 
 from agent import tls
+from agent.keystores import StoreError, certificates_pem, load_store, pem_bundle
 from agent.spec import Conf
 
-__all__ = ["client_config", "client_hooks", "check_client_config", "consumer_defaults", "flush_timeout"]
+__all__ = ["client_config", "client_hooks", "java_stores_as_pem", "check_client_config", "consumer_defaults",
+           "flush_timeout"]
 
 # Java client keys that mean nothing to librdkafka or are handled by pyflume itself: dropped silently.
 _DROPPED = {
@@ -32,8 +35,6 @@ _RENAMED: dict[str, tuple[str, Callable[[str], str] | None]] = {
     "max.request.size": ("message.max.bytes", None),
     "buffer.memory": ("queue.buffering.max.kbytes", lambda v: str(max(1, int(v) // 1024))),
     "sasl.mechanism": ("sasl.mechanisms", None),
-    "ssl.keystore.location": ("ssl.keystore.location", None),  # librdkafka reads PKCS#12 keystores
-    "ssl.key.password": ("ssl.key.password", None),
     "partition.assignment.strategy": ("partition.assignment.strategy", lambda v: ",".join(
         {"rangeassignor": "range", "roundrobinassignor": "roundrobin",
          "cooperativestickyassignor": "cooperative-sticky"}.get(p.strip().rsplit(".", 1)[-1].lower(), p.strip())
@@ -42,6 +43,9 @@ _RENAMED: dict[str, tuple[str, Callable[[str], str] | None]] = {
                                               lambda v: v.lower() or "none"),
 }
 # librdkafka reports some keys by their internal names
+# Java key/trust store keys, read by pyflume (agent.keystores) and handed over as PEM in memory
+_JAVA_STORE_KEYS = {"ssl.truststore.location", "ssl.truststore.password", "ssl.keystore.location",
+                    "ssl.keystore.password", "ssl.key.password"}
 _ALIASES = {"request.required.acks": "acks", "queue.buffering.max.ms": "linger.ms",
             "queue.buffering.max.kbytes": "buffer.memory", "message.max.bytes": "max.request.size",
             "sasl.mechanisms": "sasl.mechanism"}
@@ -52,6 +56,7 @@ _JAAS = re.compile(r'(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"')
 def client_config(conf: Conf, prefix: str, *, component_prop: str | None = None) -> dict[str, str]:
     """The librdkafka settings for the keys under ``prefix`` (``kafka.producer.``), problems recorded on ``conf``."""
     out: dict[str, str] = {}
+    stores: dict[str, str] = {}
     for key, raw in conf.sub(prefix).items():
         full = prefix + key
         value = raw.value
@@ -72,10 +77,8 @@ def client_config(conf: Conf, prefix: str, *, component_prop: str | None = None)
             conf.error("only PLAIN and SCRAM JAAS logins can be translated; for Kerberos set "
                        f"{prefix}sasl.kerberos.service.name and {prefix}sasl.kerberos.keytab / principal", full)
             continue
-        if key in ("ssl.truststore.location", "ssl.truststore.password"):
-            if key == "ssl.truststore.location":
-                conf.error("Java truststores cannot be read by librdkafka; export the CA certificate to PEM "
-                           f"(keytool -exportcert -rfc) and set {prefix}ssl.ca.location to it", full)
+        if key in _JAVA_STORE_KEYS:
+            stores[key] = value  # read below and handed to librdkafka as PEM in memory
             continue
         if key in _RENAMED:
             name, fn = _RENAMED[key]
@@ -85,6 +88,9 @@ def client_config(conf: Conf, prefix: str, *, component_prop: str | None = None)
                 conf.error(f"'{value}' is not valid here", full)
             continue
         out[key] = value
+    if stores:
+        java_stores_as_pem(stores, out, lambda message, key: conf.error(message, prefix + key),
+                           missing=lambda message, key: conf.warn(message, prefix + key))
     if out.get("security.protocol", "").upper() in ("SSL", "SASL_SSL"):
         _add_global_ssl(conf, prefix, out)
     return out
@@ -92,29 +98,69 @@ def client_config(conf: Conf, prefix: str, *, component_prop: str | None = None)
 
 def _add_global_ssl(conf: Conf, prefix: str, out: dict[str, str]) -> None:
     """Flume's global SSL settings (-Djavax.net.ssl.*, else FLUME_SSL_*) fill what the client leaves unset, as
-    Flume's KafkaSSLUtil does: the key store (PKCS12, which librdkafka reads) and a PEM trust store."""
-    keystore = tls.global_setting("keystore")
-    if keystore and "ssl.keystore.location" not in out:
-        found = tls.store_format(keystore)
-        ktype = found or (tls.global_setting("keystore-type") or "JKS").upper()
-        if ktype == "PKCS12" or (found is None and keystore.lower().endswith((".p12", ".pfx"))):
-            out["ssl.keystore.location"] = keystore
-            password = tls.global_setting("keystore-password")
-            if password is not None and "ssl.keystore.password" not in out:
-                out["ssl.keystore.password"] = password
-        else:
-            conf.warn(f"the global key store {keystore} (javax.net.ssl.keyStore / FLUME_SSL_KEYSTORE_PATH) is not "
-                      "PKCS12, which is all librdkafka reads: convert it (keytool -importkeystore -deststoretype "
-                      f"PKCS12) or set {prefix}ssl.keystore.location; the client connects without it",
-                      prefix + "security.protocol")
-    truststore = tls.global_setting("truststore")
-    if truststore and "ssl.ca.location" not in out:
-        if tls.store_format(truststore) == "PEM" or truststore.lower().endswith(".pem"):
-            out["ssl.ca.location"] = truststore
-        else:
-            conf.warn(f"the global trust store {truststore} (javax.net.ssl.trustStore / FLUME_SSL_TRUSTSTORE_PATH) "
-                      "is a Java trust store, which librdkafka cannot read: export its CA to PEM (keytool "
-                      f"-exportcert -rfc) and set {prefix}ssl.ca.location", prefix + "security.protocol")
+    Flume's KafkaSSLUtil does: the key store and the trust store, any kind, read as the client's own are. One that
+    cannot be read is a warning: the client connects without it."""
+    stores: dict[str, str] = {}
+    if not {"ssl.keystore.location", "ssl.certificate.pem", "ssl.certificate.location"} & out.keys():
+        if keystore := tls.global_setting("keystore"):
+            stores["ssl.keystore.location"] = keystore
+            if (password := tls.global_setting("keystore-password")) is not None:
+                stores["ssl.keystore.password"] = password
+    if not {"ssl.ca.location", "ssl.ca.pem"} & out.keys():
+        if truststore := tls.global_setting("truststore"):
+            stores["ssl.truststore.location"] = truststore
+            if (password := tls.global_setting("truststore-password")) is not None:
+                stores["ssl.truststore.password"] = password
+
+    def warn(message: str, key: str) -> None:
+        conf.warn(f"Flume's global SSL setting (javax.net.ssl.* / FLUME_SSL_*): {message}; the client connects "
+                  "without it", prefix + "security.protocol")
+
+    java_stores_as_pem(stores, out, warn)
+
+
+def java_stores_as_pem(stores: dict[str, str], out: dict[str, str], problem: Callable[[str, str], None],
+                       missing: Callable[[str, str], None] | None = None) -> None:
+    """Java's ``ssl.keystore.*`` / ``ssl.truststore.*`` / ``ssl.key.password`` settings as librdkafka's in-memory
+    PEM settings (``ssl.certificate.pem``, ``ssl.key.pem``, ``ssl.ca.pem``): the stores are read here, whatever
+    their kind (JKS, JCEKS, PKCS12, PEM), and no key is written to disk. ``problem(message, key)`` is told what
+    cannot be read, naming the Java key to blame (never a password). With ``missing``, a store that is not a file
+    here is only reported to it (a warning at --check, as for the TLS sources) and its path handed to librdkafka,
+    whose client then fails to start with the file's name, unless the file is there by then."""
+    for key, native in (("ssl.truststore.location", "ssl.ca.location"), ("ssl.keystore.location",
+                                                                          "ssl.keystore.location")):
+        location = stores.get(key)
+        if missing is not None and location and not os.path.exists(location):
+            missing(f"{location} is not a file here: the client cannot start until it is", key)
+            out[native] = location
+            stores.pop(key)
+    if location := stores.get("ssl.truststore.location"):
+        password = stores.get("ssl.truststore.password")
+        try:
+            certs = load_store(location, password).trusted()
+            if not certs:
+                raise StoreError(f"the trust store {location} holds no certificate")
+            out["ssl.ca.pem"] = certificates_pem(certs)
+        except StoreError as exc:
+            problem(str(exc), "ssl.truststore.password" if password and "password" in str(exc)
+                    else "ssl.truststore.location")
+    if location := stores.get("ssl.keystore.location"):
+        password = stores.get("ssl.keystore.password")
+        key_password = stores.get("ssl.key.password", password)
+        try:
+            store = load_store(location, password)
+        except StoreError as exc:
+            problem(str(exc), "ssl.keystore.password" if password and "password" in str(exc)
+                    else "ssl.keystore.location")
+            return
+        try:
+            key, chain = store.private_key(key_password)
+        except StoreError as exc:
+            problem(str(exc), "ssl.key.password" if "ssl.key.password" in stores else "ssl.keystore.location")
+            return
+        certs, key_pem = pem_bundle(key, chain)
+        out["ssl.certificate.pem"] = certs.decode()
+        out["ssl.key.pem"] = key_pem.decode()
 
 
 def check_client_config(conf: Conf, settings: dict[str, str], kind: str) -> None:
@@ -129,6 +175,11 @@ def check_client_config(conf: Conf, settings: dict[str, str], kind: str) -> None
         conf.error("the Kafka components need confluent-kafka (pip install confluent-kafka)")
         return
     probe = dict(settings)
+    for key in ("ssl.ca.location", "ssl.keystore.location"):  # a Java store not on this machine: already a warning
+        java = {r.value for k, r in conf.prefixed.items() if k.endswith(("ssl.truststore.location",
+                                                                           "ssl.keystore.location"))}
+        if probe.get(key) in java and not os.path.exists(probe[key]):
+            del probe[key]
     probe["bootstrap.servers"] = "127.0.0.1:9"
     probe["log_level"] = "0"
     probe.pop("transactional.id", None)

@@ -7,21 +7,21 @@ the component leaves unset: the system property on the command line (``-Djavax.n
 ``include.cipherSuites``, ``exclude.cipherSuites``), else the environment variable (``FLUME_SSL_KEYSTORE_PATH``,
 ``FLUME_SSL_KEYSTORE_PASSWORD``, ``FLUME_SSL_KEYSTORE_TYPE``, ``FLUME_SSL_TRUSTSTORE_PATH``…,
 ``FLUME_SSL_INCLUDE_PROTOCOLS``, ``FLUME_SSL_EXCLUDE_PROTOCOLS``, ``FLUME_SSL_INCLUDE_CIPHERSUITES``,
-``FLUME_SSL_EXCLUDE_CIPHERSUITES``); global lists may be separated by commas. Key stores are
-PKCS12 (read with the ``cryptography`` package) or PEM; a Java keystore (JKS) cannot be read and is rejected with
-the keytool line that converts it. pyflume adds ``ssl.certificate`` + ``ssl.key`` for separate PEM files.
+``FLUME_SSL_EXCLUDE_CIPHERSUITES``); global lists may be separated by commas. Key and trust stores are read as
+they are, whatever their declared type: JKS, JCEKS and PKCS12 files made by keytool, or PEM (``agent.keystores``).
+pyflume adds ``ssl.certificate`` + ``ssl.key`` for separate PEM files.
 
 Without include-protocols, TLSv1.2 and TLSv1.3 are offered (what Java 17, Flume's runtime, enables by default).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import ssl
 import tempfile
 from collections.abc import Mapping
 
+from agent.keystores import StoreError, certificates_pem, load_store, pem_bundle, store_kind
 from agent.spec import Conf, Prop
 
 __all__ = ["HANDSHAKE_TIMEOUT", "TLS_VERSIONS", "ServerTls", "server_tls_props", "CLIENT_TLS_PROPS",
@@ -67,44 +67,23 @@ def global_setting(key: str) -> str | None:
 
 
 def store_format(path: str) -> str | None:
-    """What a key or trust store file is, by its first bytes: "JKS" (or JCEKS), "PKCS12", "PEM"; None if unreadable.
+    """What a key or trust store file is, by its first bytes: "JKS", "JCEKS", "PKCS12", "PEM"; None if unreadable.
 
     keytool writes PKCS12 by default since Java 9, also to files named *.jks with ``keystore-type = JKS`` left in
     the configuration (Java reads them either way), so the file's content decides, not its name or declared type."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(64)
-    except OSError:
-        return None
-    if head[:4] in (b"\xfe\xed\xfe\xed", b"\xce\xce\xce\xce"):
-        return "JKS"
-    if head[:1] == b"\x30":  # a DER SEQUENCE: PKCS#12
-        return "PKCS12"
-    if head.lstrip().startswith(b"-----BEGIN"):
-        return "PEM"
-    return None
+    return store_kind(path)
 
 
 def load_trust_store(ctx: ssl.SSLContext, path: str, password: str | None) -> None:
-    """Trust the CA certificates of a PEM file or a PKCS12 trust store (keytool's default format); a JKS one must be
-    converted first. Raises OSError or ValueError with the reason."""
-    kind = store_format(path)
-    if kind == "PKCS12":
-        from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
-
-        with open(path, "rb") as f:
-            data = f.read()
-        store = pkcs12.load_pkcs12(data, password.encode() if password else None)
-        certs = [c.certificate for c in store.additional_certs] + ([store.cert.certificate] if store.cert else [])
-        if not certs:
-            raise ValueError("the PKCS12 trust store holds no certificate")
-        ctx.load_verify_locations(cadata="".join(c.public_bytes(Encoding.PEM).decode() for c in certs))
-    elif kind == "JKS":
-        raise ValueError("a Java keystore (JKS) cannot be read by pyflume; convert it with keytool -importkeystore "
-                         "-srckeystore trust.jks -destkeystore trust.p12 -deststoretype PKCS12, or export its CA "
-                         "certificate to PEM (keytool -exportcert -rfc)")
-    else:
+    """Trust the certificates of a JKS, JCEKS, PKCS12 or PEM trust store. Raises OSError or ValueError (StoreError)
+    with the reason, never the password."""
+    if store_kind(path) == "PEM":
         ctx.load_verify_locations(path)
+        return
+    certs = load_store(path, password).trusted()
+    if not certs:
+        raise StoreError(f"the trust store {path} holds no certificate")
+    ctx.load_verify_locations(cadata=certificates_pem(certs))
 
 
 def setting(conf: Conf, key: str, default: str | None = None) -> str | None:
@@ -133,17 +112,16 @@ def server_tls_props(what: str, deprecated_names: bool = False) -> tuple[Prop, .
              + (" (also read as enableSSL, Flume's deprecated name)." if deprecated_names else "."),
              aliases=("enableSSL",) if deprecated_names else ()),
         Prop("keystore", "str", None,
-             "With ssl: the key store file, PKCS12 or PEM (see keystore-type). Unset: -Djavax.net.ssl.keyStore, "
-             "else FLUME_SSL_KEYSTORE_PATH (Flume's global settings)."),
+             "With ssl: the key store file: JKS, JCEKS or PKCS12 made by keytool, or PEM. Unset: "
+             "-Djavax.net.ssl.keyStore, else FLUME_SSL_KEYSTORE_PATH (Flume's global settings)."),
         Prop("keystore-password", "str", None,
              "Password of the key store" + (" (also keystorePassword, deprecated)" if deprecated_names else "")
              + "; unset: -Djavax.net.ssl.keyStorePassword, else FLUME_SSL_KEYSTORE_PASSWORD.",
              aliases=("keystorePassword",) if deprecated_names else ()),
         Prop("keystore-type", "str", "JKS",
-             "PKCS12 (read with the cryptography package), or PEM (certificate chain and key in one file). The "
-             "file's content decides when it can be read: keytool's default PKCS12 (since Java 9, even in a file "
-             "named *.jks) works with the type left at JKS. A real JKS file cannot be read by pyflume: convert it "
-             "to PKCS12 with keytool. Unset: -Djavax.net.ssl.keyStoreType, else FLUME_SSL_KEYSTORE_TYPE."),
+             "JKS, JCEKS, PKCS12 or PEM (certificate chain and key in one file). The file's content decides when "
+             "it can be read, as keytool writes PKCS12 by default (even to a file named *.jks). Unset: "
+             "-Djavax.net.ssl.keyStoreType, else FLUME_SSL_KEYSTORE_TYPE."),
         Prop("ssl.certificate", "str", None,
              "pyflume: PEM file with the server certificate chain (instead of keystore)."),
         Prop("ssl.key", "str", None,
@@ -187,26 +165,15 @@ class ServerTls:
         elif self.certificate:
             pass  # PEM files; keystore settings unused
         elif not self.keystore:
-            conf.error("ssl is true but no key store is set: set keystore (PKCS12 or PEM) or ssl.certificate and "
-                       "ssl.key (PEM files)", "ssl")
+            conf.error("ssl is true but no key store is set: set keystore (JKS, PKCS12 or PEM) or ssl.certificate "
+                       "and ssl.key (PEM files)", "ssl")
         elif found is None and self.keystore.lower().endswith(".pem"):
             self.keystore_type = "PEM"  # not readable yet: go by the name
-        elif self.keystore_type == "JKS":
-            conf.error("a Java keystore (JKS) cannot be read by pyflume; convert it with keytool -importkeystore "
-                       "-srckeystore ks.jks -destkeystore ks.p12 -deststoretype PKCS12 and set keystore-type = "
-                       "PKCS12, or give PEM files in ssl.certificate and ssl.key",
-                       "keystore-type" if conf.is_set("keystore-type") else "keystore")
-        elif self.keystore_type == "PKCS12":
-            if importlib.util.find_spec("cryptography") is None:
-                conf.error("keystore-type PKCS12 needs the Python package 'cryptography', which is not installed; "
-                           "install it, or convert the keystore to PEM (openssl pkcs12 -in ks.p12 -out ks.pem "
-                           "-nodes) and set keystore-type = PEM", "keystore-type")
-            if self.password is None:
-                conf.error("keystore-password must be set when ssl is true (it opens the PKCS12 keystore)",
-                           "keystore-password")
-        elif self.keystore_type != "PEM":
-            conf.error(f"keystore-type {ktype!r} is not supported; expected PKCS12 or PEM (JKS must be converted)",
+        elif found is None and self.keystore_type not in ("JKS", "JCEKS", "PKCS12", "PEM"):
+            conf.error(f"keystore-type {ktype!r} is not supported; expected JKS, JCEKS, PKCS12 or PEM",
                        "keystore-type")
+        elif found is not None:
+            self._check_store(conf)
         exclude = set(list_setting(conf, "exclude-protocols")) | {"SSLv3"}
         include = list_setting(conf, "include-protocols")
         for name in list(include) + sorted(exclude):
@@ -257,25 +224,36 @@ class ServerTls:
                 assert self.keystore is not None
                 ctx.load_cert_chain(self.keystore, None, self.password)
             else:
-                self._load_pkcs12(ctx)
+                self._load_store(ctx)
         except (OSError, ssl.SSLError, ValueError) as exc:
             where = self.certificate or self.keystore
             raise OSError(f"cannot load the TLS certificate and key from {where}: {exc}") from None
         return ctx
 
-    def _load_pkcs12(self, ctx: ssl.SSLContext) -> None:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.serialization import pkcs12
+    def _check_store(self, conf: Conf) -> None:
+        """At configuration time: the store opens with keystore-password and holds a private key that the same
+        password decrypts (Java's key manager uses the store password for the key too)."""
+        prop = "keystore-password" if conf.is_set("keystore-password") else "keystore"
+        if self.password is None and self.keystore_type != "PEM":
+            conf.error(f"keystore-password must be set when ssl is true (it opens the {self.keystore_type} key "
+                       "store)", "keystore-password")
+            return
+        try:
+            self._key_and_chain()
+        except StoreError as exc:
+            conf.error(str(exc), prop)
 
-        assert self.keystore is not None and self.password is not None
-        with open(self.keystore, "rb") as f:
-            key, cert, chain = pkcs12.load_key_and_certificates(f.read(), self.password.encode())
-        if key is None or cert is None:
-            raise ValueError("the PKCS12 keystore holds no private key with its certificate")
+    def _key_and_chain(self) -> tuple[object, list]:
+        assert self.keystore is not None
+        key, chain = load_store(self.keystore, self.password).private_key(self.password)
+        if not chain:
+            raise StoreError(f"{self.keystore}: the private key has no certificate")
+        return key, chain
+
+    def _load_store(self, ctx: ssl.SSLContext) -> None:
+        key, chain = self._key_and_chain()
         secret = os.urandom(24).hex()
-        pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.BestAvailableEncryption(secret.encode()))
-        pem_certs = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in [cert, *chain])
+        pem_certs, pem_key = pem_bundle(key, chain, secret.encode())
         # ssl loads only from files: a private directory, the key encrypted with a one-time password, removed at once
         with tempfile.TemporaryDirectory(prefix="pyflume-tls-") as tmp:
             cert_path = os.path.join(tmp, "cert.pem")
@@ -313,12 +291,13 @@ def apply_client_protocols(ctx: ssl.SSLContext, conf: Conf) -> None:
 CLIENT_TRUST_PROPS = (
     Prop("ssl", "bool", False, "Connect with TLS."),
     Prop("trust-all-certs", "bool", False, "Do not verify the server's certificate."),
-    Prop("truststore", "str", None, "The CA certificates to trust: a PKCS12 trust store (keytool's default "
-         "format since Java 9, whatever the file is called) or a PEM file; a JKS one must be converted. Unset: "
+    Prop("truststore", "str", None, "The certificates to trust: a JKS, JCEKS or PKCS12 trust store made by "
+         "keytool, or a PEM file (read by content, whatever the file is called). Unset: "
          "-Djavax.net.ssl.trustStore, else FLUME_SSL_TRUSTSTORE_PATH, else the system's CAs."),
-    Prop("truststore-password", "str", None, "Password of a PKCS12 trust store (unset: "
+    Prop("truststore-password", "str", None, "Password of the trust store (unset: "
          "-Djavax.net.ssl.trustStorePassword, else FLUME_SSL_TRUSTSTORE_PASSWORD)."),
-    Prop("truststore-type", "str", "JKS", "Accepted: the file's content says what it is (PKCS12 or PEM)."),
+    Prop("truststore-type", "str", "JKS", "Accepted: the file's content says what it is (JKS, JCEKS, PKCS12 or "
+         "PEM)."),
 )
 
 
@@ -332,10 +311,12 @@ def client_context(conf: Conf) -> ssl.SSLContext | None:
     if conf["trust-all-certs"]:
         ctx.verify_mode = ssl.CERT_NONE
     elif truststore := setting(conf, "truststore"):  # the component's own, else Flume's global one
-        try:  # PEM or PKCS12 by the file's content (keytool's default); the declared type is not needed
+        try:  # JKS, JCEKS, PKCS12 or PEM by the file's content; the declared type is not needed
             load_trust_store(ctx, truststore, setting(conf, "truststore-password"))
         except (OSError, ValueError, ssl.SSLError) as exc:
-            conf.error(f"cannot load {truststore}: {exc}", "truststore")
+            wrong_password = isinstance(exc, StoreError) and "password" in str(exc)
+            conf.error(f"cannot load {truststore}: {exc}",
+                       "truststore-password" if wrong_password and conf.is_set("truststore-password") else "truststore")
     else:
         ctx.load_default_certs()
     apply_client_protocols(ctx, conf)

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import threading
 import time
 import urllib.request
@@ -372,6 +373,48 @@ a1.sinks.k1.batchSize = 1000
     def feed(self, ctx: Ctx) -> None:
         os.rename(ctx.extra["staged"], ctx.tmp / "in" / "input.log")
 
+
+
+class SpoolEncryptedFileChannelFileRoll(SpoolFileChannelFileRoll):
+    """The same case with Flume's file channel encryption on (AESCTRNOPADDING, a JCEKS key made by keytool
+    -genseckey once into the bench cache): beside the plain case, the cost of encryption on both systems."""
+
+    encryption = """\
+a1.channels.c1.encryption.activeKey = key-0
+a1.channels.c1.encryption.cipherProvider = AESCTRNOPADDING
+a1.channels.c1.encryption.keyProvider = JCEKSFILE
+a1.channels.c1.encryption.keyProvider.keyStoreFile = {store}
+a1.channels.c1.encryption.keyProvider.keyStorePasswordFile = {password}
+a1.channels.c1.encryption.keyProvider.keys = key-0
+"""
+
+    def __init__(self, line_size: int, batch: int):
+        super().__init__(line_size, batch)
+        self.name = f"spooldir-file-encrypted-file_roll-{line_size}b-batch{batch}"
+        self.title = self.title.replace("file channel", "encrypted file channel")
+
+    def render(self, ctx: Ctx) -> str:
+        return super().render(ctx) + self.encryption.format(**ctx.extra["keys"])
+
+    def prepare(self, ctx: Ctx, cache: Path) -> None:
+        super().prepare(ctx, cache)
+        ctx.extra["keys"] = _file_channel_key(cache)
+
+
+def _file_channel_key(cache: Path) -> dict[str, Path]:
+    """A JCEKS store with AES key ``key-0`` whose password is the store's, made by keytool once per cache."""
+    d = cache / "file-channel-key"
+    store, password = d / "keys.jceks", d / "password.txt"
+    if not store.exists():
+        d.mkdir(parents=True, exist_ok=True)
+        password.write_text("bench-password\n")
+        partial = d / "keys.jceks.partial"
+        partial.unlink(missing_ok=True)
+        subprocess.run(["keytool", "-genseckey", "-keystore", str(partial), "-storetype", "JCEKS", "-storepass",
+                        "bench-password", "-keypass", "bench-password", "-alias", "key-0", "-keyalg", "AES",
+                        "-keysize", "128"], check=True, capture_output=True, timeout=120)
+        partial.rename(store)
+    return {"store": store, "password": password}
 
 
 class SpoolMemoryNull(FileSourceMemoryNull):
@@ -936,6 +979,7 @@ a1.sinks.k1.incrementMetrics.2XX = true
 
 CASES: dict[str, Case] = {c.name: c for c in (
     NetcatMemoryFileRoll(), SeqMemoryNull(), SpoolFileChannelFileRoll(100, 1000), SpoolFileChannelFileRoll(1024, 1000),
+    SpoolEncryptedFileChannelFileRoll(100, 1000),
     SpoolMemoryNull(), TaildirMemoryNull(), AvroChain(100), AvroChain(1000), AvroChain(1000, tls=True),
     HttpMemoryNull(), NetcatMemoryKafka(), KafkaSourceMemoryNull())}
 #: Run on request only (--cases): Flume's netcat source commits one event per transaction, which with the file

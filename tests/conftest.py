@@ -268,14 +268,15 @@ def minidfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 
 
 @pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory, java_stores) -> Iterator:  # noqa: ANN001
     """One Apache Kafka broker (KRaft, single node) for the whole session; skips without java/mvn.
 
     Tests that stop and restart it must leave it running when they finish (``broker.start()`` again)."""
     require_java_peers()
     from peers.kafka import KafkaBroker
 
-    broker = KafkaBroker(tmp_path_factory.mktemp("kafka")).start()
+    # a second listener speaks SSL with a keytool JKS key store (the SSL tests' broker is the same one)
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"), ssl_keystore=java_stores.server_jks).start()
     yield broker
     broker.stop()
 
@@ -291,6 +292,19 @@ def hbase(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     cluster = HBase(tmp_path_factory.mktemp("hbase")).start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def java_stores(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """Key stores made by keytool once per session (see tests/peers/keytool.py); skips without keytool."""
+    from peers.keytool import make_stores, missing_keytool_reason
+
+    reason = missing_keytool_reason()
+    if reason:
+        if os.environ.get("PYFLUME_REQUIRE_PEERS") == "1":
+            pytest.fail(f"PYFLUME_REQUIRE_PEERS=1 but {reason}")
+        pytest.skip(reason)
+    return make_stores(tmp_path_factory.mktemp("java-stores"))
 
 
 def started_sink(conf: Path, sink: str = "k1", agent: str = "a1"):  # noqa: ANN201

@@ -14,11 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent.core import Channel, ChannelException, ChannelFullException, Event, Transaction
+from agent.keystores import StoreError
 from agent.metrics import ChannelCounter
 from agent.spec import Conf, Prop, Spec
 from channels.file import records
 from channels.file.checkpoint import checkpoint_state, write_checkpoint
 from channels.file.directories import free_bytes, lock_dir, refuse_flume_dir
+from channels.file.encryption import ENCRYPTION_PROPS, KeyProblem, cipher_from_config, load_cipher, record_key
 from channels.file.index import RecordIndex, RecordRef
 from channels.file.intervals import IntervalSet
 from channels.file.records import Damage
@@ -84,9 +86,7 @@ class FileChannel(Channel):
         Prop("use-fast-replay", "bool", False, "Accepted for compatibility; pyflume's replay is always fast."),
         Prop("write-timeout", "int", None, "Deprecated in Flume and ignored.", hidden=True),
         Prop("checkpoint-timeout", "int", None, "Deprecated in Flume and ignored.", hidden=True),
-        Prop("encryption", "str", None,
-             "Flume's log encryption (encryption.activeKey, encryption.cipherProvider, encryption.keyProvider.*) "
-             "is not supported yet; put the data directories on an encrypted file system instead.", prefix=True),
+        *ENCRYPTION_PROPS,
     )
 
     def __init__(self, name: str, conf: Conf, *, free_space: Callable[[Path], int] | None = None):
@@ -102,10 +102,7 @@ class FileChannel(Channel):
         self.data_dirs = [Path(d).expanduser() for d in cfg.data_dirs]
         self.backup_dir: Path | None = None
         self._check_directories(conf)
-        encryption = sorted(cfg.encryption)
-        if encryption:
-            conf.error("file channel encryption is not supported yet; put the data directories on an encrypted "
-                       "file system instead", "encryption." + encryption[0])
+        self._cipher, self._key_store_later = cipher_from_config(conf)
         self.min_space = max(cfg.minimum_required_space, 1 << 20)  # Flume's floor: 1 MiB
         self.keep_alive = float(cfg.keep_alive)
         self._free_space = free_space or free_bytes
@@ -159,6 +156,7 @@ class FileChannel(Channel):
             for d in dict.fromkeys(dirs):
                 self._locks.append(lock_dir(d, self.name))
             t0 = time.monotonic()
+            self._load_keys()
             replayed = self._replay()
             self._wal.open_for_append()
         except BaseException:
@@ -216,7 +214,44 @@ class FileChannel(Channel):
         self._queue = state.live
         self._next_seq = state.next_seq
         self._index = RecordIndex(state.recs)
+        self._check_record_keys()
         return replayed
+
+    def _load_keys(self) -> None:
+        """The encryption keys, when the key store could not be read at configuration time."""
+        if self._key_store_later is None:
+            return
+        cfg = self.config
+        files = {k.rpartition(".")[0]: v for k, v in cfg.encryption_key_provider_keys_options.items()
+                 if k.endswith(".passwordFile")}
+        try:
+            self._cipher = load_cipher(self._key_store_later, cfg.encryption_key_provider_key_store_password_file,
+                                       cfg.encryption_active_key, cfg.encryption_key_provider_keys, files)
+        except StoreError as exc:
+            raise ChannelException(f"channel {self.name}: {getattr(exc, 'prop', 'encryption')}: {exc}") from None
+
+    def _check_record_keys(self) -> None:
+        """Refuse to start when a queued event's record cannot be decrypted: its key is not listed any more, or the
+        key store holds another key under its alias. Nothing is skipped: the queue stays on disk until the key is
+        given back."""
+        problems: dict[tuple[str, int], int] = {}
+        for rec in self._index.recs.values():
+            head = self._wal.read(rec.segment, rec.offset, min(rec.length, 320))
+            if len(head) <= records.HEADER.size or head[4] != records.EPUT:
+                continue
+            payload = memoryview(head)[records.HEADER.size:]
+            try:
+                if self._cipher is None:
+                    raise KeyProblem(f"it is encrypted with key '{record_key(payload)}' and the channel has no "
+                                     "encryption settings")
+                self._cipher.check(payload)
+            except KeyProblem as exc:
+                problems[(str(exc), rec.segment)] = problems.get((str(exc), rec.segment), 0) + rec.live
+        if problems:
+            lines = [f"{n} queued events in {self._wal.segments[seg]}: {why}" for (why, seg), n in problems.items()]
+            raise ChannelException(f"channel {self.name} cannot replay its log: " + "; ".join(lines)
+                                   + ". Nothing was skipped: give the key back (encryption.keyProvider.keys and its "
+                                   "passwordFile) and start again.")
 
     def _on_damage(self, damage: Damage) -> None:
         self.counter.set(unhealthy=True)
@@ -336,12 +371,13 @@ class FileChannel(Channel):
 
     def _commit_puts(self, events: list[Event]) -> None:
         n = len(events)
-        body, crc = records.encode_put_body(events)
+        cipher = self._cipher
+        body, crc = records.encode_put_body(events, cipher.seal if cipher is not None else None)
         now_ms = int(time.time() * 1000)
         wal = self._wal
         with wal.lock:
             first = self._next_seq
-            record = records.put_record(first, now_ms, body, crc)
+            record = records.put_record(first, now_ms, body, crc, records.EPUT if cipher is not None else records.PUT)
             seg, off = wal.append(record)
             self._next_seq = first + n
             ticket = wal.appended
@@ -391,7 +427,12 @@ class FileChannel(Channel):
         if len(data) != rec.length:
             raise ChannelException(f"channel {self.name}: log segment {self._wal.segments[rec.segment]} ends before "
                                    f"the record at offset {rec.offset}")
-        events = records.read_put(data)
+        try:
+            events = records.read_put(data, self._cipher)
+        except (KeyProblem, ValueError) as exc:
+            self.counter.set(unhealthy=True)
+            raise ChannelException(f"channel {self.name}: record at {self._wal.segments[rec.segment]} offset "
+                                   f"{rec.offset} cannot be decrypted: {exc}") from None
         if events is None:
             self.counter.set(unhealthy=True)
             raise ChannelException(f"channel {self.name}: corrupt record at {self._wal.segments[rec.segment]} offset "

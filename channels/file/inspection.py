@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from channels.file.checkpoint import CHECKPOINT_NAME, read_checkpoint
-from channels.file.records import PUT, Damage, scan_segment, segment_number
+from channels.file.records import PUTS, Damage, scan_segment, segment_number
 from channels.file.replay import ReplayState
 
 __all__ = ["SegmentSurvey", "LogSurvey", "survey"]
@@ -76,7 +76,7 @@ def _survey_segment(number: int, path: Path, state: ReplayState) -> SegmentSurve
             seg.damage.append(item)
             continue
         seg.records += 1
-        if item.rtype == PUT:
+        if item.rtype in PUTS:
             seg.puts += 1
         else:
             seg.takes += 1

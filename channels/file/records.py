@@ -13,6 +13,9 @@ Events of one PUT get the sequence numbers ``first_seq .. first_seq + count - 1`
 
 TAKE payload: ``count u32 | (start u64, end u64) * count``: half-open ranges of sequence numbers taken for good.
 
+EPUT (an encrypted PUT, see ``channels.file.encryption``): the PUT's first 20 payload bytes in clear, then the key
+alias, a key check, the IV and the rest of the PUT payload encrypted.
+
 Segments are named ``pyflume-log-<N>`` (N from 1) and go to the data directories in turn (segment N to
 ``dataDirs[(N - 1) % len(dataDirs)]``).
 """
@@ -21,20 +24,23 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.core import Event
 
 __all__ = [
-    "MAGIC", "PUT", "TAKE", "HEADER", "Record", "encode_put_body", "put_record", "take_record", "put_header",
-    "decode_put", "read_put", "decode_take", "segment_name", "segment_number", "scan_segment", "Damage",
+    "MAGIC", "PUT", "TAKE", "EPUT", "PUTS", "HEADER", "Record", "encode_put_body", "put_record", "take_record",
+    "put_header", "decode_put", "read_put", "decode_take", "segment_name", "segment_number", "scan_segment", "Damage",
 ]
 
 MAGIC = b"PFL1"
 PUT = 1
 TAKE = 2
+EPUT = 3  # an encrypted PUT
+PUTS = (PUT, EPUT)
+_TYPES = (PUT, TAKE, EPUT)
 HEADER = struct.Struct("<4sBII")  # magic, type, payload length, crc
 PUT_PREFIX = struct.Struct("<QQ")  # first_seq, commit time (ms)
 MAX_RECORD = 1 << 31
@@ -63,8 +69,9 @@ def _header_blob(headers: dict[str, str]) -> bytes:
     return b"".join(parts)
 
 
-def encode_put_body(events: Sequence[Event]) -> tuple[bytes, int]:
-    """The PUT payload without its prefix, and the CRC of it. Called outside any lock."""
+def encode_put_body(events: Sequence[Event], seal: Callable[[bytes], bytes] | None = None) -> tuple[bytes, int]:
+    """The PUT payload without its prefix, and the CRC of it. Called outside any lock. ``seal`` encrypts it (an
+    EPUT record's body, see ``channels.file.encryption``)."""
     n = len(events)
     bodies = [e.body for e in events]
     if any(e.headers for e in events):
@@ -78,13 +85,15 @@ def encode_put_body(events: Sequence[Event]) -> tuple[bytes, int]:
         body = b"".join([_U32.pack(n), struct.pack(f"<{2 * n}I", *lens), *blobs, *bodies])
     else:
         body = b"".join([_U32.pack(n), struct.pack(f"<{2 * n}I", *lens), *bodies])
+    if seal is not None:
+        body = seal(body)
     return body, zlib.crc32(body)
 
 
-def put_record(first_seq: int, time_ms: int, body: bytes, body_crc: int) -> bytes:
+def put_record(first_seq: int, time_ms: int, body: bytes, body_crc: int, rtype: int = PUT) -> bytes:
     prefix = PUT_PREFIX.pack(first_seq, time_ms)
     crc = zlib.crc32(prefix, body_crc)
-    return HEADER.pack(MAGIC, PUT, len(prefix) + len(body), crc) + prefix + body
+    return HEADER.pack(MAGIC, rtype, len(prefix) + len(body), crc) + prefix + body
 
 
 def take_record(ranges: Sequence[tuple[int, int]]) -> bytes:
@@ -93,7 +102,7 @@ def take_record(ranges: Sequence[tuple[int, int]]) -> bytes:
 
 
 def _check_crc(rtype: int, payload: bytes | memoryview, crc: int) -> bool:
-    if rtype == PUT:
+    if rtype != TAKE:
         return zlib.crc32(payload[:16], zlib.crc32(payload[16:])) == crc
     return zlib.crc32(payload) == crc
 
@@ -105,13 +114,18 @@ def put_header(payload: bytes) -> tuple[int, int, int]:
     return first_seq, time_ms, count
 
 
-def read_put(data: bytes) -> list[Event] | None:
+def read_put(data: bytes, cipher=None) -> list[Event] | None:  # noqa: ANN001 - a channels.file.encryption.LogCipher
     """The events of one whole PUT record (header included) read back from a segment; None if it is not a valid
-    PUT record (bad magic, type or checksum)."""
+    PUT record (bad magic, type or checksum). An encrypted one is decrypted with ``cipher`` (KeyProblem from
+    ``cipher.open`` when its key is not there; ValueError without a cipher)."""
     magic, rtype, _plen, crc = HEADER.unpack_from(data, 0)
     payload = data[HEADER.size:]
-    if magic != MAGIC or rtype != PUT or not _check_crc(PUT, payload, crc):
+    if magic != MAGIC or rtype not in PUTS or not _check_crc(rtype, payload, crc):
         return None
+    if rtype == EPUT:
+        if cipher is None:
+            raise ValueError("the record is encrypted and the channel has no encryption settings")
+        payload = cipher.open(payload)
     return decode_put(payload)[2]
 
 
@@ -187,7 +201,7 @@ def _valid_at(data: bytes, pos: int) -> tuple[int, int] | None:
     if pos + HEADER.size > len(data):
         return None
     magic, rtype, plen, crc = HEADER.unpack_from(data, pos)
-    if magic != MAGIC or rtype not in (PUT, TAKE) or plen > MAX_RECORD:
+    if magic != MAGIC or rtype not in _TYPES or plen > MAX_RECORD:
         return None
     end = pos + HEADER.size + plen
     if end > len(data):
@@ -203,7 +217,7 @@ def _why_invalid(data: bytes, pos: int) -> str:
     magic, rtype, plen, crc = HEADER.unpack_from(data, pos)
     if magic != MAGIC:
         return f"bad magic {magic!r}"
-    if rtype not in (PUT, TAKE):
+    if rtype not in _TYPES:
         return f"unknown record type {rtype}"
     if pos + HEADER.size + plen > len(data):
         return f"record declares {plen} payload bytes, {len(data) - pos - HEADER.size} remain"

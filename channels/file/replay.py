@@ -14,7 +14,7 @@ from pathlib import Path
 from channels.file.checkpoint import read_checkpoint
 from channels.file.index import RecordRef
 from channels.file.intervals import IntervalSet
-from channels.file.records import PUT, Damage, Record, decode_take, put_header, scan_segment
+from channels.file.records import PUTS, Damage, Record, decode_take, put_header, scan_segment
 
 __all__ = ["ReplayState", "load_checkpoint", "replay"]
 
@@ -43,7 +43,7 @@ class ReplayState:
 
     def apply(self, rec: Record) -> None:
         """Apply one log record written after the checkpoint."""
-        if rec.rtype == PUT:
+        if rec.rtype in PUTS:
             first, time_ms, count = put_header(rec.payload)
             if first in self.recs:
                 return  # already known from the checkpoint

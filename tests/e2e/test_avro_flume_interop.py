@@ -153,38 +153,24 @@ def test_flume_avro_client_into_pyflume(tmp_path, flume_classpath, run_agent) ->
     assert ours.terminate() == 0
 
 
-def _keytool(*args: str) -> None:
-    import shutil
-    import subprocess
-
-    keytool = shutil.which("keytool")
-    assert keytool, "keytool (part of the JDK that runs the peers) is not on PATH"
-    subprocess.run([keytool, *args], check=True, capture_output=True)
-
-
-def test_stores_made_by_keytool_work_unchanged(tmp_path, flume_classpath, run_agent) -> None:
-    """A Flume user's stores as keytool writes them since Java 9 (PKCS12 inside files named *.jks, keystore-type
-    left at its default JKS) serve pyflume as they are: the aggregator's key store, and the trust store that both
-    Flume's avro sink and pyflume's (verifying the certificate: no trust-all-certs) use. A real JKS file is refused
-    at --check with the keytool line that converts it."""
-    ks, ca, trust, real = (tmp_path / n for n in ("ks.jks", "ca.pem", "trust.jks", "real.jks"))
-    dname = ("-dname", "CN=127.0.0.1", "-keyalg", "EC", "-groupname", "secp256r1", "-validity", "2")
-    _keytool("-genkeypair", "-keystore", str(ks), "-storepass", "secret", "-alias", "server", *dname)
-    _keytool("-exportcert", "-keystore", str(ks), "-storepass", "secret", "-alias", "server", "-rfc", "-file", str(ca))
-    _keytool("-importcert", "-noprompt", "-keystore", str(trust), "-storepass", "changeit", "-alias", "ca",
-             "-file", str(ca))
-    _keytool("-genkeypair", "-keystore", str(real), "-storetype", "JKS", "-storepass", "secret", "-alias", "x",
-             *dname)
+def test_jks_stores_made_by_keytool_work_unchanged(tmp_path, flume_classpath, run_agent, java_stores) -> None:
+    """A Flume user's JKS stores, made by keytool with -storetype JKS, serve pyflume as they are: the aggregator's
+    key store, and the JKS trust store that both Flume's avro sink and pyflume's (verifying the certificate: no
+    trust-all-certs) use; pyflume -> pyflume and Flume -> pyflume. A wrong store password is an error at --check
+    with the file, line and property, and the password is not in it."""
+    ks, trust = java_stores.server_same_jks, java_stores.trust_jks
+    assert ks.read_bytes()[:4] == trust.read_bytes()[:4] == b"\xfe\xed\xfe\xed"  # real JKS files, not PKCS12
     port, fnc, pnc = free_port(), free_port(), free_port()
     out = tmp_path / "out"
     out.mkdir()
-    source_tls = f"py.sources.r1.ssl = true\npy.sources.r1.keystore = {ks}\npy.sources.r1.keystore-password = secret\n"
+    source_tls = (f"py.sources.r1.ssl = true\npy.sources.r1.keystore = {ks}\n"
+                  "py.sources.r1.keystore-password = storepass\npy.sources.r1.keystore-type = JKS\n")
     ours = run_agent(RECEIVER.format(a="py", port=port, out=out, compression="none", tls=source_tls), name="py")
     ours.wait_for_port(port)
 
     def sink_tls(a: str) -> str:
         return (f"{a}.sinks.k1.ssl = true\n{a}.sinks.k1.truststore = {trust}\n"
-                f"{a}.sinks.k1.truststore-password = changeit\n")
+                f"{a}.sinks.k1.truststore-password = changeit\n{a}.sinks.k1.truststore-type = JKS\n")
 
     conf = tmp_path / "flume.conf"
     conf.write_text(SENDER.format(a="fl", port=fnc, target=port, compression="none", tls=sink_tls("fl")))
@@ -200,17 +186,43 @@ def test_stores_made_by_keytool_work_unchanged(tmp_path, flume_classpath, run_ag
     assert_exactly_once(want, rolled_lines(out), logs=[ours, sender])
     assert sender.terminate() == 0 and ours.terminate() == 0
 
-    check = tmp_path / "real.conf"
+    check = tmp_path / "wrong.conf"
     check.write_text(RECEIVER.format(a="py", port=port, out=out, compression="none",
-                                     tls=f"py.sources.r1.ssl = true\npy.sources.r1.keystore = {real}\n"
-                                         "py.sources.r1.keystore-password = secret\n"))
+                                     tls=source_tls.replace("= storepass", "= Wr0ngPassw0rd")))
     import subprocess
 
     r = subprocess.run(agent_command() + ["--conf-file", str(check), "--name", "py", "--check"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
-    assert "keystore: a Java keystore (JKS) cannot be read by pyflume; convert it with keytool -importkeystore" \
-        in r.stdout + r.stderr
+    line = 1 + RECEIVER.format(a="py", port=port, out=out, compression="none", tls=source_tls).splitlines().index(
+        "py.sources.r1.keystore-password = storepass")
+    assert (f"wrong.conf:{line}: py.sources.r1 (avro): keystore-password: {ks}: the store password is wrong (the "
+            "JKS integrity check fails)") in r.stdout + r.stderr
+    assert "Wr0ngPassw0rd" not in r.stdout + r.stderr
+
+
+def test_pyflume_sink_with_jks_trust_store_into_flume_source_with_jks_key_store(tmp_path, flume_classpath,
+                                                                                 run_agent, java_stores) -> None:
+    """The other direction: Apache Flume's avro source serves the JKS key store, pyflume's avro sink verifies it
+    against the JKS trust store (no trust-all-certs)."""
+    port, nc = free_port(), free_port()
+    out = tmp_path / "out"
+    out.mkdir()
+    source_tls = (f"fl.sources.r1.ssl = true\nfl.sources.r1.keystore = {java_stores.server_same_jks}\n"
+                  "fl.sources.r1.keystore-password = storepass\nfl.sources.r1.keystore-type = JKS\n")
+    sink_tls = (f"py.sinks.k1.ssl = true\npy.sinks.k1.truststore = {java_stores.trust_jks}\n"
+                "py.sinks.k1.truststore-password = changeit\npy.sinks.k1.truststore-type = JKS\n")
+    conf = tmp_path / "flume.conf"
+    conf.write_text(RECEIVER.format(a="fl", port=port, out=out, compression="none", tls=source_tls))
+    with FlumeAgent(conf, "fl", log_path=tmp_path / "flume.log") as flume:
+        wait_port(port)
+        ours = run_agent(SENDER.format(a="py", port=nc, target=port, compression="none", tls=sink_tls), name="py")
+        ours.wait_for_port(nc)
+        lines = send_lines(nc)
+        want = ["{from=py-é} ".encode() + line for line in lines]
+        wait_for_events(want, lambda: rolled_lines(out), logs=[flume, ours])
+        assert ours.terminate() == 0
+        assert_exactly_once(want, rolled_lines(out), logs=[flume, ours])
 
 
 def test_rpc_props_failover_into_flume_same_file_as_flumes_avro_client(tmp_path, flume_classpath) -> None:

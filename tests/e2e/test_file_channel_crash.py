@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import free_port, rolled_lines, wait_for_events
 
 CONF = """\
@@ -34,6 +36,16 @@ a1.sinks.k1.channel = c1
 a1.sinks.k1.sink.directory = {tmp}/out
 a1.sinks.k1.sink.rollInterval = 0
 a1.sinks.k1.sink.batchSize = 250
+"""
+
+ENCRYPTION = """\
+a1.channels.c1.encryption.activeKey = key-1
+a1.channels.c1.encryption.cipherProvider = AESCTRNOPADDING
+a1.channels.c1.encryption.keyProvider = JCEKSFILE
+a1.channels.c1.encryption.keyProvider.keyStoreFile = {stores.keys_jceks}
+a1.channels.c1.encryption.keyProvider.keyStorePasswordFile = {stores.storepass_txt}
+a1.channels.c1.encryption.keyProvider.keys = key-1
+a1.channels.c1.encryption.keyProvider.keys.key-1.passwordFile = {stores.keypass1_txt}
 """
 
 TOTAL = 150_000
@@ -64,10 +76,14 @@ def _send_all(port: int, lines: list[bytes], stop: threading.Event, progress: li
             time.sleep(0.05)  # the agent is down: retry the unacknowledged chunk once it is back
 
 
-def test_sigkill_at_random_moments_loses_nothing(run_agent, tmp_path: Path) -> None:
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_sigkill_at_random_moments_loses_nothing(run_agent, tmp_path: Path, encrypted: bool, request) -> None:
     port = free_port()
     (tmp_path / "out").mkdir()
     conf = CONF.format(port=port, tmp=tmp_path)
+    if encrypted:  # Flume's log encryption, keys made by keytool -genseckey (tests/peers/keytool.py)
+        stores = request.getfixturevalue("java_stores")
+        conf += ENCRYPTION.format(stores=stores)
     lines = [b"line-%06d-%s" % (i, b"x" * 40) for i in range(TOTAL)]
     stop = threading.Event()
     progress = [0]
@@ -116,6 +132,10 @@ def test_sigkill_at_random_moments_loses_nothing(run_agent, tmp_path: Path) -> N
          "--dataDirs", f"{tmp_path}/data1,{tmp_path}/data2"], capture_output=True, text=True)
     assert inspect.returncode == 0, inspect.stdout + inspect.stderr
     assert "queue depth: 0 events" in inspect.stdout
+    if encrypted:
+        for data in (tmp_path / "data1", tmp_path / "data2"):
+            for segment in data.glob("pyflume-log-*"):
+                assert b"line-0" not in segment.read_bytes(), f"plaintext in {segment}"
     print(f"{kills} kills ({mid_stream} mid-stream), {dups} duplicates, {len(torn)} torn tails, "
           f"{len(got)} lines written")
 

@@ -36,9 +36,13 @@ def _free_port() -> int:
 class KafkaBroker:
     """One KRaft node listening on loopback; ``bootstrap`` is its ``host:port``."""
 
-    def __init__(self, workdir: Path, port: int | None = None, partitions: int = 1):
+    def __init__(self, workdir: Path, port: int | None = None, partitions: int = 1,
+                 ssl_keystore: Path | None = None):
         self.workdir = Path(workdir)
         self.port = port or _free_port()
+        # an SSL listener too, with this keytool key store (tests/peers/keytool.py: its passwords)
+        self.ssl_keystore = ssl_keystore
+        self.ssl_port = _free_port() if ssl_keystore else None
         self.controller_port = _free_port()
         self.partitions = partitions
         self.proc: subprocess.Popen[bytes] | None = None
@@ -48,6 +52,11 @@ class KafkaBroker:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def ssl_bootstrap(self) -> str:
+        """The SSL listener's ``host:port`` (with ``ssl_keystore``)."""
+        return f"127.0.0.1:{self.ssl_port}"
 
     def _write_config(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -70,6 +79,14 @@ class KafkaBroker:
             "auto.create.topics.enable": "true",
             "log.flush.interval.messages": "9223372036854775807",
         }
+        if self.ssl_keystore is not None:
+            from .keytool import STOREPASS
+
+            props["listeners"] += f",SSL://127.0.0.1:{self.ssl_port}"
+            props["advertised.listeners"] += f",SSL://127.0.0.1:{self.ssl_port}"
+            props["listener.security.protocol.map"] += ",SSL:SSL"
+            props.update({"ssl.keystore.location": str(self.ssl_keystore), "ssl.keystore.type": "JKS",
+                          "ssl.keystore.password": STOREPASS, "ssl.key.password": "keypass1"})
         conf = self.workdir / "server.properties"
         conf.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         log4j = self.workdir / "log4j.properties"

@@ -75,9 +75,6 @@ a1.sinks.k1.batchSize = 250
 
 
 @pytest.mark.parametrize("extra, expected", [
-    ("a1.sinks.k1.kafka.producer.ssl.truststore.location = /etc/ts.jks\n",
-     "k.conf:13: a1.sinks.k1 (org.apache.flume.sink.kafka.KafkaSink): kafka.producer.ssl.truststore.location: "
-     "Java truststores cannot be read"),
     ("a1.sinks.k1.kafka.producer.acks = banana\n",
      "k.conf:13: a1.sinks.k1 (org.apache.flume.sink.kafka.KafkaSink): kafka.producer.acks: librdkafka refuses"),
     ("a1.channels.c1.kafka.consumer.no.such.thing = 1\n",
@@ -101,6 +98,19 @@ def test_migrate_zookeeper_offsets_true_is_flume_1_11_default_and_does_nothing(t
     assert topo.channels["c1"].config.migrate_zookeeper_offsets is True
 
 
+def test_a_java_store_not_on_this_machine_is_a_warning(tmp_path):
+    """As for the TLS sources: --check passes with a warning, and librdkafka gets the path, so the client fails to
+    start naming the file unless it is there by then (a store that is there is read and handed over as PEM)."""
+    f = tmp_path / "k.conf"
+    f.write_text(BASE + "a1.sinks.k1.kafka.producer.ssl.truststore.location = /etc/ts.jks\n")
+    topo, problems = config.check([str(f)], "a1")
+    assert topo is not None, [str(p) for p in problems]
+    assert [str(p).split(": ", 1)[1] for p in problems] == [
+        "a1.sinks.k1 (org.apache.flume.sink.kafka.KafkaSink): kafka.producer.ssl.truststore.location: warning: "
+        "/etc/ts.jks is not a file here: the client cannot start until it is"]
+    assert topo.sinks["k1"].settings["ssl.ca.location"] == "/etc/ts.jks"
+
+
 def test_a_source_needs_topics(tmp_path):
     f = tmp_path / "k.conf"
     f.write_text(BASE.replace("a1.sources.r1.kafka.topics = a, b\n", ""))
@@ -111,35 +121,76 @@ def test_a_source_needs_topics(tmp_path):
 SSL_SINK = "a1.sinks.k1.kafka.producer.security.protocol = SSL\n"
 
 
-def test_flume_global_ssl_settings_reach_kafka_clients(tmp_path, monkeypatch):
+def test_flume_global_ssl_settings_reach_kafka_clients(tmp_path, monkeypatch, java_stores):
     """As Flume's KafkaSSLUtil: with SSL, a key store the client leaves unset comes from -Djavax.net.ssl.* (before
-    FLUME_SSL_*); librdkafka reads PKCS12 key stores and PEM CA files, so a Java one is a warning, not a setting."""
+    FLUME_SSL_*). Every store is read by pyflume and handed to librdkafka as PEM in memory; one that cannot be read
+    is a warning."""
     from conftest import self_signed
 
-    cert, _, p12 = self_signed(tmp_path)  # librdkafka reads both files when the client is checked
+    cert, _, p12 = self_signed(tmp_path)
     monkeypatch.setenv("FLUME_SSL_KEYSTORE_PATH", "/env/ks.p12")
-    monkeypatch.setenv("FLUME_SSL_TRUSTSTORE_PATH", str(cert))
+    monkeypatch.setenv("FLUME_SSL_TRUSTSTORE_PATH", str(java_stores.trust_jks))  # no password: JKS is not checked
     f = tmp_path / "k.conf"
     f.write_text(BASE + SSL_SINK)
     sysprops = {"javax.net.ssl.keyStore": str(p12), "javax.net.ssl.keyStorePassword": "secret"}
     topo, problems = config.check([str(f)], "a1", sysprops)
     assert not [p for p in problems if p.severity == "error"], problems
     s = topo.sinks["k1"].settings
-    assert s["ssl.keystore.location"] == str(p12) and s["ssl.keystore.password"] == "secret"
-    assert s["ssl.ca.location"] == str(cert)
-    assert "ssl.keystore.location" not in topo.sources["r1"].settings  # no SSL there: globals do not apply
+    assert s["ssl.certificate.pem"] == cert.read_text() and "PRIVATE KEY" in s["ssl.key.pem"]
+    assert s["ssl.ca.pem"] == java_stores.server_pem.read_text()
+    assert "ssl.keystore.location" not in s and "ssl.keystore.password" not in s
+    assert "ssl.key.pem" not in topo.sources["r1"].settings  # no SSL there: globals do not apply
 
-    own = tmp_path / "own.p12"
-    own.write_bytes(p12.read_bytes())
-    f.write_text(BASE + SSL_SINK + f"a1.sinks.k1.kafka.producer.ssl.keystore.location = {own}\n"
-                 "a1.sinks.k1.kafka.producer.ssl.keystore.password = secret\n")
+    f.write_text(BASE + SSL_SINK + f"a1.sinks.k1.kafka.producer.ssl.keystore.location = {java_stores.server_jks}\n"
+                 "a1.sinks.k1.kafka.producer.ssl.keystore.password = storepass\n"
+                 "a1.sinks.k1.kafka.producer.ssl.key.password = keypass1\n")
     topo, _ = config.check([str(f)], "a1", sysprops)
-    assert topo.sinks["k1"].settings["ssl.keystore.location"] == str(own)  # the component's own wins
+    assert topo.sinks["k1"].settings["ssl.certificate.pem"] == java_stores.server_pem.read_text()  # its own wins
 
     f.write_text(BASE + SSL_SINK)
     topo, problems = config.check([str(f)], "a1", {"javax.net.ssl.keyStore": "/etc/flume/ks.jks"})
-    assert "ssl.keystore.location" not in topo.sinks["k1"].settings
-    assert any("is not PKCS12" in str(p) and p.severity == "warning" for p in problems)
+    assert "ssl.key.pem" not in topo.sinks["k1"].settings
+    assert any("cannot read /etc/flume/ks.jks" in str(p) and p.severity == "warning" for p in problems)
+
+
+@pytest.mark.parametrize("store, extra, expected", [
+    ("trust_jks", "ssl.truststore.password = Wr0ng!", "k.conf:14: a1.sinks.k1 (org.apache.flume.sink.kafka.KafkaSink):"
+     " kafka.producer.ssl.truststore.password: {path}: the store password is wrong (the JKS integrity check fails)"),
+    ("server_jceks", "ssl.keystore.password = Wr0ng!", "k.conf:14: a1.sinks.k1 (org.apache.flume.sink.kafka."
+     "KafkaSink): kafka.producer.ssl.keystore.password: {path}: the store password is wrong (the JCEKS integrity "
+     "check fails)"),
+    ("server_jks", "ssl.keystore.password = storepass\na1.sinks.k1.kafka.producer.ssl.key.password = Wr0ng!",
+     "k.conf:15: a1.sinks.k1 (org.apache.flume.sink.kafka.KafkaSink): kafka.producer.ssl.key.password: {path}: the "
+     "key password does not open private key 'server'"),
+    ("server_p12", "ssl.keystore.password = Wr0ng!", "k.conf:14: a1.sinks.k1 (org.apache.flume.sink.kafka."
+     "KafkaSink): kafka.producer.ssl.keystore.password: {path} (PKCS12): the store password is wrong, or the file "
+     "is corrupt"),
+])
+def test_a_java_store_that_does_not_open_is_an_error_with_its_line(tmp_path, java_stores, store, extra, expected):
+    path = getattr(java_stores, store)
+    kind = "truststore" if store.startswith("trust") else "keystore"
+    topo, errors = build(tmp_path, f"a1.sinks.k1.kafka.producer.ssl.{kind}.location = {path}\n"
+                                   f"a1.sinks.k1.kafka.producer.{extra}\n")
+    assert topo is None
+    assert any(expected.format(path=path) in e for e in errors), errors
+    assert not any("Wr0ng" in e for e in errors)
+
+
+def test_java_stores_reach_librdkafka_as_pem_in_memory(tmp_path, java_stores):
+    """JKS, JCEKS and PKCS12 stores made by keytool, named as Flume's Kafka clients name them."""
+    for keystore, key_password in ((java_stores.server_jks, "keypass1"), (java_stores.server_jceks, "keypass1"),
+                                   (java_stores.server_p12, None)):
+        extra = (f"a1.channels.c1.kafka.producer.ssl.truststore.location = {java_stores.trust_p12}\n"
+                 "a1.channels.c1.kafka.producer.ssl.truststore.password = changeit\n"
+                 f"a1.channels.c1.kafka.producer.ssl.keystore.location = {keystore}\n"
+                 "a1.channels.c1.kafka.producer.ssl.keystore.password = storepass\n")
+        if key_password:
+            extra += f"a1.channels.c1.kafka.producer.ssl.key.password = {key_password}\n"
+        topo, errors = build(tmp_path, extra)
+        assert not errors, errors
+        s = topo.channels["c1"].producer_settings
+        assert s["ssl.ca.pem"] == s["ssl.certificate.pem"] == java_stores.server_pem.read_text()
+        assert not any(k.startswith(("ssl.keystore", "ssl.truststore", "ssl.key.password")) for k in s)
 
 
 def test_librdkafka_log_lines_are_rate_limited_per_facility(caplog):

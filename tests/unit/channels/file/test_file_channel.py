@@ -271,13 +271,6 @@ def test_apache_flume_directories_are_refused(tmp_path: Path) -> None:
         ch.start()
 
 
-def test_encryption_is_rejected_clearly() -> None:
-    conf = Conf.from_dict(FileChannel.spec, encryption__activeKey="key-0")
-    FileChannel("c1", conf)
-    (problem,) = conf.problems
-    assert problem.prop == "encryption.activeKey" and "encryption is not supported yet" in problem.message
-
-
 def test_inspect_reports_depth_and_age(tmp_path: Path) -> None:
     ch = make(tmp_path)
     ch.start()
