@@ -26,6 +26,7 @@ import struct
 from collections.abc import Sequence
 
 from agent.core import Event
+from agent.rpc import RpcError
 from agent.spec import Conf, Prop
 
 __all__ = [
@@ -76,8 +77,9 @@ class FrameError(Exception):
     """The peer sent something that is not a valid frame or message; the connection is closed."""
 
 
-class ThriftError(Exception):
-    """A call failed: connection, timeout, a status other than OK, or an exception from the server."""
+class ThriftError(RpcError):
+    """A call failed: connection, timeout, a status other than OK, or an exception from the server. An RpcError,
+    so the clients that fail over between Avro hosts (and pyflume_client) treat a Thrift host the same way."""
 
 
 class Call:

@@ -16,7 +16,8 @@ Events, with failover over two collectors::
     with FailoverClient(["c1:41414", "c2:41414"], compression_type="deflate") as client:
         client.append_batch([event("hello", {"app": "shop"}), "a body without headers"])
 
-Clients: :class:`AvroClient` (one host), :class:`FailoverClient`, :class:`LoadBalancingClient`, and
+Clients: :class:`AvroClient` (one host), :class:`ThriftClient` (one Flume Thrift source),
+:class:`FailoverClient`, :class:`LoadBalancingClient`, and
 :func:`client_from_properties` for Flume's RPC client properties (``client.type``, ``hosts`` …). Their keyword
 arguments are Flume's RPC client keys with ``_`` for ``-`` (``ssl=True, truststore="ca.pem"``). A failed call
 raises :class:`ClientError`. :class:`FlumeHandler` (module :mod:`pyflume_client.handler`) is the logging handler.
@@ -29,10 +30,11 @@ from pyflume_client.clients import (
     FailoverClient,
     FlumeClient,
     LoadBalancingClient,
+    ThriftClient,
     event,
 )
 from pyflume_client.handler import FlumeHandler
 from pyflume_client.properties import client_from_properties
 
-__all__ = ["AvroClient", "FailoverClient", "LoadBalancingClient", "FlumeClient", "ClientError", "event",
-           "client_from_properties", "FlumeHandler"]
+__all__ = ["AvroClient", "ThriftClient", "FailoverClient", "LoadBalancingClient", "FlumeClient", "ClientError",
+           "event", "client_from_properties", "FlumeHandler"]

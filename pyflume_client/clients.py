@@ -28,8 +28,8 @@ from agent.rpc import RpcError
 from agent.rpc_client_props import RpcProps, Sender, bind_rpc_props, build_sender
 from agent.spec import Problem, Raw
 
-__all__ = ["ClientError", "FlumeClient", "AvroClient", "FailoverClient", "LoadBalancingClient", "event",
-           "client_for"]
+__all__ = ["ClientError", "FlumeClient", "AvroClient", "ThriftClient", "FailoverClient", "LoadBalancingClient",
+           "event", "client_for"]
 
 log = logging.getLogger("pyflume_client")
 
@@ -185,6 +185,25 @@ class AvroClient(FlumeClient):
     def __init__(self, host: str, port: int, *, batch_size: int = 100, **settings: Any):
         props = _bind(_keys("default", [(host, port)], batch_size, settings), f"AvroClient({host}:{port})")
         super().__init__(**_made_by(props))
+
+
+class ThriftClient(FlumeClient):
+    """One Flume Thrift source (Flume's ``thrift`` client type): ``ThriftClient("collector", 4353)``;
+    ``protocol`` is ``compact`` (Flume's default) or ``binary``, timeouts are in ms as Flume's keys, and
+    ``ssl_context`` (an :class:`ssl.SSLContext`) connects with TLS."""
+
+    def __init__(self, host: str, port: int, *, protocol: str = "compact", batch_size: int = 100,
+                 connect_timeout: int = 20000, request_timeout: int = 20000, ssl_context: Any = None):
+        from agent import thrift_rpc
+
+        if protocol not in thrift_rpc.PROTOCOLS:
+            raise ClientError(f"protocol = {protocol!r}: expected compact or binary")
+
+        def make() -> thrift_rpc.ThriftClient:
+            return thrift_rpc.ThriftClient(host, port, protocol=protocol, connect_timeout=connect_timeout / 1000,
+                                           request_timeout=request_timeout / 1000, ssl_context=ssl_context)
+
+        super().__init__(make=make, batch_size=batch_size, target=f"{host}:{port}")
 
 
 class FailoverClient(FlumeClient):

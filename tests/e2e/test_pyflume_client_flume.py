@@ -1,6 +1,6 @@
-"""pyflume_client against Apache Flume 1.11's own avro source (with deflate): the client, the failover client past
-a host that is down, and the logging handler each deliver every event exactly once, with Log4jAppender's headers
-as Flume writes them."""
+"""pyflume_client against Apache Flume 1.11's own avro source (with deflate) and thrift source: the avro client, the
+failover client past a host that is down, the logging handler and the thrift client each deliver every event
+exactly once, with Log4jAppender's headers as Flume writes them."""
 
 from __future__ import annotations
 
@@ -11,14 +11,18 @@ import signal
 import pytest
 
 from peers.flume import FlumeAgent
-from pyflume_client import AvroClient, FailoverClient, FlumeHandler
+from pyflume_client import AvroClient, FailoverClient, FlumeHandler, ThriftClient
 from tests.conftest import assert_exactly_once, free_port, rolled_lines, wait_for_events
 from tests.e2e.test_avro_flume_interop import wait_port
 
 pytestmark = pytest.mark.peer
 
 FLUME = """\
-fl.sources = zipped
+fl.sources = zipped th
+fl.sources.th.type = thrift
+fl.sources.th.bind = 127.0.0.1
+fl.sources.th.port = {thrift}
+fl.sources.th.channels = c1
 fl.channels = c1
 fl.sinks = k1
 fl.sources.zipped.type = avro
@@ -39,10 +43,10 @@ fl.sinks.k1.sink.serializer = header_and_text
 
 
 def test_clients_and_handler_into_flumes_avro_source(tmp_path, flume_classpath):
-    port, out = free_port(), tmp_path / "out"
+    port, thrift_port, out = free_port(), free_port(), tmp_path / "out"
     out.mkdir()
     conf = tmp_path / "flume.conf"
-    conf.write_text(FLUME.format(zipped=port, out=out))
+    conf.write_text(FLUME.format(zipped=port, thrift=thrift_port, out=out))
 
     def bodies() -> list[bytes]:
         return [line.split(b"} ", 1)[1] for line in rolled_lines(out) if b"} " in line]
@@ -67,7 +71,11 @@ def test_clients_and_handler_into_flumes_avro_source(tmp_path, flume_classpath):
             logger.removeHandler(handler)
             handler.close()
         logged = [f"logged {i}".encode() for i in range(2000)]
-        want = single + failover + logged
+        wait_port(thrift_port)
+        thrift = [f"thrift {i} é".encode() for i in range(1500)]
+        with ThriftClient("127.0.0.1", thrift_port, batch_size=400) as client:  # compact, Flume's default
+            client.append_batch(thrift)
+        want = single + failover + logged + thrift
         wait_for_events(want, bodies, logs=[flume])
         # everything is written; Flume's graceful stop of an avro source takes seconds
         assert flume.proc is not None
