@@ -59,6 +59,7 @@ ENTRIES: list[Entry] = [
     _e("sink", "hbase2", "org.apache.flume.sink.hbase2.HBase2Sink", "sinks.hbase:HBase2Sink"),
     _e("sink", "hbase", "org.apache.flume.sink.hbase.HBaseSink", "sinks.hbase:HBaseSink"),
     _e("sink", "asynchbase", "org.apache.flume.sink.hbase.AsyncHBaseSink", "sinks.hbase:AsyncHBaseSink"),
+    _e("sink", "hive", "org.apache.flume.sink.hive.HiveSink", "sinks.hive:HiveSink"),
     # HTTP source handlers (the http source's handler)
     _e("http_handler", None, "org.apache.flume.source.http.JSONHandler", "sources.http.handlers:JSONHandler"),
     _e("http_handler", None, "org.apache.flume.sink.solr.morphline.BlobHandler", "sources.http.handlers:BlobHandler"),
@@ -152,7 +153,7 @@ _NOUNS = {"http_handler": "handler", "deserializer": "deserializer"}
 _NOT_YET = {
     "source": {"thrift", "jms"},
     "channel": {"jdbc", "spillablememory"},
-    "sink": {"thrift", "morphline_solr", "hive", "http", "irc", "elasticsearch"},
+    "sink": {"thrift", "morphline_solr", "http", "irc", "elasticsearch"},
     "selector": {"load_balancing"},
 }
 
