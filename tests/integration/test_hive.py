@@ -120,3 +120,148 @@ def test_json_rows_read_back_by_hive(hive, run_agent) -> None:  # noqa: ANN001
     rows = query.run("SELECT id, msg, ok, score, day, src FROM web_json")
     got = sorted((int(r[0]), r[1], r[2], float(r[3]), r[4], r[5]) for r in rows)
     assert got == [(i, f"m{i}", "true" if i % 2 else "false", i / 4, _today(), "api") for i in range(300)]
+
+
+ERRORS = """\
+a1.sources = r1
+a1.channels = c1 c2 c3
+a1.sinks = k1 k2 k3
+a1.sources.r1.type = netcat
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.ack-every-event = false
+a1.sources.r1.channels = c1 c2 c3
+a1.sources.r1.interceptors = ts
+a1.sources.r1.interceptors.ts.type = timestamp
+a1.channels.c1.type = memory
+a1.channels.c2.type = memory
+a1.channels.c3.type = memory
+""" + "".join(f"""\
+a1.sinks.{k}.type = hive
+a1.sinks.{k}.channel = {c}
+a1.sinks.{k}.hive.metastore = {{uri}}
+a1.sinks.{k}.hive.database = default
+a1.sinks.{k}.hive.table = {t}
+a1.sinks.{k}.hive.partition = %Y-%m-%d,web
+a1.sinks.{k}.batchSize = 10
+a1.sinks.{k}.serializer = DELIMITED
+a1.sinks.{k}.serializer.fieldnames = id,msg
+""" for k, c, t in (("k1", "c1", "late_table"), ("k2", "c2", "plain_table"), ("k3", "c3", "one_partition")))
+
+
+def test_bad_tables_are_named_and_the_events_wait_in_the_channel(hive, run_agent) -> None:  # noqa: ANN001
+    ms, query = hive
+    query.run("DROP TABLE IF EXISTS late_table")
+    query.run("DROP TABLE IF EXISTS plain_table")
+    query.run("CREATE TABLE plain_table (id INT, msg STRING) PARTITIONED BY (day STRING, src STRING) "
+              "STORED AS TEXTFILE")
+    query.run("DROP TABLE IF EXISTS one_partition")
+    query.run("CREATE TABLE one_partition (id INT, msg STRING) PARTITIONED BY (day STRING) STORED AS ORC "
+              "TBLPROPERTIES ('transactional'='true')")
+    port = free_port()
+    agent = run_agent(ERRORS.format(port=port, uri=ms.uri))
+    agent.wait_for_port(port)
+    send_lines(port, [f"{i},m{i}".encode() for i in range(25)])
+    agent.wait_for_log("Hive sink k1: table default.late_table does not exist (hive.database = default, "
+                       "hive.table = late_table); create it as a transactional ORC table", timeout=60)
+    agent.wait_for_log("Hive sink k2: table default.plain_table is not transactional; Hive streaming writes only "
+                       "ACID tables", timeout=60)
+    agent.wait_for_log("Hive sink k3: hive.partition = %Y-%m-%d,web gives 2 value(s) but table "
+                       "default.one_partition has 1 partition column(s) (day). The events stay in the channel",
+                       timeout=60)
+    _create(query, "late_table", "id INT, msg STRING")  # now the first sink's events can go
+    wait_for(lambda: len(_ids(query, "late_table")) >= 25, timeout=120, every=1,
+             what=f"the 25 events kept in the channel; {agent.log()[-2000:]}")
+    assert sorted(int(i) for i in _ids(query, "late_table")) == list(range(25))
+
+
+def test_aborted_and_open_transactions_stay_invisible(hive) -> None:  # noqa: ANN001
+    """The layout the sink writes is read by Hive only once its transaction commits: an aborted transaction's
+    delta and an open one's (a writer killed mid-batch) are never seen."""
+    from sinks.hdfs.fs import NativeHdfsFileSystem
+    from sinks.hive.acid import arrow_type, delta_dir, orc_bytes
+    from sinks.hive.metastore import Metastore, partition_name
+    from sinks.hive.sink import HiveSink
+
+    ms, query = hive
+    _create(query, "txn_table", "id INT, msg STRING")
+    client = Metastore([("127.0.0.1", ms.port)], 30, "pyflume test")
+    location = client.partition("default", "txn_table", ["d", "s"], create=True).sd.location
+    fs = NativeHdfsFileSystem(location.split("/")[2], None, 30)
+    base = "/" + location.split("/", 3)[3]
+    txns = client.open_txns(3)
+    write_ids = client.allocate_write_ids("default", "txn_table", txns)
+    for n, txn in enumerate(txns):
+        client.lock_partitions(txn, "default", "txn_table", [partition_name(["day", "src"], ["d", "s"])], 30)
+        wid = write_ids[txn]
+        HiveSink._write(fs, f"{base}/{delta_dir(wid)}", orc_bytes(
+            wid, ["id", "msg"], [arrow_type("int"), arrow_type("string")], [[n * 10, n * 10 + 1], ["x", "y"]]))
+    client.commit(txns[0])
+    client.abort(txns[1])
+    try:
+        assert sorted(_ids(query, "txn_table")) == ["0", "1"]
+    finally:
+        client.abort(txns[2])
+        client.close()
+
+
+def test_sigkill_mid_stream_then_restart_loses_nothing(hive, run_agent, tmp_path) -> None:  # noqa: ANN001
+    ms, query = hive
+    _create(query, "killed", "id INT, msg STRING")
+    port = free_port()
+    channel = (f"a1.channels.c1.type = file\na1.channels.c1.checkpointDir = {tmp_path / 'cp'}\n"
+               f"a1.channels.c1.dataDirs = {tmp_path / 'data'}\na1.channels.c1.transactionCapacity = 1000")
+    conf = _conf(ms, port, "killed", batch=200, channel=channel)
+    agent = run_agent(conf)
+    agent.wait_for_port(port)
+    n = 4000
+    send_lines(port, [f"{i}\t-\tm{i}".encode() for i in range(n)], pause_every=400, pause=0.1)
+    wait_for(lambda: len(_ids(query, "killed")) > 0, timeout=120, every=0.5, what="the first rows")
+    agent.kill()
+    seen = _ids(query, "killed")
+    assert len(seen) < n, "the agent finished before it was killed; nothing was tested"
+    again = run_agent(conf)
+    want = [str(i) for i in range(n)]
+    got = wait_for_events_hive(query, "killed", want, [agent, again])
+    dupes = len(got) - len(set(got))
+    assert dupes <= 200, f"more than one batch delivered twice: {delivery_report(want, got, [again])}"
+
+
+def wait_for_events_hive(query, table: str, want: list[str], logs) -> list[str]:  # noqa: ANN001
+    got: list[str] = []
+
+    def arrived() -> bool:
+        got[:] = _ids(query, table)
+        return set(want) <= set(got)
+    try:
+        wait_for(arrived, timeout=180, every=1, what=table)
+    except AssertionError:
+        raise AssertionError(delivery_report(want, got, logs)) from None
+    return got
+
+
+def test_metastore_restart_mid_stream_loses_nothing(hive, run_agent) -> None:  # noqa: ANN001
+    ms, query = hive
+    _create(query, "ms_restart", "id INT, msg STRING")
+    port = free_port()
+    agent = run_agent(_conf(ms, port, "ms_restart", batch=100))
+    agent.wait_for_log("Hive sink k1 started")
+    send_lines(port, [f"{i}\t-\tm{i}".encode() for i in range(500)])
+    wait_for_events_hive(query, "ms_restart", [str(i) for i in range(500)], [agent])
+    ms.stop()
+    try:
+        send_lines(port, [f"{i}\t-\tm{i}".encode() for i in range(500, 1000)])
+        agent.wait_for_log("no metastore answered", timeout=60)
+    finally:
+        ms.start()
+    want = [str(i) for i in range(1000)]
+    got = wait_for_events_hive(query, "ms_restart", want, [agent, ms_log(ms)])
+    assert sorted(got) == sorted(want), delivery_report(want, got, [agent])
+
+
+class ms_log:  # noqa: N801 - a log source for delivery_report
+    def __init__(self, ms) -> None:  # noqa: ANN001
+        self.ms = ms
+
+    def log(self) -> str:
+        return self.ms.log()
