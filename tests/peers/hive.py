@@ -13,6 +13,7 @@ only its ``scripts/metastore/upgrade/derby`` directory is kept.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -143,17 +144,18 @@ class HiveMetastore:
     def start(self, timeout: float = 240) -> HiveMetastore:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._configure()
-        if not (self.workdir / "metastore_db").exists():
-            env = dict(os.environ, METASTORE_HOME=str(home() / "scripts" / "_home"))
-            upgrade = home() / "scripts" / "_home" / "scripts" / "metastore" / "upgrade"
-            if not upgrade.exists():
-                upgrade.mkdir(parents=True)
-                (upgrade / "derby").symlink_to(home() / "scripts" / "derby")
-            proc = subprocess.run(self._java(self.conf, "org.apache.hadoop.hive.metastore.tools.schematool."
-                                             "MetastoreSchemaTool", "-initSchema", "-dbType", "derby"),
-                                  env=env, capture_output=True, timeout=timeout, cwd=str(self.workdir))
-            if proc.returncode != 0:
-                raise RuntimeError(f"Hive schematool failed: {proc.stderr.decode(errors='replace')[-3000:]}")
+        db = self.workdir / "metastore_db"
+        template = home() / "derby-template"
+        if not db.exists() and template.exists():
+            shutil.copytree(template, db)  # an empty metastore schema made by schematool in an earlier session
+        if not db.exists():
+            self._init_schema(timeout)
+            scratch = home() / f"derby-template.{os.getpid()}"
+            shutil.copytree(db, scratch)
+            try:
+                scratch.rename(template)
+            except OSError:  # another session made it first
+                shutil.rmtree(scratch, ignore_errors=True)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self._java(self.conf, "org.apache.hadoop.hive.metastore.HiveMetaStore", "-p",
                                                 str(self.port)),
@@ -170,6 +172,19 @@ class HiveMetastore:
                 time.sleep(0.5)
         self.stop()
         raise TimeoutError(f"Hive metastore not listening on {self.port} within {timeout} s")
+
+    def _init_schema(self, timeout: float) -> None:
+        """Hive's schematool creates the metastore's tables (transactions and locks included) in Derby."""
+        env = dict(os.environ, METASTORE_HOME=str(home() / "scripts" / "_home"))
+        upgrade = home() / "scripts" / "_home" / "scripts" / "metastore" / "upgrade"
+        if not upgrade.exists():
+            upgrade.mkdir(parents=True)
+            (upgrade / "derby").symlink_to(home() / "scripts" / "derby")
+        proc = subprocess.run(self._java(self.conf, "org.apache.hadoop.hive.metastore.tools.schematool."
+                                         "MetastoreSchemaTool", "-initSchema", "-dbType", "derby"),
+                              env=env, capture_output=True, timeout=timeout, cwd=str(self.workdir))
+        if proc.returncode != 0:
+            raise RuntimeError(f"Hive schematool failed: {proc.stderr.decode(errors='replace')[-3000:]}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
