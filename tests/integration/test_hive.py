@@ -83,16 +83,23 @@ def _ids(query, table: str) -> list[str]:  # noqa: ANN001
     return [r[0] for r in query.run(f"SELECT id FROM {table}")]
 
 
+def _started(hive, run_agent, table: str, columns: str, **conf) -> tuple[int, object]:  # noqa: ANN001
+    """A fresh ``table`` and an agent writing to it; returns its netcat port and the agent."""
+    ms, query = hive
+    _create(query, table, columns)
+    port = free_port()
+    agent = run_agent(_conf(ms, port, table, **conf))
+    agent.wait_for_log("Hive sink k1 started")
+    return port, agent
+
+
 def _today() -> str:
     return time.strftime("%Y-%m-%d", time.gmtime())
 
 
 def test_delimited_rows_read_back_by_hive(hive, run_agent) -> None:  # noqa: ANN001
-    ms, query = hive
-    _create(query, "web_delimited", "id INT, msg STRING")
-    port = free_port()
-    agent = run_agent(_conf(ms, port, "web_delimited", batch=100))
-    agent.wait_for_log("Hive sink k1 started")
+    query = hive[1]
+    port, agent = _started(hive, run_agent, "web_delimited", "id INT, msg STRING", batch=100)
     lines = [f"{i}\tskipped\tmessage {i}".encode() for i in range(1000)]
     send_lines(port, lines)
     want = [str(i) for i in range(1000)]
@@ -106,12 +113,9 @@ def test_delimited_rows_read_back_by_hive(hive, run_agent) -> None:  # noqa: ANN
 
 
 def test_json_rows_read_back_by_hive(hive, run_agent) -> None:  # noqa: ANN001
-    ms, query = hive
-    _create(query, "web_json", "id BIGINT, msg STRING, ok BOOLEAN, score DOUBLE")
-    port = free_port()
-    agent = run_agent(_conf(ms, port, "web_json", src="api", batch=50,
-                            serializer="a1.sinks.k1.serializer = JSON"))
-    agent.wait_for_log("Hive sink k1 started")
+    query = hive[1]
+    port, agent = _started(hive, run_agent, "web_json", "id BIGINT, msg STRING, ok BOOLEAN, score DOUBLE", src="api",
+                           batch=50, serializer="a1.sinks.k1.serializer = JSON")
     lines = [f'{{"id": {i}, "MSG": "m{i}", "ok": {"true" if i % 2 else "false"}, "score": {i / 4}}}'.encode()
              for i in range(300)]
     send_lines(port, lines)
@@ -242,10 +246,7 @@ def wait_for_events_hive(query, table: str, want: list[str], logs) -> list[str]:
 
 def test_metastore_restart_mid_stream_loses_nothing(hive, run_agent) -> None:  # noqa: ANN001
     ms, query = hive
-    _create(query, "ms_restart", "id INT, msg STRING")
-    port = free_port()
-    agent = run_agent(_conf(ms, port, "ms_restart", batch=100))
-    agent.wait_for_log("Hive sink k1 started")
+    port, agent = _started(hive, run_agent, "ms_restart", "id INT, msg STRING", batch=100)
     send_lines(port, [f"{i}\t-\tm{i}".encode() for i in range(500)])
     wait_for_events_hive(query, "ms_restart", [str(i) for i in range(500)], [agent])
     ms.stop()
