@@ -370,25 +370,31 @@ class HiveSink(BatchSink):
                 ids = self.ms.allocate_write_ids(self.db, self.table, txns)
             except Exception:
                 for txn in txns:
-                    self._abort(txn, [])
+                    if not self._abort(txn, []):
+                        break
                 raise
             self._txns = [(txn, ids[txn]) for txn in txns]
         return self._txns.pop(0)
 
     def _discard_txns(self) -> None:
-        """After a failure the rest of the transaction batch is aborted too (the next batch opens new ones)."""
+        """After a failure the rest of the transaction batch is aborted too (the next batch opens new ones). When
+        the metastore does not answer, the rest are left to its timeout rather than waited on one by one."""
         txns, self._txns = self._txns, []
         for txn, _ in txns:
-            self._abort(txn, [])
+            if not self._abort(txn, []):
+                break
 
     def _abort_open(self) -> None:
         if self.ms.connected:
             self._discard_txns()
 
-    def _abort(self, txn: int, written: list[tuple[Any, str]]) -> None:
+    def _abort(self, txn: int, written: list[tuple[Any, str]]) -> bool:
+        """Abort ``txn`` and remove its files; False when the metastore could not be told."""
+        aborted = True
         try:
             self.ms.abort(txn)
         except Exception as exc:  # noqa: BLE001 - the metastore aborts it on timeout anyway
+            aborted = False
             self.log.warning("Hive sink %s: could not abort Hive transaction %d (%s); the metastore aborts it "
                              "when it times out", self.name, txn, _text(exc))
         for fs, directory in written:
@@ -396,6 +402,7 @@ class HiveSink(BatchSink):
                 fs.delete(directory)
             except Exception:  # noqa: BLE001 - invisible anyway; Hive's cleaner removes aborted deltas
                 pass
+        return aborted
 
     def _heartbeats(self) -> None:
         interval = self.config.heart_beat_interval
