@@ -829,6 +829,7 @@ class NetcatMemoryHive(TakeCounted, NetcatMemoryFileRoll):
     pyflume only (``--systems pyflume``): Flume 1.11's Hive sink (Hive 1.2 streaming client) cannot talk to a
     Hive 3 or 4 metastore, see docs/hive.md."""
 
+    has_latency = False
     conf = """\
 a1.sources = r1
 a1.channels = c1

@@ -33,6 +33,9 @@ ARTIFACTS = [
     "org.apache.hadoop:hadoop-hdfs-client:3.3.6",
     "org.apache.hadoop:hadoop-hdfs:3.3.6",
     "org.apache.hadoop:hadoop-mapreduce-client-core:3.3.6",
+    # Hive's own writer (INSERT) runs a MapReduce job in-process (LocalJobRunner)
+    "org.apache.hadoop:hadoop-mapreduce-client-jobclient:3.3.6",
+    "org.apache.hadoop:hadoop-mapreduce-client-common:3.3.6",
 ]
 _LEFT_OFF = ("hadoop-client-api-", "slf4j-reload4j-", "jline-3.9.")
 _DIST = f"org.apache.hive:hive-standalone-metastore-server:{HIVE_VERSION}:tar.gz:bin"
@@ -131,6 +134,7 @@ class HiveMetastore:
             "hive.exec.scratchdir": str(self.workdir / "scratch"),
             "hive.exec.local.scratchdir": str(self.workdir / "local-scratch"),
             "hive.fetch.task.conversion": "more",
+            "mapreduce.framework.name": "local",
             "hive.stats.autogather": "false",
             "hive.vectorized.execution.enabled": "false",
         })))

@@ -165,7 +165,11 @@ def test_serde_separator_spellings():
 def test_acid_file_layout():
     assert delta_dir(12) == "delta_0000012_0000012"
     data = orc_bytes(12, ["id", "msg"], [arrow_type("int"), arrow_type("varchar(10)")], [[1, 2], ["a", None]])
-    table = orc.ORCFile(io.BytesIO(data)).read()
+    reader = orc.ORCFile(io.BytesIO(data))
+    # the user metadata Hive's ACID writer puts in each file (the key index: write id, bucket, last row id)
+    assert reader.metadata == {b"hive.acid.key.index": b"12,536870912,1;", b"hive.acid.stats": b"2,0,0",
+                               b"hive.acid.version": b"2"}
+    table = reader.read()
     assert table.column_names == ["operation", "originalTransaction", "bucket", "rowId", "currentTransaction", "row"]
     rows = table.to_pylist()
     assert rows == [
