@@ -169,6 +169,7 @@ class HiveSink(BatchSink):
         self._last_event = time.monotonic()
         self._beat_stop = threading.Event()
         self._beat: threading.Thread | None = None
+        self._closer: Any = None  # a small thread pool closing the HDFS files of a batch together
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -193,6 +194,9 @@ class HiveSink(BatchSink):
             self._beat = None
         self._abort_open()
         self._disconnect()
+        if self._closer is not None:
+            self._closer.shutdown(wait=True)
+            self._closer = None
         self.counter.stopped()
         self.log.info("Hive sink %s stopped", self.name)
 
@@ -224,11 +228,13 @@ class HiveSink(BatchSink):
             locations = {vals: self._location(vals) for vals in rows}
             names = [partition_name(self.part_keys, list(v)) if self.part_keys else None for v in rows]
             self.ms.lock_partitions(txn, self.db, self.table, names, self.timeout)
+            files = []
             for vals, columns in rows.items():
                 fs, base = self._file_system(locations[vals])
                 directory = f"{base}/{delta_dir(write_id)}"
                 written.append((fs, directory))
-                self._write(fs, directory, orc_bytes(write_id, self.columns, self.arrow_types, columns))
+                files.append((fs, directory, orc_bytes(write_id, self.columns, self.arrow_types, columns)))
+            self._write_all(files)
             self.ms.commit(txn)
         except Exception as exc:  # noqa: BLE001 - abort the Hive transaction whatever went wrong
             self._abort(txn, written)
@@ -432,8 +438,28 @@ class HiveSink(BatchSink):
             self._fs[authority] = fs
         return fs, within.rstrip("/")
 
+    def _write_all(self, files: list[tuple[Any, str, bytes]]) -> None:
+        """Each delta directory with its bucket file and version marker. The files are written first and closed
+        together: closing an HDFS file waits for the namenode to complete it, which is most of a batch's time."""
+        if self._closer is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._closer = ThreadPoolExecutor(4, thread_name_prefix=f"hive-close-{self.name}")
+        opened = []
+        try:
+            for fs, directory, data in files:
+                fs.mkdirs(directory)
+                for name, payload in ((BUCKET_FILE, data), ("_orc_acid_version", ACID_VERSION)):
+                    fs.create(f"{directory}/{name}", payload)
+                    opened.append((fs, f"{directory}/{name}"))
+        finally:
+            results = [self._closer.submit(fs.close, path) for fs, path in opened]
+            for r in results:
+                r.result()
+
     @staticmethod
     def _write(fs: Any, directory: str, data: bytes) -> None:
+        """One delta directory, written and closed in turn (for tools and tests)."""
         fs.mkdirs(directory)
         for name, payload in ((BUCKET_FILE, data), ("_orc_acid_version", ACID_VERSION)):
             path = f"{directory}/{name}"

@@ -2,10 +2,11 @@
 session's MiniDFS) and Hive's own query path (``HiveQuery.java``: Hive's Driver, the compiler, ACID snapshot and
 fetch operator HiveServer2 runs, in one long-lived JVM) to create tables and read them back.
 
-Hive 4.0.1 runs on this machine's OpenJDK 17 with the ``--add-opens`` flags of ``OPENS``. Three jars that Maven
+Hive 4.0.1 runs on this machine's OpenJDK 17 with the ``--add-opens`` flags of ``OPENS``. Four jars that Maven
 brings along are left off the class path: ``hadoop-client-api`` (Hadoop's shaded client, which clashes with
-hadoop-common 3.3.6), ``slf4j-reload4j`` (a second SLF4J binding) and ``jline-3.9.0`` (an older copy of the
-jline-reader classes that sqlline, run by schematool, needs in 3.12). The metastore's Derby schema script comes
+hadoop-common 3.3.6), ``slf4j-reload4j`` (a second SLF4J binding), ``jline-3.9.0`` (an older copy of the
+jline-reader classes that sqlline, run by schematool, needs in 3.12) and ``antlr-runtime-3.3`` (older than the
+ANTLR runtime hive-exec bundles, which Hive's parser needs). The metastore's Derby schema script comes
 from the metastore's binary distribution on Maven Central (``hive-standalone-metastore-server:4.0.1:tar.gz:bin``);
 only its ``scripts/metastore/upgrade/derby`` directory is kept.
 """
@@ -37,7 +38,7 @@ ARTIFACTS = [
     "org.apache.hadoop:hadoop-mapreduce-client-jobclient:3.3.6",
     "org.apache.hadoop:hadoop-mapreduce-client-common:3.3.6",
 ]
-_LEFT_OFF = ("hadoop-client-api-", "slf4j-reload4j-", "jline-3.9.")
+_LEFT_OFF = ("hadoop-client-api-", "slf4j-reload4j-", "jline-3.9.", "antlr-runtime-3.3.")
 _DIST = f"org.apache.hive:hive-standalone-metastore-server:{HIVE_VERSION}:tar.gz:bin"
 OPENS = [f"--add-opens=java.base/{p}=ALL-UNNAMED" for p in (
     "java.lang", "java.lang.reflect", "java.util", "java.util.concurrent", "java.util.concurrent.atomic",

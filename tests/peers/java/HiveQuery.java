@@ -39,7 +39,7 @@ public class HiveQuery {
           rows.clear();
         }
         out.println("\u0001OK " + n);
-      } catch (Exception e) {
+      } catch (Throwable e) {
         String msg = String.valueOf(e.getMessage()).replace('\n', ' ');
         Throwable cause = e.getCause();
         while (cause != null) {
