@@ -80,8 +80,8 @@ class HiveSink(BatchSink):
         Prop("callTimeout", "int", 10000,
              "Milliseconds one metastore or HDFS call may take; a lock waits at most this long.", min=1),
         Prop("idleTimeout", "int", 0,
-             "Seconds without events after which the open transactions are aborted and the connection closed; "
-             "0: never.", min=0),
+             "Milliseconds without events after which the open transactions are aborted and the connection "
+             "closed (milliseconds, as Flume's sink compares it); 0: never.", min=0),
         Prop("useLocalTimeStamp", "bool", False,
              "Use the local time instead of the timestamp header for the time escapes."),
         Prop("timeZone", "str", None, "Time zone of the time escapes (IANA name; default: the machine's)."),
@@ -201,9 +201,9 @@ class HiveSink(BatchSink):
         self.log.info("Hive sink %s stopped", self.name)
 
     def idle(self) -> None:
-        timeout = self.config.idle_timeout
+        timeout = self.config.idle_timeout / 1000
         if timeout and self.ms.connected and time.monotonic() - self._last_event >= timeout:
-            self.log.info("Hive sink %s: idle for %d s, closing its transactions and connection", self.name,
+            self.log.info("Hive sink %s: idle for %g s, closing its transactions and connection", self.name,
                           timeout)
             self._abort_open()
             self._disconnect()
