@@ -395,7 +395,8 @@ class HiveSink(BatchSink):
             self._discard_txns()
 
     def _abort(self, txn: int, written: list[tuple[Any, str]]) -> bool:
-        """Abort ``txn`` and remove its files; False when the metastore could not be told."""
+        """Abort ``txn`` and remove its files; False when the metastore could not be told (its files then stay:
+        a commit whose answer was lost may have made them visible)."""
         aborted = True
         try:
             self.ms.abort(txn)
@@ -403,7 +404,7 @@ class HiveSink(BatchSink):
             aborted = False
             self.log.warning("Hive sink %s: could not abort Hive transaction %d (%s); the metastore aborts it "
                              "when it times out", self.name, txn, _text(exc))
-        for fs, directory in written:
+        for fs, directory in written if aborted else ():  # not aborted: the commit may have gone through
             try:
                 fs.delete(directory)
             except Exception:  # noqa: BLE001 - invisible anyway; Hive's cleaner removes aborted deltas
