@@ -1,6 +1,6 @@
 // The part of the Hive metastore's Thrift API (ThriftHiveMetastore, Hive 3.x/4.x) that pyflume's Hive sink calls:
 // table and partition look-ups, partition creation, and the transaction, write-id and lock calls of Hive's
-// streaming ingest. Field ids and names follow Hive's interface; fields the sink never reads are left out (a
+// streaming ingest (plus get_open_txns_info, which the tests use to see heartbeats). Field ids and names follow Hive's interface; fields the sink never reads are left out (a
 // Thrift reader skips fields it does not know).
 
 namespace py hive_metastore
@@ -82,6 +82,18 @@ struct CheckLockRequest { 1: required i64 lockid, 2: optional i64 txnid, 3: opti
 struct HeartbeatTxnRangeRequest { 1: required i64 min, 2: required i64 max }
 struct HeartbeatTxnRangeResponse { 1: required set<i64> aborted, 2: required set<i64> nosuch }
 
+enum TxnState { COMMITTED = 1, ABORTED = 2, OPEN = 3 }
+struct TxnInfo {
+  1: required i64 id,
+  2: required TxnState state,
+  3: required string user,
+  4: required string hostname,
+  5: optional string agentInfo = "Unknown",
+  8: optional i64 startedTime,
+  9: optional i64 lastHeartbeatTime,
+}
+struct GetOpenTxnsInfoResponse { 1: required i64 txn_high_water_mark, 2: required list<TxnInfo> open_txns }
+
 exception MetaException { 1: string message }
 exception NoSuchObjectException { 1: string message }
 exception AlreadyExistsException { 1: string message }
@@ -105,4 +117,5 @@ service ThriftHiveMetastore {
   LockResponse check_lock(1: CheckLockRequest rqst)
     throws (1: NoSuchTxnException o1, 2: TxnAbortedException o2, 3: NoSuchLockException o3)
   HeartbeatTxnRangeResponse heartbeat_txn_range(1: HeartbeatTxnRangeRequest txns)
+  GetOpenTxnsInfoResponse get_open_txns_info()
 }

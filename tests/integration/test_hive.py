@@ -300,3 +300,26 @@ def test_same_rows_and_layout_as_hives_own_writer(hive, run_agent) -> None:  # n
         assert fs.read(f"{part}/{delta}/_orc_acid_version") == b"2"
         return str(orc.ORCFile(io.BytesIO(fs.read(f"{part}/{delta}/{name}"))).schema.remove_metadata())
     assert schema("ours") == schema("hives_own")
+
+
+def test_open_transactions_are_heartbeated(hive, run_agent) -> None:  # noqa: ANN001
+    """The transactions a sink has opened but not used yet are kept alive: the metastore sees their heartbeats."""
+    from sinks.hive.metastore import Metastore
+
+    ms, query = hive
+    client = Metastore([("127.0.0.1", ms.port)], 30, "pyflume test")
+    before = client.call("get_open_txns_info").txn_high_water_mark  # later transactions are the sink's
+    port, agent = _started(hive, run_agent, "beats", "id INT, msg STRING", batch=10,
+                           serializer=DELIMITED + "\na1.sinks.k1.heartBeatInterval = 1")
+    send_lines(port, [f"{i}\t-\tm{i}".encode() for i in range(5)])
+    wait_for(lambda: len(_ids(query, "beats")) >= 5, timeout=60, every=1, what="5 rows")
+
+    def beats() -> dict[int, int]:
+        return {t.id: t.lastHeartbeatTime for t in client.call("get_open_txns_info").open_txns if t.id > before}
+    try:
+        first = beats()
+        assert len(first) == 9, f"expected the 9 unused transactions of the batch of 10 open, got {first}"
+        wait_for(lambda: all(beats().get(t, 0) > last for t, last in first.items()), timeout=30, every=0.5,
+                 what=f"heartbeats of {sorted(first)}")
+    finally:
+        client.close()
