@@ -67,6 +67,7 @@ ENTRIES: list[Entry] = [
     _e("sink", "http", "org.apache.flume.sink.http.HttpSink", "sinks.http:HttpSink"),
     _e("sink", "irc", "org.apache.flume.sink.irc.IRCSink", "sinks.irc:IRCSink"),
     _e("sink", "thrift", "org.apache.flume.sink.ThriftSink", "sinks.thrift:ThriftSink"),
+    _e("sink", "hive", "org.apache.flume.sink.hive.HiveSink", "sinks.hive:HiveSink"),
     # HTTP source handlers (the http source's handler)
     _e("http_handler", None, "org.apache.flume.source.http.JSONHandler", "sources.http.handlers:JSONHandler"),
     _e("http_handler", None, "org.apache.flume.sink.solr.morphline.BlobHandler", "sources.http.handlers:BlobHandler"),
@@ -164,7 +165,7 @@ _NOUNS = {"http_handler": "handler", "deserializer": "deserializer"}
 _NOT_YET = {
     "source": {"jms"},
     "channel": {"jdbc"},
-    "sink": {"morphline_solr", "hive", "elasticsearch"},
+    "sink": {"morphline_solr", "elasticsearch"},
 }
 
 _JAVA_NAME = re.compile(r"^(org|com|net|io|de|fr|uk|edu|gov)\.[\w.$]+$|.*\$[A-Z]\w*$")

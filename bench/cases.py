@@ -860,6 +860,87 @@ a1.sinks.k1.serializer.rowKeyIndex = 0
         return elapsed
 
 
+_HIVE = None
+
+
+def hive_peer():
+    """One Hive metastore (on the benchmark's MiniDFS) and one Hive query JVM for the whole benchmark process."""
+    global _HIVE
+    if _HIVE is None:
+        import atexit
+        import tempfile
+
+        from peers.hive import HiveMetastore
+
+        ms = HiveMetastore(Path(tempfile.mkdtemp(prefix="bench-hive-")), free_port(),
+                           f"hdfs://127.0.0.1:{minidfs().rpc_port}").start()
+        _HIVE = (ms, ms.query_client())
+        atexit.register(ms.stop)
+        atexit.register(_HIVE[1].close)
+    return _HIVE
+
+
+class NetcatMemoryHive(TakeCounted, NetcatMemoryFileRoll):
+    """100-byte lines into the hive sink (DELIMITED: id and filler into a transactional ORC table partitioned by
+    day), one Hive transaction per batch, on the mini cluster; the rows are counted back through Hive's Driver.
+    pyflume only (``--systems pyflume``): Flume 1.11's Hive sink (Hive 1.2 streaming client) cannot talk to a
+    Hive 3 or 4 metastore, see docs/hive.md."""
+
+    has_latency = False
+    conf = """\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = netcat
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.ack-every-event = false
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 100000
+a1.channels.c1.transactionCapacity = 1000
+a1.sinks.k1.type = hive
+a1.sinks.k1.channel = c1
+a1.sinks.k1.hive.metastore = {uri}
+a1.sinks.k1.hive.database = default
+a1.sinks.k1.hive.table = {table}
+a1.sinks.k1.hive.partition = %Y-%m-%d
+a1.sinks.k1.useLocalTimeStamp = true
+a1.sinks.k1.batchSize = {batch}
+a1.sinks.k1.callTimeout = 60000
+a1.sinks.k1.serializer = DELIMITED
+a1.sinks.k1.serializer.delimiter = " "
+a1.sinks.k1.serializer.fieldnames = id,payload
+"""
+
+    def __init__(self, batch: int):
+        self.batch = batch
+        self.name = f"netcat-memory-hive-batch{batch}"
+        self.title = f"netcat → memory → hive sink (100 B lines, DELIMITED, one Hive transaction per batch of {batch})"
+
+    def prepare(self, ctx: Ctx, cache: Path) -> None:
+        super().prepare(ctx, cache)
+        table = "bench_" + "".join(c if c.isalnum() else "_" for c in ctx.tmp.name)
+        ctx.extra["table"] = table
+        query = hive_peer()[1]
+        query.run(f"CREATE TABLE {table} (id BIGINT, payload STRING) PARTITIONED BY (day STRING) STORED AS ORC "
+                  f"TBLPROPERTIES ('transactional'='true')")
+
+    def render(self, ctx: Ctx) -> str:
+        return self.conf.format(port=ctx.port, uri=hive_peer()[0].uri, table=ctx.extra["table"], batch=self.batch)
+
+    def verify(self, ctx: Ctx) -> None:
+        super().verify(ctx)
+        query = hive_peer()[1]
+        try:
+            ids = [int(r[0]) for r in query.run(f"SELECT id FROM {ctx.extra['table']}")]
+            if sorted(ids) != list(range(ctx.n)):
+                raise AssertionError(f"{self.name}: Hive reads {len(ids)} rows ({len(set(ids))} distinct ids), "
+                                     f"expected ids 0..{ctx.n - 1}")
+        finally:
+            query.run(f"DROP TABLE {ctx.extra['table']}")
+
+
 class SeqMemoryNull(Case):
     name = "seq-memory-null"
     title = "seq → memory → null"
@@ -999,3 +1080,6 @@ EXTRA_CASES: dict[str, Case] = {c.name: c for c in (
 # Thrift RPC beside the avro chain (issue #20): compact is Flume's default protocol
 CASES.update({c.name: c for c in (ThriftChain(1000),)})
 EXTRA_CASES.update({c.name: c for c in (ThriftChain(100), ThriftChain(1000, "binary"))})
+
+# Hive: pyflume only (--systems pyflume); Flume 1.11's Hive 1.2 client cannot reach a Hive 3/4 metastore
+EXTRA_CASES.update({c.name: c for c in (NetcatMemoryHive(100), NetcatMemoryHive(1000))})
