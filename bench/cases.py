@@ -979,7 +979,6 @@ a1.sinks.k1.batchSize = 1000
             raise AssertionError(f"seq: {put} put and {got} taken, expected {ctx.n}")
 
 
-
 class SpoolSpillableFileRoll(SpoolFileChannelFileRoll):
     """Spooldir into the spillable memory channel: 10,000 events in memory, the backlog beyond spills to its file
     overflow (fsync per commit) and comes back in order."""
@@ -1002,24 +1001,14 @@ class SeqMemoryHttp(Case):
     title = "seq → memory → http sink (one POST per event, keep-alive)"
     self_generating = True
     line_size = 0
-    conf = """\
-a1.sources = r1
-a1.channels = c1
-a1.sinks = k1
-a1.sources.r1.type = seq
-a1.sources.r1.batchSize = 1000
-a1.sources.r1.totalEvents = {n}
-a1.sources.r1.channels = c1
-a1.channels.c1.type = memory
-a1.channels.c1.capacity = 100000
-a1.channels.c1.transactionCapacity = 1000
+    conf = SeqMemoryNull.conf.replace(SeqMemoryNull.conf[SeqMemoryNull.conf.index("a1.sinks.k1.type"):], """\
 a1.sinks.k1.type = org.apache.flume.sink.http.HttpSink
 a1.sinks.k1.channel = c1
 a1.sinks.k1.endpoint = http://127.0.0.1:{hport}/events
 a1.sinks.k1.rollback.2XX = false
 a1.sinks.k1.backoff.2XX = false
 a1.sinks.k1.incrementMetrics.2XX = true
-"""
+""")
 
     def prepare(self, ctx: Ctx, cache: Path) -> None:
         import subprocess
