@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -40,8 +41,13 @@ def classpath() -> str:
 class MiniDFS:
     """One MiniDFSCluster process: namenode RPC and HTTP (WebHDFS) on loopback ports, data under ``workdir``."""
 
-    def __init__(self, workdir: Path, rpc_port: int, http_port: int, datanodes: int = 1):
+    def __init__(self, workdir: Path, rpc_port: int, http_port: int, datanodes: int = 1,
+                 conf: dict[str, str] | None = None, jvm: list[str] | None = None):
+        """``conf``: more Hadoop properties (-D); ``jvm``: more JVM flags (a secure cluster's krb5.conf)."""
         self.workdir = Path(workdir)
+        self.conf = dict(conf or {})
+        self.jvm = list(jvm or [])
+        self.secure = self.conf.get("hadoop.security.authentication") == "kerberos"
         self.rpc_port = rpc_port
         self.http_port = http_port
         self.datanodes = datanodes
@@ -56,11 +62,13 @@ class MiniDFS:
         self.workdir.mkdir(parents=True, exist_ok=True)
         details = self.workdir / "details.json"
         details.unlink(missing_ok=True)
-        cmd = ["java", "-Xmx1g", *_OPENS, "-cp", classpath(), "org.apache.hadoop.test.MiniDFSClusterManager",
+        cmd = ["java", "-Xmx1g", *_OPENS, *self.jvm, "-cp", classpath(), "org.apache.hadoop.test.MiniDFSClusterManager",
                "-nnport", str(self.rpc_port), "-httpport", str(self.http_port), "-writeDetails", str(details),
                "-datanodes", str(self.datanodes), "-D", "dfs.webhdfs.enabled=true",
                "-D", "dfs.permissions.enabled=false", "-D", "dfs.replication=1",
                "-D", "dfs.client.block.write.locateFollowingBlock.initial.delay.ms=10"]
+        for key, value in self.conf.items():
+            cmd += ["-D", f"{key}={value}"]
         if format:
             cmd.insert(cmd.index("-nnport"), "-format")
         self._log = open(self.log_path, "ab")
@@ -77,6 +85,9 @@ class MiniDFS:
                         if r.status == 200:
                             json.loads(r.read())
                             return self
+                except urllib.error.HTTPError:
+                    if self.secure:  # up, and refusing a client without SPNEGO
+                        return self
                 except OSError:
                     pass
             time.sleep(0.5)

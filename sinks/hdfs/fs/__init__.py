@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
+from agent.kerberos import Identity
 from sinks.hdfs.fs.base import FileSystem
 from sinks.hdfs.fs.local import LocalFileSystem
 from sinks.hdfs.fs.rpc import NativeHdfsFileSystem
@@ -15,9 +16,10 @@ __all__ = ["FileSystem", "LocalFileSystem", "NativeHdfsFileSystem", "WebHdfsFile
 
 
 def file_system_for(path: str, *, webhdfs: list[str], user: str | None, timeout: float,
-                    transport: str = "rpc") -> tuple[FileSystem, str]:
+                    transport: str = "rpc", kerberos: Identity | None = None) -> tuple[FileSystem, str]:
     """The file system for ``hdfs.path`` and the path within it (escapes untouched); ``hdfs://`` paths use RPC unless
-    ``transport`` is ``webhdfs``."""
+    ``transport`` is ``webhdfs``. With ``kerberos`` the HDFS transports log in as that principal (``user`` is then
+    the user to impersonate, Flume's proxyUser)."""
     if "://" not in path:
         return LocalFileSystem(), path
     url = urlparse(path.replace("%{", "%7B").replace("%[", "%5B"))
@@ -26,9 +28,9 @@ def file_system_for(path: str, *, webhdfs: list[str], user: str | None, timeout:
     if url.scheme == "file":
         return LocalFileSystem(), within
     if url.scheme == "hdfs" and transport == "rpc":
-        return NativeHdfsFileSystem(url.netloc, user, timeout), within
+        return NativeHdfsFileSystem(url.netloc, user, timeout, kerberos), within
     if url.scheme == "hdfs":
-        return WebHdfsFileSystem(namenode_http_addresses(url.netloc, webhdfs), user, timeout), within
+        return WebHdfsFileSystem(namenode_http_addresses(url.netloc, webhdfs), user, timeout, kerberos), within
     if url.scheme in ("webhdfs", "http"):
-        return WebHdfsFileSystem([f"http://{url.netloc}"], user, timeout), within
+        return WebHdfsFileSystem([f"http://{url.netloc}"], user, timeout, kerberos), within
     raise ValueError(f"unsupported file system '{url.scheme}://' (use hdfs://, webhdfs:// or file://)")

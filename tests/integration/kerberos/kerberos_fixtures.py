@@ -1,0 +1,103 @@
+"""Session fixtures of the Kerberos tests (imported by their modules): one MIT KDC (a throwaway realm on a loopback port, principals and keytabs
+made for this session) and one kerberized MiniDFSCluster using it. Without MIT Kerberos' tools, java or mvn the tests
+skip with the reason (PYFLUME_REQUIRE_PEERS=1 makes that a failure)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port, require_java_peers
+
+
+def require_kdc() -> None:
+    from peers.kdc import missing_kdc_reason
+
+    reason = missing_kdc_reason()
+    if reason is None:
+        return
+    if os.environ.get("PYFLUME_REQUIRE_PEERS") == "1":
+        pytest.fail(f"PYFLUME_REQUIRE_PEERS=1 but {reason}")
+    pytest.skip(reason)
+
+
+@dataclass
+class Realm:
+    """The session's KDC and the principals the tests use, each with its own keytab."""
+
+    kdc: object  # peers.kdc.KDC
+    services_keytab: Path  # hdfs/localhost and HTTP/localhost: the cluster's
+    flume: str  # the agent's principal (the namenode lets it impersonate anyone: hadoop.proxyuser.flume.*)
+    flume_keytab: Path
+    short: str  # a principal whose tickets live 60 s (the renewal test)
+    short_keytab: Path
+
+    def ccache_for(self, principal: str, keytab: Path, directory: Path) -> Path:
+        """A fresh file ccache holding ``principal``'s TGT (for Java clients such as ``hdfs dfs``)."""
+        cc = directory / f"cc-{principal.replace('/', '_')}"
+        self.kdc.kinit(principal, keytab, cc)
+        return cc
+
+
+@pytest.fixture(scope="session")
+def realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realm]:
+    require_kdc()
+    from peers.kdc import KDC
+
+    kdc = KDC(tmp_path_factory.mktemp("kdc")).start()
+    services = kdc.add("hdfs/localhost")
+    kdc.add("HTTP/localhost", services)
+    yield Realm(kdc, services, kdc.principal("flume/localhost"), kdc.add("flume/localhost"),
+                kdc.principal("renew/localhost"), kdc.add("renew/localhost", max_life="60s"))
+    kdc.stop()
+
+
+@dataclass
+class SecureHDFS:
+    """A kerberized MiniDFSCluster and the HADOOP_CONF_DIR of its clients."""
+
+    cluster: object  # peers.hdfs.MiniDFS
+    conf_dir: Path
+    realm: Realm
+    hdfs_ccache: Path  # hdfs/localhost's TGT: the superuser reading files back
+
+    @property
+    def uri(self) -> str:
+        return f"hdfs://localhost:{self.cluster.rpc_port}"
+
+    def dfs(self, *args: str, ccache: Path | None = None, check: bool = True):  # noqa: ANN201
+        """``hdfs dfs <args>`` as the HDFS principal (or with the tickets in ``ccache``)."""
+        from peers.secure_hdfs import hadoop_text_as
+
+        return hadoop_text_as(self.realm.kdc, self.conf_dir, ccache or self.hdfs_ccache, *args, check=check)
+
+
+@pytest.fixture(scope="session")
+def secure_hdfs(realm: Realm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureHDFS]:
+    require_java_peers()
+    from peers import secure_hdfs as sh
+    from peers.hdfs import MiniDFS
+
+    work = tmp_path_factory.mktemp("secure-dfs")
+    cluster = MiniDFS(work / "dfs", free_port(), free_port(), conf=sh.server_conf(realm.kdc, realm.services_keytab),
+                      jvm=sh.jvm_flags(realm.kdc)).start()
+    try:
+        conf_dir = sh.write_client_conf(work / "client-conf", realm.kdc, f"hdfs://localhost:{cluster.rpc_port}")
+        cc = realm.ccache_for("hdfs/localhost", realm.services_keytab, work)
+        yield SecureHDFS(cluster, conf_dir, realm, cc)
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def kerberos_client_env(realm: Realm, secure_hdfs: SecureHDFS, monkeypatch: pytest.MonkeyPatch,
+                        tmp_path: Path) -> None:
+    """The environment an agent on a kerberized cluster's edge node has: HADOOP_CONF_DIR and krb5.conf, and no
+    tickets of the user's own (KRB5CCNAME points at an empty cache)."""
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(secure_hdfs.conf_dir))
+    monkeypatch.setenv("KRB5_CONFIG", str(realm.kdc.krb5_conf))
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'no-tickets'}")
