@@ -41,7 +41,7 @@ __all__ = ["Identity", "KerberosLoginError", "Login", "check_one_principal", "id
 log = logging.getLogger("agent.kerberos")
 
 _RENEW_AT = 0.8  # of the ticket's lifetime
-_BACKOFF_MIN, _BACKOFF_MAX = 1.0, 60.0
+_BACKOFF_MIN, _BACKOFF_MAX = 1.0, 30.0
 
 
 class KerberosLoginError(Exception):
@@ -207,6 +207,7 @@ class Login:
         self._failures = 0
         self._retry_at = 0.0
         self._users = 0
+        self._failing: set[str] = set()  # kinds of failure logged since the last good login
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.renewals = 0
@@ -239,12 +240,15 @@ class Login:
             self._failures += 1
             delay = min(_BACKOFF_MIN * 2 ** (self._failures - 1), _BACKOFF_MAX)
             self._retry_at = time.time() + delay
-            from agent.core import _rate_limited
-
-            _rate_limited(log, f"Kerberos login as {self.principal} from {self.keytab} failed: {exc}; retrying "
-                               f"in {delay:.0f} s")
+            if str(exc) not in self._failing:  # one line per kind of failure, until a login works again
+                self._failing.add(str(exc))
+                log.warning("Kerberos login as %s from %s failed: %s; retrying with backoff (up to %.0f s) until "
+                            "it works", self.principal, self.keytab, exc, _BACKOFF_MAX)
             raise
         renewed = bool(self.expires)
+        if self._failing:
+            log.info("Kerberos login as %s works again after %d failed tries", self.principal, self._failures)
+            self._failing.clear()
         self._failures = 0
         self.lifetime = float(lifetime)
         self.expires = time.time() + lifetime

@@ -100,6 +100,10 @@ class KDC:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._write_confs()
         self._run("kdb5_util", "create", "-s", "-r", self.realm, "-P", os.urandom(12).hex())
+        return self.restart(timeout)
+
+    def restart(self, timeout: float = 30) -> KDC:
+        """Run the KDC again (after ``stop``) on the same port and database."""
         self._log = open(self.workdir / "krb5kdc.out", "ab")
         self.proc = subprocess.Popen([_which("krb5kdc") or "krb5kdc", "-n", "-r", self.realm],
                                      stdout=self._log, stderr=subprocess.STDOUT, env=dict(os.environ, **self.env),

@@ -45,6 +45,10 @@ def server_conf(kdc: KDC, keytab: Path) -> dict[str, str]:
         "dfs.data.transfer.protection": "authentication",
         "ignore.secure.ports.for.testing": "true",
         "dfs.http.policy": "HTTP_ONLY",
+        # the namenode drops a client connection idle for 4 s, so a client that pauses must authenticate again
+        # (with tickets it renewed, once the first ones expired)
+        "ipc.client.connection.maxidletime": "2000",
+        "ipc.client.connection.idle-scan-interval.ms": "1000",
         "hadoop.proxyuser.flume.hosts": "*",
         "hadoop.proxyuser.flume.groups": "*",
         "hadoop.proxyuser.flume.users": "*",

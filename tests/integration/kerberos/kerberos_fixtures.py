@@ -33,7 +33,7 @@ class Realm:
     services_keytab: Path  # hdfs/localhost and HTTP/localhost: the cluster's
     flume: str  # the agent's principal (the namenode lets it impersonate anyone: hadoop.proxyuser.flume.*)
     flume_keytab: Path
-    short: str  # a principal whose tickets live 60 s (the renewal test)
+    short: str  # a principal whose tickets live 30 s (the renewal test)
     short_keytab: Path
 
     def ccache_for(self, principal: str, keytab: Path, directory: Path) -> Path:
@@ -52,7 +52,7 @@ def realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realm]:
     services = kdc.add("hdfs/localhost")
     kdc.add("HTTP/localhost", services)
     yield Realm(kdc, services, kdc.principal("flume/localhost"), kdc.add("flume/localhost"),
-                kdc.principal("renew/localhost"), kdc.add("renew/localhost", max_life="60s"))
+                kdc.principal("renew/localhost"), kdc.add("renew/localhost", max_life="30s"))
     kdc.stop()
 
 

@@ -1,0 +1,103 @@
+"""A long-running agent on a kerberized HDFS: its tickets are renewed before they expire and it keeps writing across
+renewals; while the KDC cannot be reached the batches stay in the channel and arrive once it is back.
+
+The namenode of the session's secure cluster drops connections idle for 4 s, so each pause between the bursts below
+makes the agent authenticate again with the tickets it holds at that moment."""
+
+# ruff: noqa: F811 - the session fixtures are imported by name, then named as test parameters
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from kerberos_fixtures import kerberos_client_env, realm, secure_hdfs  # noqa: F401 - fixtures
+
+from conftest import free_port, send_lines, wait_for_events
+
+pytestmark = pytest.mark.peer
+
+CONF = """\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = netcat
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = {port}
+a1.sources.r1.ack-every-event = false
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 100000
+a1.channels.c1.transactionCapacity = 1000
+a1.sinks.k1.type = hdfs
+a1.sinks.k1.channel = c1
+a1.sinks.k1.hdfs.path = {uri}{path}
+a1.sinks.k1.hdfs.fileType = DataStream
+a1.sinks.k1.hdfs.batchSize = 100
+a1.sinks.k1.hdfs.rollInterval = 0
+a1.sinks.k1.hdfs.rollSize = 0
+a1.sinks.k1.hdfs.rollCount = 100
+a1.sinks.k1.hdfs.callTimeout = 20000
+a1.sinks.k1.hdfs.kerberosPrincipal = {principal}
+a1.sinks.k1.hdfs.kerberosKeytab = {keytab}
+"""
+
+
+def _lines(secure_hdfs, path: str) -> list[str]:
+    listing = secure_hdfs.dfs("-ls", path, check=False)
+    if listing.returncode != 0 or b"FlumeData" not in listing.stdout:
+        return []
+    names = [ln.rsplit("/", 1)[-1] for ln in listing.stdout.decode().splitlines() if "FlumeData" in ln]
+    closed = [n for n in names if not n.endswith(".tmp")]
+    if not closed:
+        return []
+    return secure_hdfs.dfs("-cat", *(f"{path}/{n}" for n in closed)).stdout.decode().split()
+
+
+def test_writes_across_ticket_renewals(run_agent, realm, secure_hdfs, kerberos_client_env) -> None:
+    """Tickets of renew/localhost live 30 s; the agent writes a burst every 9 s for 100 s (3+ lifetimes)."""
+    port, path = free_port(), "/flume/kerberos-renewal"
+    agent = run_agent(CONF.format(port=port, uri=secure_hdfs.uri, path=path, principal=realm.short,
+                                  keytab=realm.short_keytab))
+    agent.wait_for_port(port)
+    sent: list[str] = []
+    start = time.monotonic()
+    burst = 0
+    while time.monotonic() - start < 100:
+        lines = [f"{burst:03d}-{i:03d}" for i in range(100)]
+        send_lines(port, [x.encode() for x in lines])
+        sent += lines
+        burst += 1
+        time.sleep(9)
+    wait_for_events(sent, lambda: _lines(secure_hdfs, path), timeout=60, logs=[agent], every=3)
+    assert sorted(_lines(secure_hdfs, path)) == sorted(sent)
+    log = agent.log()
+    lifetimes = [int(s) for s in re.findall(r"Kerberos (?:re-)?login as renew/localhost@\S+ from keytab \S+: ticket "
+                                            r"valid for (\d+) s", log)]
+    assert lifetimes and max(lifetimes) <= 30, log[-3000:]
+    assert len(re.findall("Kerberos re-login as renew/localhost", log)) >= 3, log[-3000:]
+    assert "failed" not in log, log[-3000:]
+    assert agent.terminate() == 0
+
+
+def test_unreachable_kdc_keeps_events_in_the_channel(run_agent, realm, secure_hdfs, kerberos_client_env) -> None:
+    port, path = free_port(), "/flume/kerberos-kdc-down"
+    realm.kdc.stop()
+    try:
+        agent = run_agent(CONF.format(port=port, uri=secure_hdfs.uri, path=path, principal=realm.flume,
+                                      keytab=realm.flume_keytab))
+        agent.wait_for_port(port)
+        sent = [f"down-{i:04d}" for i in range(500)]
+        send_lines(port, [x.encode() for x in sent])
+        agent.wait_for_log("Cannot contact any KDC", timeout=30)
+        time.sleep(6)  # several retries while the KDC is down
+        assert _lines(secure_hdfs, path) == []
+    finally:
+        realm.kdc.restart()
+    wait_for_events(sent, lambda: _lines(secure_hdfs, path), timeout=90, logs=[agent], every=3)
+    assert sorted(_lines(secure_hdfs, path)) == sent
+    log = agent.log()
+    # one line per kind of failure, not one per retry (the first failed batch may quote it too)
+    assert 1 <= log.count("Cannot contact any KDC") <= 2, log[-3000:]
+    assert "Kerberos login as flume/localhost@PYFLUME.TEST works again" in log
+    assert agent.terminate() == 0
