@@ -64,7 +64,8 @@ def write_client_conf(directory: Path, kdc: KDC, fs_uri: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     core = {"fs.defaultFS": fs_uri, "hadoop.security.authentication": "kerberos"}
     site = {"dfs.namenode.kerberos.principal": f"hdfs/_HOST@{kdc.realm}",
-            "dfs.data.transfer.protection": "authentication", "dfs.block.access.token.enable": "true"}
+            "dfs.data.transfer.protection": "authentication", "dfs.block.access.token.enable": "true",
+            "dfs.replication": "1"}  # one datanode (else Flume rolls at every batch: "Block Under-replication")
     for name, props in (("core-site.xml", core), ("hdfs-site.xml", site)):
         body = "".join(f"<property><name>{escape(k)}</name><value>{escape(v)}</value></property>\n"
                        for k, v in props.items())

@@ -3,14 +3,14 @@ Kerberos RPC, block access tokens, SASL on data transfer, SPNEGO on WebHDFS), lo
 ``hdfs.kerberosPrincipal`` / ``hdfs.kerberosKeytab``; files read back by Hadoop's own ``hdfs dfs -text`` as the HDFS
 principal. Each transport's test also shows that the cluster refuses a client without Kerberos credentials."""
 
-# ruff: noqa: F811 - the session fixtures are imported by name, then named as test parameters
 from __future__ import annotations
 
+import os
+import time
 import urllib.error
 import urllib.request
 
 import pytest
-from kerberos_fixtures import kerberos_client_env, realm, secure_hdfs  # noqa: F401 - fixtures
 
 from conftest import wait_for_events
 
@@ -40,11 +40,8 @@ a1.sinks.k1.hdfs.kerberosKeytab = {keytab}
 """
 
 
-def _lines(secure_hdfs, path: str) -> list[str]:
-    """Every line of the closed files under ``path``, read by Hadoop's FsShell as hdfs/localhost."""
-    listing = secure_hdfs.dfs("-ls", path, check=False)
-    if listing.returncode != 0 or b".tmp" in listing.stdout or b"FlumeData" not in listing.stdout:
-        return []
+def _hadoop_lines(secure_hdfs, path: str) -> list[str]:
+    """Every line under ``path`` as Hadoop's own FsShell reads it (as hdfs/localhost)."""
     return secure_hdfs.dfs("-text", f"{path}/FlumeData.*").stdout.decode().split()
 
 
@@ -54,8 +51,8 @@ def test_rpc_writes_as_the_keytab_principal(run_agent, realm, secure_hdfs, kerbe
     agent = run_agent(CONF.format(n=n, path=f"{secure_hdfs.uri}{path}", roll=1000, principal=realm.flume,
                                   keytab=realm.flume_keytab))
     expected = [str(i) for i in range(n)]
-    wait_for_events(expected, lambda: _lines(secure_hdfs, path), timeout=90, logs=[agent], every=2)
-    assert sorted(_lines(secure_hdfs, path), key=int) == expected
+    wait_for_events(expected, lambda: secure_hdfs.closed_lines(path), timeout=90, logs=[agent], every=1)
+    assert sorted(_hadoop_lines(secure_hdfs, path), key=int) == expected
     owner = secure_hdfs.dfs("-ls", path).stdout.decode()
     assert " flume " in owner, owner  # written as the principal's short name, not as the OS user
     assert "Kerberos login as flume/localhost@" in agent.log()
@@ -69,8 +66,8 @@ def test_webhdfs_with_spnego_writes_as_the_keytab_principal(run_agent, realm, se
     agent = run_agent(CONF.format(n=n, path=f"webhdfs://localhost:{secure_hdfs.cluster.http_port}{path}", roll=500,
                                   principal=realm.flume, keytab=realm.flume_keytab))
     expected = [str(i) for i in range(n)]
-    wait_for_events(expected, lambda: _lines(secure_hdfs, path), timeout=90, logs=[agent], every=2)
-    assert sorted(_lines(secure_hdfs, path), key=int) == expected
+    wait_for_events(expected, lambda: secure_hdfs.closed_lines(path), timeout=90, logs=[agent], every=1)
+    assert sorted(_hadoop_lines(secure_hdfs, path), key=int) == expected
     assert " flume " in secure_hdfs.dfs("-ls", path).stdout.decode()
     assert agent.terminate() == 0
 
@@ -90,3 +87,71 @@ def test_webhdfs_without_spnego_is_refused(secure_hdfs) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(url, timeout=10)
     assert err.value.code == 401 and "Negotiate" in err.value.headers.get("WWW-Authenticate", "")
+
+
+def test_flume_writes_the_same_files_with_the_same_principal(run_agent, realm, secure_hdfs, kerberos_client_env,
+                                                             tmp_path) -> None:
+    """Apache Flume 1.11's own HDFS sink, given the same properties (principal, keytab) on the same cluster, writes
+    the same files' contents as pyflume: the configuration is Flume's, not ours."""
+    from conftest import require_java_peers
+    from peers import flume
+
+    require_java_peers()
+    n = 2000
+    contents = {}
+    for who, path in (("pyflume", "/flume/same-pyflume"), ("flume", "/flume/same-flume")):
+        text = CONF.format(n=n, path=f"{secure_hdfs.uri}{path}", roll=500, principal=realm.flume,
+                           keytab=realm.flume_keytab)
+        if who == "pyflume":
+            agent = run_agent(text)
+            logs = [agent]
+        else:
+            conf = tmp_path / "flume.conf"
+            conf.write_text(text)
+            cp = f"{secure_hdfs.conf_dir}{os.pathsep}{flume.module_classpath('hdfs')}"
+            cmd = flume.java_command("org.apache.flume.node.Application", ["-f", str(conf), "-n", "a1"], cp=cp)
+            cmd[1:1] = [f"-Djava.security.krb5.conf={realm.kdc.krb5_conf}"]
+            agent = _Java(cmd, tmp_path / "flume.log")
+            logs = [agent]
+        try:
+            # Flume rolls a full file when the next event comes, so its last file is closed when the agent stops
+            wait_for_events([str(i) for i in range(n - 500)], lambda p=path: secure_hdfs.closed_lines(p),
+                            timeout=120, logs=logs, every=1)
+            time.sleep(3)  # the last batches reach the last file
+        finally:
+            agent.terminate() if who == "pyflume" else agent.stop()
+        assert sorted(secure_hdfs.closed_lines(path), key=int) == [str(i) for i in range(n)]
+        names = [ln.rsplit("/", 1)[-1] for ln in secure_hdfs.dfs("-ls", path).stdout.decode().splitlines()
+                 if "FlumeData." in ln]
+        assert len(names) == n // 500 and not any(x.endswith(".tmp") for x in names), names
+        contents[who] = sorted(secure_hdfs.dfs("-cat", f"{path}/{x}").stdout for x in names)
+        owner = secure_hdfs.dfs("-ls", path).stdout.decode()
+        assert " flume " in owner, owner
+    assert contents["pyflume"] == contents["flume"]
+
+
+class _Java:
+    """A Java process with its output in a log file, in its own process group."""
+
+    def __init__(self, cmd: list[str], log_path) -> None:  # noqa: ANN001
+        import subprocess
+
+        self.log_path = log_path
+        self._out = open(log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True,
+                                     cwd=str(log_path.parent))
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except Exception:  # noqa: BLE001
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._out.close()

@@ -1,6 +1,7 @@
-"""Session fixtures of the Kerberos tests (imported by their modules): one MIT KDC (a throwaway realm on a loopback port, principals and keytabs
-made for this session) and one kerberized MiniDFSCluster using it. Without MIT Kerberos' tools, java or mvn the tests
-skip with the reason (PYFLUME_REQUIRE_PEERS=1 makes that a failure)."""
+"""Session fixtures of the Kerberos tests (a pytest plugin of tests/conftest.py): one MIT KDC (a throwaway realm
+on a loopback port, principals and keytabs made for this session) and one kerberized MiniDFSCluster using it.
+Without MIT Kerberos' tools, java or mvn the tests skip with the reason (PYFLUME_REQUIRE_PEERS=1 makes that a
+failure)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from conftest import free_port, require_java_peers
 
 
 def require_kdc() -> None:
@@ -33,7 +32,7 @@ class Realm:
     services_keytab: Path  # hdfs/localhost and HTTP/localhost: the cluster's
     flume: str  # the agent's principal (the namenode lets it impersonate anyone: hadoop.proxyuser.flume.*)
     flume_keytab: Path
-    short: str  # a principal whose tickets live 30 s (the renewal test)
+    short: str  # a principal whose tickets live 20 s (the renewal test)
     short_keytab: Path
 
     def ccache_for(self, principal: str, keytab: Path, directory: Path) -> Path:
@@ -52,7 +51,7 @@ def realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realm]:
     services = kdc.add("hdfs/localhost")
     kdc.add("HTTP/localhost", services)
     yield Realm(kdc, services, kdc.principal("flume/localhost"), kdc.add("flume/localhost"),
-                kdc.principal("renew/localhost"), kdc.add("renew/localhost", max_life="30s"))
+                kdc.principal("renew/localhost"), kdc.add("renew/localhost", max_life="20s"))
     kdc.stop()
 
 
@@ -64,10 +63,35 @@ class SecureHDFS:
     conf_dir: Path
     realm: Realm
     hdfs_ccache: Path  # hdfs/localhost's TGT: the superuser reading files back
+    _native: object = None  # an hdfs_native.Client as hdfs/localhost
 
     @property
     def uri(self) -> str:
         return f"hdfs://localhost:{self.cluster.rpc_port}"
+
+    def closed_lines(self, path: str) -> list[str]:
+        """The lines of the closed FlumeData files under ``path``, read in process as hdfs/localhost (hdfs-native;
+        cheap enough to poll; the tests check the final state with Hadoop's own ``hdfs dfs``)."""
+        from hdfs_native import Client
+
+        if self._native is None:
+            self._native = Client(self.uri, config_dir=str(self.conf_dir),
+                                  kerberos_principal=self.realm.kdc.principal("hdfs/localhost"),
+                                  kerberos_keytab=str(self.realm.services_keytab),
+                                  kerberos_cache=f"FILE:{self.hdfs_ccache}.native")
+        try:
+            names = [st.path for st in self._native.list_status(path)]
+        except FileNotFoundError:
+            return []
+        out: list[str] = []
+        for name in sorted(names):
+            base = name.rsplit("/", 1)[-1]
+            if base.startswith("FlumeData") and not base.endswith(".tmp"):
+                try:
+                    out += self._native.read(f"{path}/{base}").read().decode().split()
+                except FileNotFoundError:  # renamed since the listing: seen at the next poll
+                    continue
+        return out
 
     def dfs(self, *args: str, ccache: Path | None = None, check: bool = True):  # noqa: ANN201
         """``hdfs dfs <args>`` as the HDFS principal (or with the tickets in ``ccache``)."""
@@ -78,8 +102,10 @@ class SecureHDFS:
 
 @pytest.fixture(scope="session")
 def secure_hdfs(realm: Realm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureHDFS]:
-    require_java_peers()
+    from conftest import free_port, require_java_peers
     from peers import secure_hdfs as sh
+
+    require_java_peers()
     from peers.hdfs import MiniDFS
 
     work = tmp_path_factory.mktemp("secure-dfs")
