@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import maven
+from . import maven, stop_group
 
 __all__ = ["HADOOP_VERSION", "classpath", "MiniDFS", "hadoop_text"]
 
@@ -95,13 +94,7 @@ class MiniDFS:
         raise TimeoutError(f"MiniDFSCluster not ready within {timeout} s")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc, 30)
         if self.proc is not None:
             self._log.close()
         self.proc = None

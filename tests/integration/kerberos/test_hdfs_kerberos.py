@@ -108,10 +108,12 @@ def test_flume_writes_the_same_files_with_the_same_principal(run_agent, realm, s
         else:
             conf = tmp_path / "flume.conf"
             conf.write_text(text)
-            cp = f"{secure_hdfs.conf_dir}{os.pathsep}{flume.module_classpath('hdfs')}"
-            cmd = flume.java_command("org.apache.flume.node.Application", ["-f", str(conf), "-n", "a1"], cp=cp)
-            cmd[1:1] = [f"-Djava.security.krb5.conf={realm.kdc.krb5_conf}"]
-            agent = _Java(cmd, tmp_path / "flume.log")
+            agent = flume.FlumeAgent(conf, sysprops={"java.security.krb5.conf": str(realm.kdc.krb5_conf)})
+            cmd = agent.command()
+            cp = cmd.index("-cp") + 1
+            cmd[cp] = f"{secure_hdfs.conf_dir}{os.pathsep}{cmd[cp]}"  # Hadoop reads core-site.xml from the classpath
+            agent.command = lambda cmd=cmd: cmd
+            agent.start()
             logs = [agent]
         try:
             # Flume rolls a full file when the next event comes, so its last file is closed when the agent stops
@@ -129,29 +131,3 @@ def test_flume_writes_the_same_files_with_the_same_principal(run_agent, realm, s
         assert " flume " in owner, owner
     assert contents["pyflume"] == contents["flume"]
 
-
-class _Java:
-    """A Java process with its output in a log file, in its own process group."""
-
-    def __init__(self, cmd: list[str], log_path) -> None:  # noqa: ANN001
-        import subprocess
-
-        self.log_path = log_path
-        self._out = open(log_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True,
-                                     cwd=str(log_path.parent))
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        import signal
-
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except Exception:  # noqa: BLE001
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._out.close()
