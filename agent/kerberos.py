@@ -21,6 +21,7 @@ The MIT library reads its realms and KDCs from ``/etc/krb5.conf`` or ``$KRB5_CON
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import socket
@@ -143,6 +144,10 @@ def identity(conf: Conf, principal_prop: str, keytab_prop: str) -> Identity | No
         ok = False
     resolved = resolve_principal(principal)
     if not _keytab_holds(conf, keytab_prop, keytab, resolved if ok else None):
+        ok = False
+    if importlib.util.find_spec("gssapi") is None:
+        conf.error("Kerberos logins need the gssapi package: pip install 'pyflume-agent[kerberos]' (it builds "
+                   "against MIT Kerberos: apt-get install libkrb5-dev gcc)", principal_prop)
         ok = False
     if not ok:
         return None

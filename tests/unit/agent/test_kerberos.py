@@ -3,6 +3,7 @@ keytab (file:line, property, value, what would be right), including Flume's one-
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -126,3 +127,31 @@ def test_a_password_never_appears(tmp_path):
     kt = make_keytab(tmp_path / "f.keytab", "flume/gw1@EXAMPLE.COM")
     errors, _ = _check(tmp_path, _hdfs("k1", "flume/gw9@EXAMPLE.COM", kt) + _hdfs("k2", None, None))
     assert errors and not any("secret" in e for e in errors)
+
+
+def test_check_says_when_the_kerberos_extra_is_missing(tmp_path, monkeypatch):
+    import importlib.util
+
+    kt = make_keytab(tmp_path / "f.keytab", "flume/gw1@EXAMPLE.COM")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gssapi" else real(name, *a))
+    errors, _ = _check(tmp_path, _hdfs("k1", "flume/gw1@EXAMPLE.COM", kt) + _hdfs("k2", None, None))
+    assert any(e.endswith("k.conf:8: a1.sinks.k1 (hdfs): hdfs.kerberosPrincipal: Kerberos logins need the gssapi "
+                          "package: pip install 'pyflume-agent[kerberos]' (it builds against MIT Kerberos: apt-get "
+                          "install libkrb5-dev gcc)") for e in errors), errors
+
+
+def test_kerberos_is_ignored_with_a_warning_for_local_paths(tmp_path):
+    kt = make_keytab(tmp_path / "f.keytab", "flume/gw1@EXAMPLE.COM")
+    body = (f"a1.sinks.k1.type = hdfs\na1.sinks.k1.hdfs.path = file://{tmp_path}/out\n"
+            f"a1.sinks.k1.hdfs.kerberosPrincipal = flume/gw1@EXAMPLE.COM\na1.sinks.k1.hdfs.kerberosKeytab = {kt}\n")
+    errors, warnings = _check(tmp_path, body + _hdfs("k2", None, None))
+    assert errors == []
+    assert any(w.endswith("k.conf:8: a1.sinks.k1 (hdfs): hdfs.kerberosPrincipal: warning: Kerberos is used only for "
+                          "HDFS paths; it is ignored for this local path") for w in warnings), warnings
+
+
+def test_java_krb5_conf_system_property_sets_krb5_config(monkeypatch):
+    monkeypatch.delenv("KRB5_CONFIG", raising=False)
+    kerberos.use_system_properties({"java.security.krb5.conf": "/etc/krb5-prod.conf"})
+    assert os.environ["KRB5_CONFIG"] == "/etc/krb5-prod.conf"
