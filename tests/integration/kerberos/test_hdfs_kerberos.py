@@ -131,3 +131,47 @@ def test_flume_writes_the_same_files_with_the_same_principal(run_agent, realm, s
         assert " flume " in owner, owner
     assert contents["pyflume"] == contents["flume"]
 
+
+
+TWO_SINKS = """\
+a1.sources = r1
+a1.channels = c1 c2
+a1.sinks = k1 k2
+a1.sources.r1.type = seq
+a1.sources.r1.totalEvents = {n}
+a1.sources.r1.batchSize = 100
+a1.sources.r1.channels = c1 c2
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 10000
+a1.channels.c2.type = memory
+a1.channels.c2.capacity = 10000
+a1.sinks.k1.type = hdfs
+a1.sinks.k1.channel = c1
+a1.sinks.k1.hdfs.path = {uri}/flume/two-rpc
+a1.sinks.k1.hdfs.proxyUser = etl
+a1.sinks.k2.type = hdfs
+a1.sinks.k2.channel = c2
+a1.sinks.k2.hdfs.path = webhdfs://localhost:{http}/flume/two-webhdfs
+"""
+
+
+def test_two_sinks_share_one_login_and_rpc_impersonates_the_proxy_user(run_agent, realm, secure_hdfs,
+                                                                       kerberos_client_env) -> None:
+    """Two hdfs sinks with the same principal and keytab (one over RPC as proxy user 'etl', one over WebHDFS): one
+    login for both, as Flume has one per agent; files owned by etl and by flume."""
+    n = 400
+    text = TWO_SINKS.format(n=n, uri=secure_hdfs.uri, http=secure_hdfs.cluster.http_port)
+    for k in ("k1", "k2"):
+        text += (f"a1.sinks.{k}.hdfs.fileType = DataStream\na1.sinks.{k}.hdfs.rollInterval = 0\n"
+                 f"a1.sinks.{k}.hdfs.rollSize = 0\na1.sinks.{k}.hdfs.rollCount = 200\n"
+                 f"a1.sinks.{k}.hdfs.kerberosPrincipal = {realm.flume}\n"
+                 f"a1.sinks.{k}.hdfs.kerberosKeytab = {realm.flume_keytab}\n")
+    agent = run_agent(text)
+    expected = [str(i) for i in range(n)]
+    for path in ("/flume/two-rpc", "/flume/two-webhdfs"):
+        wait_for_events(expected, lambda p=path: secure_hdfs.closed_lines(p), timeout=90, logs=[agent], every=1)
+    assert agent.terminate() == 0
+    owners = {path: {ln.split()[2] for ln in secure_hdfs.dfs("-ls", path).stdout.decode().splitlines()
+                     if "FlumeData." in ln} for path in ("/flume/two-rpc", "/flume/two-webhdfs")}
+    assert owners == {"/flume/two-rpc": {"etl"}, "/flume/two-webhdfs": {"flume"}}
+    assert agent.log().count("Kerberos login as flume/localhost@") == 1, agent.log()[-3000:]
