@@ -41,8 +41,10 @@ class MiniDFS:
     """One MiniDFSCluster process: namenode RPC and HTTP (WebHDFS) on loopback ports, data under ``workdir``."""
 
     def __init__(self, workdir: Path, rpc_port: int, http_port: int, datanodes: int = 1,
-                 conf: dict[str, str] | None = None, jvm: list[str] | None = None):
-        """``conf``: more Hadoop properties (-D); ``jvm``: more JVM flags (a secure cluster's krb5.conf)."""
+                 conf: dict[str, str] | None = None, jvm: list[str] | None = None, resources: Path | None = None):
+        """``conf``: more Hadoop properties (-D); ``jvm``: more JVM flags (a secure cluster's krb5.conf);
+        ``resources``: a directory put first on the classpath (ssl-server.xml)."""
+        self.resources = resources
         self.workdir = Path(workdir)
         self.conf = dict(conf or {})
         self.jvm = list(jvm or [])
@@ -61,7 +63,8 @@ class MiniDFS:
         self.workdir.mkdir(parents=True, exist_ok=True)
         details = self.workdir / "details.json"
         details.unlink(missing_ok=True)
-        cmd = ["java", "-Xmx1g", *_OPENS, *self.jvm, "-cp", classpath(), "org.apache.hadoop.test.MiniDFSClusterManager",
+        cp = f"{self.resources}{os.pathsep}{classpath()}" if self.resources else classpath()
+        cmd = ["java", "-Xmx1g", *_OPENS, *self.jvm, "-cp", cp, "org.apache.hadoop.test.MiniDFSClusterManager",
                "-nnport", str(self.rpc_port), "-httpport", str(self.http_port), "-writeDetails", str(details),
                "-datanodes", str(self.datanodes), "-D", "dfs.webhdfs.enabled=true",
                "-D", "dfs.permissions.enabled=false", "-D", "dfs.replication=1",

@@ -63,6 +63,8 @@ class SecureHDFS:
     conf_dir: Path
     realm: Realm
     hdfs_ccache: Path  # hdfs/localhost's TGT: the superuser reading files back
+    https_port: int  # the namenode's HTTPS (WebHDFS over TLS: swebhdfs://localhost:<port>)
+    ca: Path  # the PEM certificate its HTTPS endpoints present (self-signed, for localhost and 127.0.0.1)
     _native: object = None  # an hdfs_native.Client as hdfs/localhost
 
     @property
@@ -106,15 +108,21 @@ def secure_hdfs(realm: Realm, tmp_path_factory: pytest.TempPathFactory) -> Itera
     from peers import secure_hdfs as sh
 
     require_java_peers()
+    from peers.certs import self_signed
     from peers.hdfs import MiniDFS
 
     work = tmp_path_factory.mktemp("secure-dfs")
-    cluster = MiniDFS(work / "dfs", free_port(), free_port(), conf=sh.server_conf(realm.kdc, realm.services_keytab),
-                      jvm=sh.jvm_flags(realm.kdc)).start()
+    (work / "tls").mkdir()
+    ca, _, p12 = self_signed(work / "tls")
+    https_port = free_port()
+    cluster = MiniDFS(work / "dfs", free_port(), free_port(),
+                      conf=sh.server_conf(realm.kdc, realm.services_keytab, https_port), jvm=sh.jvm_flags(realm.kdc),
+                      resources=sh.write_ssl_server(work / "resources", p12, "secret")).start()
+
     try:
         conf_dir = sh.write_client_conf(work / "client-conf", realm.kdc, f"hdfs://localhost:{cluster.rpc_port}")
         cc = realm.ccache_for("hdfs/localhost", realm.services_keytab, work)
-        yield SecureHDFS(cluster, conf_dir, realm, cc)
+        yield SecureHDFS(cluster, conf_dir, realm, cc, https_port, ca)
     finally:
         cluster.stop()
 

@@ -24,8 +24,9 @@ __all__ = ["server_conf", "write_client_conf", "hadoop_text_as", "SERVICE_PRINCI
 SERVICE_PRINCIPALS = ("hdfs/localhost", "HTTP/localhost")
 
 
-def server_conf(kdc: KDC, keytab: Path) -> dict[str, str]:
-    """Hadoop properties of a secure MiniDFSCluster whose services' keys are in ``keytab``."""
+def server_conf(kdc: KDC, keytab: Path, https_port: int) -> dict[str, str]:
+    """Hadoop properties of a secure MiniDFSCluster whose services' keys are in ``keytab``; HTTP and HTTPS (namenode
+    on ``https_port``; ``write_ssl_server`` makes the key store)."""
     hdfs_p, http_p = (kdc.principal(p) for p in SERVICE_PRINCIPALS)  # the datanode's _HOST would be 127.0.0.1
     return {
         "hadoop.security.authentication": "kerberos",
@@ -44,7 +45,9 @@ def server_conf(kdc: KDC, keytab: Path) -> dict[str, str]:
         "dfs.block.access.token.enable": "true",
         "dfs.data.transfer.protection": "authentication",
         "ignore.secure.ports.for.testing": "true",
-        "dfs.http.policy": "HTTP_ONLY",
+        "dfs.http.policy": "HTTP_AND_HTTPS",
+        "dfs.namenode.https-address": f"localhost:{https_port}",
+        "dfs.datanode.https.address": "localhost:0",
         # the namenode drops a client connection idle for 4 s, so a client that pauses must authenticate again
         # (with tickets it renewed, once the first ones expired)
         "ipc.client.connection.maxidletime": "2000",
@@ -53,6 +56,17 @@ def server_conf(kdc: KDC, keytab: Path) -> dict[str, str]:
         "hadoop.proxyuser.flume.groups": "*",
         "hadoop.proxyuser.flume.users": "*",
     }
+
+
+def write_ssl_server(directory: Path, keystore: Path, password: str) -> Path:
+    """A resources directory with the ssl-server.xml of the cluster's HTTPS endpoints (a PKCS12 key store)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    props = {"ssl.server.keystore.location": str(keystore), "ssl.server.keystore.password": password,
+             "ssl.server.keystore.keypassword": password, "ssl.server.keystore.type": "pkcs12"}
+    body = "".join(f"<property><name>{escape(k)}</name><value>{escape(v)}</value></property>\n"
+                   for k, v in props.items())
+    (directory / "ssl-server.xml").write_text(f'<?xml version="1.0"?>\n<configuration>\n{body}</configuration>\n')
+    return directory
 
 
 def jvm_flags(kdc: KDC) -> list[str]:

@@ -33,4 +33,6 @@ def file_system_for(path: str, *, webhdfs: list[str], user: str | None, timeout:
         return WebHdfsFileSystem(namenode_http_addresses(url.netloc, webhdfs), user, timeout, kerberos), within
     if url.scheme in ("webhdfs", "http"):
         return WebHdfsFileSystem([f"http://{url.netloc}"], user, timeout, kerberos), within
-    raise ValueError(f"unsupported file system '{url.scheme}://' (use hdfs://, webhdfs:// or file://)")
+    if url.scheme in ("swebhdfs", "https"):  # WebHDFS over TLS (trust: the system's CAs or $REQUESTS_CA_BUNDLE)
+        return WebHdfsFileSystem([f"https://{url.netloc}"], user, timeout, kerberos), within
+    raise ValueError(f"unsupported file system '{url.scheme}://' (use hdfs://, webhdfs://, swebhdfs:// or file://)")

@@ -72,6 +72,26 @@ def test_webhdfs_with_spnego_writes_as_the_keytab_principal(run_agent, realm, se
     assert agent.terminate() == 0
 
 
+def test_swebhdfs_over_tls_with_spnego(run_agent, realm, secure_hdfs, kerberos_client_env, monkeypatch) -> None:
+    """WebHDFS over HTTPS (the namenode's and the datanode's TLS endpoints, dfs.http.policy HTTP_AND_HTTPS), the
+    certificate trusted through REQUESTS_CA_BUNDLE; a client without SPNEGO is refused there too."""
+    import ssl
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(secure_hdfs.ca))
+    n, path = 600, "/flume/kerberos-swebhdfs"
+    agent = run_agent(CONF.format(n=n, path=f"swebhdfs://localhost:{secure_hdfs.https_port}{path}", roll=300,
+                                  principal=realm.flume, keytab=realm.flume_keytab))
+    expected = [str(i) for i in range(n)]
+    wait_for_events(expected, lambda: secure_hdfs.closed_lines(path), timeout=90, logs=[agent], every=1)
+    assert sorted(_hadoop_lines(secure_hdfs, path), key=int) == expected
+    assert agent.terminate() == 0
+    ctx = ssl.create_default_context(cafile=str(secure_hdfs.ca))
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"https://localhost:{secure_hdfs.https_port}/webhdfs/v1/?op=LISTSTATUS", timeout=10,
+                               context=ctx)
+    assert err.value.code == 401
+
+
 def test_rpc_without_credentials_is_refused(realm, secure_hdfs, kerberos_client_env, tmp_path) -> None:
     from hdfs_native import Client
 
