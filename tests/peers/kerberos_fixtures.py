@@ -34,6 +34,7 @@ class Realm:
     flume_keytab: Path
     short: str  # a principal whose tickets live 20 s (the renewal test)
     short_keytab: Path
+    host_keytab: Path  # flume/<this host's canonical name>: what flume/_HOST@REALM means here
 
     def ccache_for(self, principal: str, keytab: Path, directory: Path) -> Path:
         """A fresh file ccache holding ``principal``'s TGT (for Java clients such as ``hdfs dfs``)."""
@@ -50,8 +51,12 @@ def realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realm]:
     kdc = KDC(tmp_path_factory.mktemp("kdc")).start()
     services = kdc.add("hdfs/localhost")
     kdc.add("HTTP/localhost", services)
+    from agent.kerberos import resolve_principal
+
+    on_this_host = resolve_principal(f"flume/_HOST@{kdc.realm}")
     yield Realm(kdc, services, kdc.principal("flume/localhost"), kdc.add("flume/localhost"),
-                kdc.principal("renew/localhost"), kdc.add("renew/localhost", max_life="20s"))
+                kdc.principal("renew/localhost"), kdc.add("renew/localhost", max_life="20s"),
+                kdc.add(on_this_host.split("@")[0], kdc.workdir / "flume-this-host.keytab"))
     kdc.stop()
 
 

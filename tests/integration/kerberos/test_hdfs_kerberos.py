@@ -6,6 +6,7 @@ principal. Each transport's test also shows that the cluster refuses a client wi
 from __future__ import annotations
 
 import os
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -90,6 +91,18 @@ def test_swebhdfs_over_tls_with_spnego(run_agent, realm, secure_hdfs, kerberos_c
         urllib.request.urlopen(f"https://localhost:{secure_hdfs.https_port}/webhdfs/v1/?op=LISTSTATUS", timeout=10,
                                context=ctx)
     assert err.value.code == 401
+
+
+def test_host_pattern_logs_in_as_this_host(run_agent, realm, secure_hdfs, kerberos_client_env) -> None:
+    """flume/_HOST@REALM becomes flume/<this host's canonical name, lower case>@REALM, as in Flume."""
+    n, path = 300, "/flume/kerberos-host-pattern"
+    agent = run_agent(CONF.format(n=n, path=f"{secure_hdfs.uri}{path}", roll=300,
+                                  principal=f"flume/_HOST@{realm.kdc.realm}", keytab=realm.host_keytab))
+    expected = [str(i) for i in range(n)]
+    wait_for_events(expected, lambda: secure_hdfs.closed_lines(path), timeout=90, logs=[agent], every=1)
+    host = socket.getfqdn(socket.gethostname()).lower()
+    assert f"Kerberos login as flume/{host}@{realm.kdc.realm} " in agent.log()
+    assert agent.terminate() == 0
 
 
 def test_rpc_without_credentials_is_refused(realm, secure_hdfs, kerberos_client_env, tmp_path) -> None:
