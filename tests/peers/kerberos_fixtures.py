@@ -53,10 +53,14 @@ def realm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realm]:
     kdc.add("HTTP/localhost", services)
     from agent.kerberos import resolve_principal
 
+    flume = kdc.principal("flume/localhost")
+    flume_keytab = kdc.add("flume/localhost")
     on_this_host = resolve_principal(f"flume/_HOST@{kdc.realm}")
-    yield Realm(kdc, services, kdc.principal("flume/localhost"), kdc.add("flume/localhost"),
-                kdc.principal("renew/localhost"), kdc.add("renew/localhost", max_life="20s"),
-                kdc.add(on_this_host.split("@")[0], kdc.workdir / "flume-this-host.keytab"))
+    # a second ktadd of the same principal would change its key and make the first keytab stale
+    host_keytab = flume_keytab if on_this_host == flume else kdc.add(on_this_host.split("@")[0],
+                                                                      kdc.workdir / "flume-this-host.keytab")
+    yield Realm(kdc, services, flume, flume_keytab, kdc.principal("renew/localhost"),
+                kdc.add("renew/localhost", max_life="20s"), host_keytab)
     kdc.stop()
 
 
