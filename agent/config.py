@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent import credstore, registry, tls
+from agent import credstore, kerberos, registry, tls
 from agent.core import Channel, ChannelProcessor, ChannelSelector, Interceptor, Sink, SinkProcessor, Source
 from agent.keystores import StoreError
 from agent.properties import Entry, PropertiesError, load_properties
@@ -382,6 +382,7 @@ def build(ap: AgentPlan, reuse: Topology | None = None) -> tuple[Topology | None
     agent then restarts only what differs (see ``Agent.reload``).
     """
     tls.use_system_properties(ap.sysprops)  # Flume's global SSL settings (-Djavax.net.ssl.* …) for TLS components
+    kerberos.use_system_properties(ap.sysprops)  # -Djava.security.krb5.conf
     b = _Builder(ap, reuse)
     b.channels()
     b.sources()
@@ -389,6 +390,8 @@ def build(ap: AgentPlan, reuse: Topology | None = None) -> tuple[Topology | None
     b.groups()
     b.solo_groups()
     unused = b.unused_channels()
+    kerberos.check_one_principal([*b.built_channels.values(), *b.built_sources.values(), *b.built_sinks.values()],
+                                 ap.problems)
     topo = Topology(ap.name, {k: v for k, v in b.built_channels.items() if k not in unused}, b.built_sources,
                     b.built_sinks, b.built_groups, unused, ap.sysprops, ap)
     if any(p.severity == "error" for p in ap.problems):

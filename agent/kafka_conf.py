@@ -74,8 +74,8 @@ def client_config(conf: Conf, prefix: str, *, component_prop: str | None = None)
                 if "password" in found:
                     out["sasl.password"] = found["password"]
                 continue
-            conf.error("only PLAIN and SCRAM JAAS logins can be translated; for Kerberos set "
-                       f"{prefix}sasl.kerberos.service.name and {prefix}sasl.kerberos.keytab / principal", full)
+            conf.error("only PLAIN and SCRAM JAAS logins can be translated; Kerberos (Krb5LoginModule) is not "
+                       "available for Kafka yet: see docs/kerberos.md#kafka-gssapi", full)
             continue
         if key in _JAVA_STORE_KEYS:
             stores[key] = value  # read below and handed to librdkafka as PEM in memory
@@ -192,6 +192,12 @@ def check_client_config(conf: Conf, settings: dict[str, str], kind: str) -> None
         m = re.search(r'property:? "([^"]+)"', msg)
         key = _ALIASES.get(m.group(1), m.group(1)) if m else None
         prop = next((k for k in conf.prefixed if key and k.endswith("." + key)), None)
+        if "No provider for SASL mechanism GSSAPI" in msg:  # the wheels' librdkafka is built without Cyrus SASL
+            prop = next((k for k in conf.prefixed if k.endswith((".sasl.mechanism", ".sasl.mechanisms"))), prop)
+            msg = ("Kerberos (GSSAPI) is not available for Kafka yet: the librdkafka in confluent-kafka's wheels is "
+                   "built without it; see docs/kerberos.md#kafka-gssapi")
+            conf.error(msg, prop)
+            return
         conf.error(f"librdkafka refuses the {kind} settings: {msg}", prop)
         return
     if kind == "consumer":

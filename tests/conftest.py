@@ -23,6 +23,8 @@ for _p in (ROOT, ROOT / "tests"):
 from peers import maven  # noqa: E402
 from peers.certs import self_signed  # noqa: E402,F401  (tests import it from here)
 
+pytest_plugins = ["peers.kerberos_fixtures"]  # the KDC and the kerberized peers (session fixtures)
+
 
 def require_java_peers() -> None:
     """Skip a test that needs real Java peers when java/mvn are missing; fail instead under PYFLUME_REQUIRE_PEERS=1."""

@@ -19,7 +19,7 @@ import threading
 import time
 from collections import OrderedDict, defaultdict
 
-from agent import registry
+from agent import kerberos, registry
 from agent.core import BatchSink, Event, EventDeliveryException
 from agent.spec import Conf, ConfigError, Prop, Spec
 from sinks.escapes import EscapeError, PathTemplate
@@ -80,10 +80,13 @@ class HDFSEventSink(BatchSink):
         Prop("hdfs.threadsPoolSize", "int", 10, "Threads that close and rename rolled files in the background "
              "(appends are made by the sink thread, one call per file and batch).", min=1),
         Prop("hdfs.rollTimerPoolSize", "int", 1, "Accepted for compatibility (one timer thread).", min=1),
-        Prop("hdfs.kerberosPrincipal", "str", None, "Kerberos is not supported yet."),
-        Prop("hdfs.kerberosKeytab", "str", None, "Kerberos is not supported yet."),
-        Prop("hdfs.proxyUser", "str", None, "User to write as (default: HADOOP_USER_NAME, else the OS user). Over "
-             "RPC one agent has one user, shared by its hdfs sinks."),
+        Prop("hdfs.kerberosPrincipal", "str", None, "Kerberos principal to log in as (name/_HOST@REALM: _HOST "
+             "becomes this host's name); needs hdfs.kerberosKeytab. One principal per agent, as in Flume."),
+        Prop("hdfs.kerberosKeytab", "str", None, "Keytab file holding the key of hdfs.kerberosPrincipal; checked "
+             "at --check."),
+        Prop("hdfs.proxyUser", "str", None, "User to write as (default: HADOOP_USER_NAME, else the OS user); with "
+             "Kerberos, the user the principal impersonates (hadoop.proxyuser.* on the namenode). Over RPC one "
+             "agent has one user, shared by its hdfs sinks."),
         Prop("hdfs.round", "bool", False, "Round the event timestamp down before the time escapes."),
         Prop("hdfs.roundValue", "int", 1, "Round down to a multiple of this many roundUnits.", min=1),
         Prop("hdfs.roundUnit", "enum", "second", "Unit of rounding.",
@@ -174,14 +177,15 @@ class HDFSEventSink(BatchSink):
             conf.error("fileType CompressedStream needs hdfs.codeC (gzip, bzip2, snappy, lz4, zstandard, default)",
                        "hdfs.fileType")
         self.seq_compression = c.hdfs_sequence_file_compression if self.codec is not None else None
-        for prop, value in (("hdfs.kerberosPrincipal", c.hdfs_kerberos_principal),
-                            ("hdfs.kerberosKeytab", c.hdfs_kerberos_keytab)):
-            if value:
-                conf.error("Kerberos is not supported yet; use an unsecured cluster or an HttpFS gateway", prop)
 
     def _file_system(self, conf: Conf) -> None:
         """The file system of hdfs.path, and the path and file prefix as templates (escapes, rounding, zone)."""
         c = self.config
+        self.kerberos = kerberos.identity(conf, "hdfs.kerberosPrincipal", "hdfs.kerberosKeytab")
+        self.kerberos_identities = [self.kerberos] if self.kerberos else []  # one principal per agent (config)
+        if self.kerberos and not self.path_text.startswith(("hdfs:", "webhdfs:", "http:")):
+            conf.warn("Kerberos is used only for HDFS paths; it is ignored for this local path",
+                      "hdfs.kerberosPrincipal")
         round_unit = c.hdfs_round_unit if c.hdfs_round else None
         round_value = c.hdfs_round_value
         limit = 24 if c.hdfs_round_unit == "hour" else 60
@@ -197,7 +201,7 @@ class HDFSEventSink(BatchSink):
                           "RPC by default)", "hdfs.webhdfs.address")
             self.fs, path_in_fs = file_system_for(self.path_text, webhdfs=c.hdfs_webhdfs_address,
                                                   user=c.hdfs_proxy_user, timeout=self.call_timeout,
-                                                  transport=transport)
+                                                  transport=transport, kerberos=self.kerberos)
             self.path_template = PathTemplate(path_in_fs.rstrip("/") or "/", **kw)
             self.prefix_template = PathTemplate(self.prefix_text, **kw)
         except (ValueError, EscapeError) as exc:
@@ -235,6 +239,7 @@ class HDFSEventSink(BatchSink):
             for key in list(self._writers):
                 self._close_writer(key)
         self.closer.stop(wait=max(2 * self.call_timeout, 10))
+        self.fs.shutdown()
         self.counter.stopped()
         self.log.info("HDFS sink %s stopped", self.name)
 

@@ -17,7 +17,7 @@ def trusting_client() -> ssl.SSLContext:
 
 
 def self_signed(tmp: Path) -> tuple[Path, Path, Path]:
-    """A certificate for 127.0.0.1 as PEM files (cert.pem, key.pem, and both in one file, both.pem) and as a PKCS12
+    """A certificate for 127.0.0.1 and localhost as PEM files (cert.pem, key.pem, and both in one file, both.pem) and as a PKCS12
     keystore (ks.p12, password 'secret')."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -31,8 +31,8 @@ def self_signed(tmp: Path) -> tuple[Path, Path, Path]:
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
             .not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                        x509.DNSName("localhost")]), critical=False)
             .sign(key, hashes.SHA256()))
     cert_pem, key_pem, p12 = tmp / "cert.pem", tmp / "key.pem", tmp / "ks.p12"
     cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

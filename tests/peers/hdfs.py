@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import maven
+from . import maven, stop_group
 
 __all__ = ["HADOOP_VERSION", "classpath", "MiniDFS", "hadoop_text"]
 
@@ -40,8 +40,15 @@ def classpath() -> str:
 class MiniDFS:
     """One MiniDFSCluster process: namenode RPC and HTTP (WebHDFS) on loopback ports, data under ``workdir``."""
 
-    def __init__(self, workdir: Path, rpc_port: int, http_port: int, datanodes: int = 1):
+    def __init__(self, workdir: Path, rpc_port: int, http_port: int, datanodes: int = 1,
+                 conf: dict[str, str] | None = None, jvm: list[str] | None = None, resources: Path | None = None):
+        """``conf``: more Hadoop properties (-D); ``jvm``: more JVM flags (a secure cluster's krb5.conf);
+        ``resources``: a directory put first on the classpath (ssl-server.xml)."""
+        self.resources = resources
         self.workdir = Path(workdir)
+        self.conf = dict(conf or {})
+        self.jvm = list(jvm or [])
+        self.secure = self.conf.get("hadoop.security.authentication") == "kerberos"
         self.rpc_port = rpc_port
         self.http_port = http_port
         self.datanodes = datanodes
@@ -56,11 +63,14 @@ class MiniDFS:
         self.workdir.mkdir(parents=True, exist_ok=True)
         details = self.workdir / "details.json"
         details.unlink(missing_ok=True)
-        cmd = ["java", "-Xmx1g", *_OPENS, "-cp", classpath(), "org.apache.hadoop.test.MiniDFSClusterManager",
+        cp = f"{self.resources}{os.pathsep}{classpath()}" if self.resources else classpath()
+        cmd = ["java", "-Xmx1g", *_OPENS, *self.jvm, "-cp", cp, "org.apache.hadoop.test.MiniDFSClusterManager",
                "-nnport", str(self.rpc_port), "-httpport", str(self.http_port), "-writeDetails", str(details),
                "-datanodes", str(self.datanodes), "-D", "dfs.webhdfs.enabled=true",
                "-D", "dfs.permissions.enabled=false", "-D", "dfs.replication=1",
                "-D", "dfs.client.block.write.locateFollowingBlock.initial.delay.ms=10"]
+        for key, value in self.conf.items():
+            cmd += ["-D", f"{key}={value}"]
         if format:
             cmd.insert(cmd.index("-nnport"), "-format")
         self._log = open(self.log_path, "ab")
@@ -77,6 +87,9 @@ class MiniDFS:
                         if r.status == 200:
                             json.loads(r.read())
                             return self
+                except urllib.error.HTTPError:
+                    if self.secure:  # up, and refusing a client without SPNEGO
+                        return self
                 except OSError:
                     pass
             time.sleep(0.5)
@@ -84,13 +97,7 @@ class MiniDFS:
         raise TimeoutError(f"MiniDFSCluster not ready within {timeout} s")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc, 30)
         if self.proc is not None:
             self._log.close()
         self.proc = None

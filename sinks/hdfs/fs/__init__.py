@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
+from agent.kerberos import Identity
 from sinks.hdfs.fs.base import FileSystem
 from sinks.hdfs.fs.local import LocalFileSystem
 from sinks.hdfs.fs.rpc import NativeHdfsFileSystem
@@ -15,11 +16,12 @@ __all__ = ["FileSystem", "LocalFileSystem", "NativeHdfsFileSystem", "WebHdfsFile
 
 
 def file_system_for(path: str, *, webhdfs: list[str], user: str | None, timeout: float,
-                    transport: str = "rpc") -> tuple[FileSystem, str]:
+                    transport: str = "rpc", kerberos: Identity | None = None) -> tuple[FileSystem, str]:
     """The file system for ``hdfs.path`` and the path within it (escapes untouched); ``hdfs://`` paths use RPC unless
     ``transport`` is ``webhdfs``. As Hadoop's ``Path`` does, a path without a scheme is on ``fs.defaultFS`` of
     $HADOOP_CONF_DIR (the local file system without one), and ``hdfs://host`` without a port is the namenode's RPC
-    port 8020 unless ``host`` is an HA nameservice of that configuration."""
+    port 8020 unless ``host`` is an HA nameservice of that configuration. With ``kerberos`` the HDFS transports log
+    in as that principal (``user`` is then the user to impersonate, Flume's proxyUser)."""
     if "://" not in path:
         props = hadoop_conf()
         default_fs = props.get("fs.defaultFS") or props.get("fs.default.name") or "file:///"
@@ -34,12 +36,14 @@ def file_system_for(path: str, *, webhdfs: list[str], user: str | None, timeout:
     if url.scheme == "file":
         return LocalFileSystem(), within
     if url.scheme == "hdfs" and transport == "rpc":
-        return NativeHdfsFileSystem(_with_rpc_port(url.netloc), user, timeout), within
+        return NativeHdfsFileSystem(_with_rpc_port(url.netloc), user, timeout, kerberos), within
     if url.scheme == "hdfs":
-        return WebHdfsFileSystem(namenode_http_addresses(url.netloc, webhdfs), user, timeout), within
+        return WebHdfsFileSystem(namenode_http_addresses(url.netloc, webhdfs), user, timeout, kerberos), within
     if url.scheme in ("webhdfs", "http"):
-        return WebHdfsFileSystem([f"http://{url.netloc}"], user, timeout), within
-    raise ValueError(f"unsupported file system '{url.scheme}://' (use hdfs://, webhdfs:// or file://)")
+        return WebHdfsFileSystem([f"http://{url.netloc}"], user, timeout, kerberos), within
+    if url.scheme in ("swebhdfs", "https"):  # WebHDFS over TLS (trust: the system's CAs or $REQUESTS_CA_BUNDLE)
+        return WebHdfsFileSystem([f"https://{url.netloc}"], user, timeout, kerberos), within
+    raise ValueError(f"unsupported file system '{url.scheme}://' (use hdfs://, webhdfs://, swebhdfs:// or file://)")
 
 
 def _with_rpc_port(authority: str) -> str:

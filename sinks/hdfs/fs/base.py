@@ -46,5 +46,8 @@ class FileSystem:
     def delete(self, path: str) -> None:
         raise NotImplementedError
 
+    def shutdown(self) -> None:
+        """The sink stopped: release what the file system holds for it (a Kerberos login)."""
+
     def describe(self) -> str:
         return type(self).__name__

@@ -7,6 +7,9 @@ import queue
 import threading
 import time
 
+from agent.kerberos import Identity, KerberosLoginError, Login
+from agent.kerberos import login as kerberos_login
+from agent.kerberos import release as release_login
 from sinks.hdfs.fs.base import FileSystem
 
 __all__ = ["NativeHdfsFileSystem"]
@@ -27,40 +30,76 @@ class NativeHdfsFileSystem(FileSystem):
     a batch costs a few milliseconds instead of a WebHDFS APPEND's reopen and close of the last block. The client
     renews the leases of open files and keeps idle pipelines alive with heartbeat packets."""
 
-    def __init__(self, authority: str, user: str | None, timeout: float):
+    def __init__(self, authority: str, user: str | None, timeout: float, kerberos: Identity | None = None):
         if user:
-            with _USER_LOCK:  # the client reads the simple-auth user from the environment when it connects
+            # the client reads the simple-auth user (with Kerberos: the user to impersonate) from the environment
+            var = "HADOOP_PROXY_USER" if kerberos else "HADOOP_USER_NAME"
+            with _USER_LOCK:
                 if _PROCESS_USER and _PROCESS_USER[0] != user:
                     raise ValueError(f"another hdfs sink of this agent writes over RPC as '{_PROCESS_USER[0]}'; one "
                                      f"process has one RPC user, so give this sink hdfs.transport = webhdfs")
                 _PROCESS_USER[:] = [user]
-                os.environ["HADOOP_USER_NAME"] = user
+                os.environ[var] = user
         self.url = f"hdfs://{authority}" if authority else None
         self.timeout = timeout
+        self.kerberos = kerberos
+        self._login: Login | None = None
         self._writers: dict[str, object] = {}  # in-use path -> open hdfs_native FileWriter
         self._lock = threading.Lock()  # guards _writers and the client: the closer threads call in too
         self._workers = threading.local()  # per calling thread: the worker that makes its calls (callTimeout)
-        self.client = self._new_client()
+        self._client: object | None = None  # made on first use: with Kerberos, after the login
+
+    @property
+    def client(self):  # noqa: ANN201 - hdfs_native.Client
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = self._new_client()
+                    except KerberosLoginError as exc:
+                        raise OSError(f"HDFS at {self.url or 'fs.defaultFS'}: {exc}") from None
+        return self._client
 
     def _new_client(self):  # noqa: ANN202 - hdfs_native.Client
         from hdfs_native import Client
 
-        return Client(self.url, config_dir=os.environ.get("HADOOP_CONF_DIR"))
+        if self.kerberos is None:
+            return Client(self.url, config_dir=os.environ.get("HADOOP_CONF_DIR"))
+        # the client refreshes its tickets from the keytab into the login's private cache when they run out
+        return Client(self.url, config_dir=os.environ.get("HADOOP_CONF_DIR"),
+                      kerberos_principal=self.kerberos.principal, kerberos_keytab=self.kerberos.keytab,
+                      kerberos_cache=self._ensure_login())
+
+    def _ensure_login(self) -> str:
+        """The Kerberos login's cache, logging in first when needed (KerberosLoginError while it fails)."""
+        if self._login is None:
+            self._login = kerberos_login(self.kerberos)  # type: ignore[arg-type]
+        return self._login.ensure()
+
+    def shutdown(self) -> None:
+        if self._login is not None:
+            release_login(self._login)
+            self._login = None
 
     def _reset(self, client: object) -> None:
         """A call outlived hdfs.callTimeout: the client may be wedged (a pipeline recovery waiting on a namenode
         that went away), so later calls get a new client; the old one's open files are recovered by lease."""
         with self._lock:
-            if self.client is client:
-                self.client = self._new_client()
+            if self._client is client:
+                self._client = None  # made again by the next call
                 self._writers.clear()
 
     def _call(self, what: str, path: str, fn, *args):  # noqa: ANN001, ANN202 - thin wrapper
         """``fn(*args)`` on this thread's worker, at most hdfs.callTimeout; errors become one-line OSErrors."""
+        if self.kerberos is not None:
+            try:
+                self._ensure_login()
+            except KerberosLoginError as exc:
+                raise OSError(f"HDFS {what} {path}: {exc}") from None
         worker = getattr(self._workers, "w", None)
         if worker is None:
             worker = self._workers.w = _CallWorker()
-        client = self.client
+        client = self._client
         try:
             return worker.call(fn, args, self.timeout)
         except TimeoutError:
@@ -150,7 +189,8 @@ class NativeHdfsFileSystem(FileSystem):
         self._call("delete", path, self.client.delete, path)
 
     def describe(self) -> str:
-        return f"HDFS at {self.url or 'fs.defaultFS'} over RPC (hdfs-native)"
+        who = f" as {self.kerberos.principal} (Kerberos)" if self.kerberos else ""
+        return f"HDFS at {self.url or 'fs.defaultFS'} over RPC (hdfs-native){who}"
 
 
 def _write_and_hsync(writer, data: bytes) -> None:  # noqa: ANN001 - an hdfs_native FileWriter
