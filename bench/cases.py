@@ -933,11 +933,15 @@ a1.sinks.k1.serializer.fieldnames = id,payload
 
     def verify(self, ctx: Ctx) -> None:
         super().verify(ctx)
+        self._check_and_drop(ctx, self.name)
+
+    def _check_and_drop(self, ctx: Ctx, who: str) -> None:
+        """Every id read back once through Hive's Driver; then the table is dropped."""
         query = hive_peer()[1]
         try:
             ids = [int(r[0]) for r in query.run(f"SELECT id FROM {ctx.extra['table']}")]
             if sorted(ids) != list(range(ctx.n)):
-                raise AssertionError(f"{self.name}: Hive reads {len(ids)} rows ({len(set(ids))} distinct ids), "
+                raise AssertionError(f"{who}: Hive reads {len(ids)} rows ({len(set(ids))} distinct ids), "
                                      f"expected ids 0..{ctx.n - 1}")
         finally:
             query.run(f"DROP TABLE {ctx.extra['table']}")
@@ -971,14 +975,7 @@ a1.sinks.k1.serializer.fieldnames = id,payload
                 proc.kill()
                 proc.wait()
         seconds = int(said[1].split()[1]) / 1000
-        query = hive_peer()[1]
-        try:
-            ids = [int(r[0]) for r in query.run(f"SELECT id FROM {ctx.extra['table']}")]
-            if sorted(ids) != list(range(ctx.n)):
-                raise AssertionError(f"{self.name} ceiling: Hive reads {len(ids)} rows ({len(set(ids))} distinct "
-                                     f"ids), expected ids 0..{ctx.n - 1}")
-        finally:
-            query.run(f"DROP TABLE {ctx.extra['table']}")
+        self._check_and_drop(ctx, f"{self.name} ceiling")
         print(f"{self.name} n={ctx.n:,} hive-streaming: {ctx.n / seconds:,.0f} rows/s first row to last commit, "
               f"{ctx.n / end_to_end:,.0f} rows/s end to end ({end_to_end:.1f} s with JVM start and connect), "
               f"CPU {cpu:.2f} s, peak RSS {rss:.0f} MB", file=sys.stderr)
