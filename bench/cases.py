@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -884,7 +885,8 @@ class NetcatMemoryHive(TakeCounted, NetcatMemoryFileRoll):
     """100-byte lines into the hive sink (DELIMITED: id and filler into a transactional ORC table partitioned by
     day), one Hive transaction per batch, on the mini cluster; the rows are counted back through Hive's Driver.
     pyflume only (``--systems pyflume``): Flume 1.11's Hive sink (Hive 1.2 streaming client) cannot talk to a
-    Hive 3 or 4 metastore, see docs/hive.md."""
+    Hive 3 or 4 metastore, see docs/hive.md. ``ceiling`` writes the same rows with Hive's own streaming writer
+    (``HiveStreamWriter.java``, hive-streaming 3.1.3 on Hive 4.0.1's jars) in transactions of ``batch`` rows."""
 
     has_latency = False
     conf = """\
@@ -931,14 +933,53 @@ a1.sinks.k1.serializer.fieldnames = id,payload
 
     def verify(self, ctx: Ctx) -> None:
         super().verify(ctx)
+        self._check_and_drop(ctx, self.name)
+
+    def _check_and_drop(self, ctx: Ctx, who: str) -> None:
+        """Every id read back once through Hive's Driver; then the table is dropped."""
         query = hive_peer()[1]
         try:
             ids = [int(r[0]) for r in query.run(f"SELECT id FROM {ctx.extra['table']}")]
             if sorted(ids) != list(range(ctx.n)):
-                raise AssertionError(f"{self.name}: Hive reads {len(ids)} rows ({len(set(ids))} distinct ids), "
+                raise AssertionError(f"{who}: Hive reads {len(ids)} rows ({len(set(ids))} distinct ids), "
                                      f"expected ids 0..{ctx.n - 1}")
         finally:
             query.run(f"DROP TABLE {ctx.extra['table']}")
+
+    def ceiling(self, ctx: Ctx) -> dict:
+        """Hive's streaming writer, in its own JVM, writing the same rows into today's partition, one transaction
+        per ``batch`` rows and 100 transactions per batch asked (the hive sink's default ``txnsPerBatchAsk``).
+        ``seconds`` runs from its first row to its last commit (as the agent's run, from the first line fed to the
+        last take); ``end_to_end`` adds the JVM's start and the connection; the rows are checked like a run's."""
+        from bench.procstat import cpu_seconds, peak_rss_mb
+
+        ms = hive_peer()[0]
+        t0 = time.monotonic()
+        proc = ms.stream_writer("default", ctx.extra["table"], time.strftime("%Y-%m-%d"), str(self.batch), "100",
+                                str(ctx.extra["data"]))
+        assert proc.stdout is not None and proc.stdin is not None
+        try:
+            said = [proc.stdout.readline().decode().strip()]
+            cpu0 = cpu_seconds(proc.pid)
+            said.append(proc.stdout.readline().decode().strip())
+            end_to_end = time.monotonic() - t0
+            if said != ["\x01CONNECTED", said[1]] or not said[1].startswith("\x01DONE "):
+                err = (ms.workdir / "hive-stream.err").read_text(errors="replace")
+                raise RuntimeError(f"{self.name} ceiling: HiveStreamWriter said {said!r}:\n{err[-3000:]}")
+            cpu, rss = cpu_seconds(proc.pid) - cpu0, peak_rss_mb(proc.pid)
+        finally:
+            proc.stdin.close()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        seconds = int(said[1].split()[1]) / 1000
+        self._check_and_drop(ctx, f"{self.name} ceiling")
+        print(f"{self.name} n={ctx.n:,} hive-streaming: {ctx.n / seconds:,.0f} rows/s first row to last commit, "
+              f"{ctx.n / end_to_end:,.0f} rows/s end to end ({end_to_end:.1f} s with JVM start and connect), "
+              f"CPU {cpu:.2f} s, peak RSS {rss:.0f} MB", file=sys.stderr)
+        return {"seconds": max(seconds, 1e-3), "end_to_end": end_to_end, "cpu": cpu, "rss": rss}
 
 
 class SeqMemoryNull(Case):

@@ -20,11 +20,12 @@ import socket
 import subprocess
 import tarfile
 import time
+import zipfile
 from pathlib import Path
 
 from . import maven
 
-__all__ = ["HIVE_VERSION", "OPENS", "HiveMetastore", "HiveQuery", "home"]
+__all__ = ["HIVE_VERSION", "OPENS", "STREAMING", "HiveMetastore", "HiveQuery", "home", "streaming_home"]
 
 HIVE_VERSION = "4.0.1"
 ARTIFACTS = [
@@ -45,6 +46,37 @@ OPENS = [f"--add-opens=java.base/{p}=ALL-UNNAMED" for p in (
     "java.util.regex", "java.net", "java.nio", "sun.nio.ch", "java.io", "java.text", "java.time")] + [
     "--add-opens=java.sql/java.sql=ALL-UNNAMED"]
 _JAVA = Path(__file__).with_name("java") / "HiveQuery.java"
+#: Hive's own streaming writer (the benchmark's comparison row). No 4.x hive-streaming is on Maven Central (Hive
+#: 4.0.1 ships its jar only in the binary distribution), and the last published one, 3.1.3, does not link against
+#: Hive 4.0.1 (``NoSuchFieldError: DYNAMICPARTITIONINGMODE``). So its source jar (from Maven Central) is compiled
+#: against Hive 4.0.1's jars at run time, after the edits of ``_PORT``: configuration names Hive 4 renamed, the
+#: serde's own ``initialize``, a shared-read lock for ``setShared``, and the partition (only made when missing) built
+#: as a metastore ``Partition`` instead of through ``AddPartitionDesc``, which Hive 4 removed.
+STREAMING = "org.apache.hive:hive-streaming:3.1.3"
+_PORT: dict[str, list[tuple[str, str]]] = {
+    "AbstractRecordWriter": [("ConfVars.DEFAULTPARTITIONNAME", "ConfVars.DEFAULT_PARTITION_NAME")],
+    "StrictDelimitedInputWriter": [("SerDeUtils.initializeSerDe(serde, conf, tableProps, null)",
+                                    "serde.initialize(conf, tableProps, null)")],
+    "StrictJsonWriter": [("SerDeUtils.initializeSerDe(serde, conf, tableProps, null)",
+                          "serde.initialize(conf, tableProps, null)")],
+    "StrictRegexWriter": [("SerDeUtils.initializeSerDe(serde, conf, tableProps, null)",
+                           "serde.initialize(conf, tableProps, null)")],
+    "HiveStreamingConnection": [
+        ("ConfVars.DYNAMICPARTITIONINGMODE", "ConfVars.DYNAMIC_PARTITIONING_MODE"),
+        (".setShared()", ".setSharedRead()"),
+        ("import org.apache.hadoop.hive.ql.plan.AddPartitionDesc;\n", ""),
+        ("AddPartitionDesc addPartitionDesc = new AddPartitionDesc(database, table, true);", ""),
+        ("addPartitionDesc.addPartition(partSpec, partLocation);",
+         "org.apache.hadoop.hive.metastore.api.StorageDescriptor sd ="
+         " new org.apache.hadoop.hive.metastore.api.StorageDescriptor(tableObject.getTTable().getSd());"
+         " sd.setLocation(partLocation);"),
+        ("Hive.convertAddSpecToMetaPartition(tableObject, addPartitionDesc.getPartition(0), conf)",
+         "new Partition(partitionValues, database, table, 0, 0, sd, new java.util.HashMap<>())"),
+        ("} catch (HiveException | TException e) {\n      throw new StreamingException(\"Unable to creation",
+         "} catch (TException e) {\n      throw new StreamingException(\"Unable to creation"),
+    ],
+}
+_STREAM_JAVA = _JAVA.with_name("HiveStreamWriter.java")
 
 
 def home() -> Path:
@@ -69,6 +101,41 @@ def home() -> Path:
         classes.mkdir(exist_ok=True)
         subprocess.run(["javac", "-nowarn", "-d", str(classes), "-cp", classpath(target), str(_JAVA)], check=True,
                        capture_output=True, timeout=300)
+        stamp.write_text("")
+    return target
+
+
+def streaming_home() -> Path:
+    """hive-streaming (3.1.3's source, ported by ``_PORT``) and HiveStreamWriter, compiled into ``classes``."""
+    target = maven.cache_root() / f"hive-streaming-{STREAMING.rsplit(':', 1)[1]}-on-{HIVE_VERSION}"
+    sources = target / "sources"
+    if not (sources / ".complete").exists():
+        subprocess.run(["mvn", "-q", "-B", "dependency:copy", f"-Dartifact={STREAMING}:jar:sources",
+                        f"-DoutputDirectory={sources}"], check=True, capture_output=True, timeout=900)
+        (sources / ".complete").write_text("")
+    classes = target / "classes"
+    stamp = classes / f".built-{int(_STREAM_JAVA.stat().st_mtime)}-{int(Path(__file__).stat().st_mtime)}"
+    if not stamp.exists():
+        shutil.rmtree(classes, ignore_errors=True)
+        src = target / "src"
+        shutil.rmtree(src, ignore_errors=True)
+        with zipfile.ZipFile(next(sources.glob("*-sources.jar"))) as jar:
+            names = [n for n in jar.namelist() if n.startswith("org/apache/hive/streaming/") and n.endswith(".java")]
+            jar.extractall(src, names)
+        for cls, edits in _PORT.items():
+            path = src / "org" / "apache" / "hive" / "streaming" / f"{cls}.java"
+            text = path.read_text()
+            for old, new in edits:
+                if old not in text:
+                    raise RuntimeError(f"porting {STREAMING} to Hive {HIVE_VERSION}: {old!r} not in {cls}.java")
+                text = text.replace(old, new)
+            path.write_text(text)
+        classes.mkdir(parents=True)
+        proc = subprocess.run(["javac", "-nowarn", "-d", str(classes), "-cp", classpath(),
+                               *(str(f) for f in sorted(src.rglob("*.java"))), str(_STREAM_JAVA)],
+                              capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            raise RuntimeError(f"javac HiveStreamWriter and {STREAMING}:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
         stamp.write_text("")
     return target
 
@@ -205,6 +272,17 @@ class HiveMetastore:
         if self.proc is not None:
             self._log.close()
         self.proc = None
+
+    def stream_writer(self, *args: str) -> subprocess.Popen[bytes]:
+        """HiveStreamWriter (Hive's own streaming writer) started with ``args``; stdin and stdout piped, stderr to
+        ``hive-stream.err`` in the workdir."""
+        conf = self.workdir / "client-conf"
+        command = ["java", "-Xmx768m", *OPENS, f"-Dlog4j2.configurationFile={conf / 'log4j2.properties'}",
+                   "-cp", os.pathsep.join([str(conf), str(streaming_home() / "classes"), classpath()]),
+                   "HiveStreamWriter", *args]
+        with open(self.workdir / "hive-stream.err", "ab") as err:
+            return subprocess.Popen(command, cwd=str(self.workdir), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=err, start_new_session=True)
 
     def query_client(self) -> HiveQuery:
         return HiveQuery(self)
