@@ -31,7 +31,7 @@ import time
 from agent.core import _rate_limited
 from agent.kafka_conf import client_hooks, flush_timeout
 
-__all__ = ["BrokerWatch", "Producer", "ConsumerWatch", "close_quietly", "commit", "on_commit"]
+__all__ = ["BrokerWatch", "Producer", "ConsumerWatch", "subscribed_consumer", "commit", "on_commit"]
 
 _ALL_BROKERS_DOWN = -187  # librdkafka's RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN
 
@@ -58,16 +58,27 @@ class BrokerWatch:
         return down is not None and now - max(down, quiet_since) >= self.STALL
 
 
-def close_quietly(client, log: logging.Logger, what: str) -> None:  # noqa: ANN001
-    """Close a replaced consumer in the background: leaving a group with no broker can block for a long time."""
+def subscribed_consumer(settings: dict[str, str], log: logging.Logger, what: str, watch: ConsumerWatch,
+                        topics: list[str], on_revoke, replacing=None):  # noqa: ANN001, ANN201
+    """A consumer of ``settings`` subscribed to ``topics``: librdkafka's errors reach ``watch``, failed commits are
+    logged (``on_commit``). ``replacing``: the stuck consumer it replaces, closed in the background (leaving a group
+    with no broker can block for a long time)."""
+    import confluent_kafka
 
-    def run() -> None:
-        try:
-            client.close()
-        except Exception as exc:  # noqa: BLE001 - it is being thrown away
-            log.debug("%s: closing the replaced consumer failed: %s", what, exc)
+    if replacing is not None:
+        log.warning("%s: a new consumer replaces the one that lost every broker", what)
+        threading.Thread(target=_close, args=(replacing, log, what), name=f"close-{what}", daemon=True).start()
+    hooks = client_hooks(log, what, settings, watch.watch.note)
+    consumer = confluent_kafka.Consumer({**settings, **hooks, "on_commit": on_commit(log, what)})
+    consumer.subscribe(topics, on_revoke=on_revoke)
+    return consumer
 
-    threading.Thread(target=run, name=f"close-{what}", daemon=True).start()
+
+def _close(client, log: logging.Logger, what: str) -> None:  # noqa: ANN001
+    try:
+        client.close()
+    except Exception as exc:  # noqa: BLE001 - it is being thrown away
+        log.debug("%s: closing the replaced consumer failed: %s", what, exc)
 
 
 def commit(consumer, offsets: dict[tuple[str, int], int], log: logging.Logger, what: str) -> None:  # noqa: ANN001

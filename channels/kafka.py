@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 from agent.avro_event import AvroEventError, decode_event, encode_event
 from agent.core import Channel, ChannelException, Event, Transaction
-from agent.kafka_clients import ConsumerWatch, Producer, close_quietly, commit, on_commit
-from agent.kafka_conf import check_client_config, client_config, client_hooks, consumer_defaults
+from agent.kafka_clients import ConsumerWatch, Producer, commit, subscribed_consumer
+from agent.kafka_conf import check_client_config, client_config, consumer_defaults
 from agent.metrics import ChannelCounter
 from agent.spec import Conf, Prop, Spec
 
@@ -168,17 +168,9 @@ class KafkaChannel(Channel):
     def _subscribe(self, taker: _Taker) -> None:
         """Give ``taker`` a new consumer in the channel's group; records it had read but not handed out are
         dropped (the new consumer reads them again from the last committed offset)."""
-        import confluent_kafka
-
-        what = f"Kafka channel {self.name}"
-        hooks = client_hooks(self.log, what, self.consumer_settings, taker.watch.watch.note)
-        if taker.consumer is not None:
-            self.log.warning("%s: a new consumer replaces the one that lost every broker", what)
-            close_quietly(taker.consumer, self.log, what)
-        taker.consumer = confluent_kafka.Consumer({**self.consumer_settings, **hooks,
-                                                   "on_commit": on_commit(self.log, what)})
+        taker.consumer = subscribed_consumer(self.consumer_settings, self.log, f"Kafka channel {self.name}",
+                                             taker.watch, [self.topic], taker.revoke, taker.consumer)
         taker.buf, taker.pos = [], 0
-        taker.consumer.subscribe([self.topic], on_revoke=taker.revoke)
 
     def _read(self, taker: _Taker, want: int) -> None:
         started = time.monotonic()

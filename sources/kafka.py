@@ -18,8 +18,8 @@ import time
 
 from agent.avro_event import AvroEventError, decode_event
 from agent.core import POLL_BACKOFF, ChannelException, Event, PollableSource, Status
-from agent.kafka_clients import ConsumerWatch, close_quietly, commit, on_commit
-from agent.kafka_conf import check_client_config, client_config, client_hooks, consumer_defaults
+from agent.kafka_clients import ConsumerWatch, commit, subscribed_consumer
+from agent.kafka_conf import check_client_config, client_config, consumer_defaults
 from agent.metrics import SourceCounter
 from agent.spec import Conf, Prop, Spec
 
@@ -122,20 +122,9 @@ class KafkaSource(PollableSource):
         self.log.info("Kafka source %s started: topics %s, group %s on %s", self.name, ", ".join(self.topics),
                       self.settings["group.id"], self.settings["bootstrap.servers"])
 
-    def _subscribe(self) -> None:
-        import confluent_kafka
-
-        what = f"Kafka source {self.name}"
-        hooks = client_hooks(self.log, what, self.settings, self._watch.watch.note)
-        self.consumer = confluent_kafka.Consumer({**self.settings, **hooks, "on_commit": on_commit(self.log, what)})
-        self.consumer.subscribe(self.topics, on_revoke=self._on_revoke)
-
-    def _resubscribe(self) -> None:
-        """Replace a consumer that lost every broker (agent.kafka_clients); unwritten records are read again."""
-        self.log.warning("Kafka source %s: a new consumer replaces the one that lost every broker", self.name)
-        close_quietly(self.consumer, self.log, f"Kafka source {self.name}")
-        self._pending = None
-        self._subscribe()
+    def _subscribe(self, replacing=None) -> None:  # noqa: ANN001
+        self.consumer = subscribed_consumer(self.settings, self.log, f"Kafka source {self.name}", self._watch,
+                                            self.topics, self._on_revoke, replacing)
 
     def stop(self) -> None:
         consumer, self.consumer = self.consumer, None
@@ -165,8 +154,9 @@ class KafkaSource(PollableSource):
             events, offsets = self._collect(consumer)
             if not events:
                 self.counter.add(empty=1)
-                if self._watch.stuck(consumer):
-                    self._resubscribe()
+                if self._watch.stuck(consumer):  # unwritten records are read again by the new consumer
+                    self._pending = None
+                    self._subscribe(replacing=consumer)
                 return Status.BACKOFF
             self._watch.progress()
             self.counter.add(get_timer=int((time.monotonic() - started) * 1000))
