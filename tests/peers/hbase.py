@@ -7,14 +7,12 @@ is what "HBase stopped and restarted mid-stream loses nothing" needs.
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-from . import maven
+from . import maven, stop_group
 
 __all__ = ["HBASE_VERSION", "HBase", "classpath"]
 
@@ -178,17 +176,6 @@ class HBase:
         finally:
             conn.close()
 
-    @staticmethod
-    def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 60) -> None:
-        if proc is None or proc.poll() is not None:
-            return
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
     def stop(self) -> None:
-        self._stop(self.thrift_proc)
-        self._stop(self.master)
+        stop_group(self.thrift_proc, 60)
+        stop_group(self.master, 60)

@@ -23,7 +23,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from . import maven
+from . import maven, stop_group
 
 __all__ = ["HIVE_VERSION", "OPENS", "STREAMING", "HiveMetastore", "HiveQuery", "home", "streaming_home"]
 
@@ -262,13 +262,7 @@ class HiveMetastore:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc, 30)
         if self.proc is not None:
             self._log.close()
         self.proc = None

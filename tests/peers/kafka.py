@@ -15,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-from . import maven
+from . import maven, stop_group
 
 __all__ = ["KAFKA_VERSION", "KafkaBroker", "classpath"]
 
@@ -137,14 +137,7 @@ class KafkaBroker:
 
     def stop(self, timeout: float = 30) -> None:
         """A clean shutdown (SIGTERM), as an operator restarting the broker would do."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        stop_group(self.proc, timeout)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
