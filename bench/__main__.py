@@ -11,6 +11,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import shutil
 import statistics
 import sys
@@ -246,12 +247,13 @@ its own warm-up run); every run's row count is checked.
     path.write_text(text)
 
 
-def _soak_section(path: Path) -> str:
-    """The "## Soak" section of the current RESULTS.md (written by ``python -m bench.soak``), kept as it is."""
-    import re
+#: RESULTS.md's "## Soak" section, up to the next section: written by ``python -m bench.soak``, kept by write_results
+SOAK_SECTION = re.compile(r"^## Soak\n.*?(?=^## |\Z)", flags=re.S | re.M)
 
-    old = path.read_text() if path.exists() else ""
-    m = re.search(r"^## Soak\n.*?(?=^## |\Z)", old, flags=re.S | re.M)
+
+def _soak_section(path: Path) -> str:
+    """The "## Soak" section of the current RESULTS.md, kept as it is."""
+    m = SOAK_SECTION.search(path.read_text() if path.exists() else "")
     return m.group(0).rstrip("\n") + "\n\n" if m else ""
 
 

@@ -167,7 +167,8 @@ class NetcatMemoryFileRoll(Case):
     name = "netcat-memory-file_roll"
     title = "netcat → memory → file_roll"
     has_latency = True
-    conf = """\
+    #: netcat into a memory channel: the front half every netcat → memory → <sink> case shares
+    source_and_channel = """\
 a1.sources = r1
 a1.channels = c1
 a1.sinks = k1
@@ -179,6 +180,8 @@ a1.sources.r1.channels = c1
 a1.channels.c1.type = memory
 a1.channels.c1.capacity = 100000
 a1.channels.c1.transactionCapacity = 1000
+"""
+    conf = source_and_channel + """\
 a1.sinks.k1.type = file_roll
 a1.sinks.k1.channel = c1
 a1.sinks.k1.sink.directory = {out}
@@ -618,18 +621,7 @@ class NetcatMemoryKafka(TakeCounted, NetcatMemoryFileRoll):
     name = "netcat-memory-kafka"
     title = "netcat → memory → Kafka sink (100 B messages, flumeBatchSize 1000)"
     has_latency = False
-    conf = """\
-a1.sources = r1
-a1.channels = c1
-a1.sinks = k1
-a1.sources.r1.type = netcat
-a1.sources.r1.bind = 127.0.0.1
-a1.sources.r1.port = {port}
-a1.sources.r1.ack-every-event = false
-a1.sources.r1.channels = c1
-a1.channels.c1.type = memory
-a1.channels.c1.capacity = 100000
-a1.channels.c1.transactionCapacity = 1000
+    conf = NetcatMemoryFileRoll.source_and_channel + """\
 a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink
 a1.sinks.k1.channel = c1
 a1.sinks.k1.kafka.bootstrap.servers = {servers}
@@ -790,18 +782,7 @@ class NetcatMemoryHBase(TakeCounted, NetcatMemoryFileRoll):
     with happybase's own batch puts, the fastest Python path over the same Thrift server."""
 
     has_latency = False
-    conf = """\
-a1.sources = r1
-a1.channels = c1
-a1.sinks = k1
-a1.sources.r1.type = netcat
-a1.sources.r1.bind = 127.0.0.1
-a1.sources.r1.port = {port}
-a1.sources.r1.ack-every-event = false
-a1.sources.r1.channels = c1
-a1.channels.c1.type = memory
-a1.channels.c1.capacity = 100000
-a1.channels.c1.transactionCapacity = 1000
+    conf = NetcatMemoryFileRoll.source_and_channel + """\
 a1.sinks.k1.type = hbase2
 a1.sinks.k1.channel = c1
 a1.sinks.k1.table = {table}
@@ -889,18 +870,7 @@ class NetcatMemoryHive(TakeCounted, NetcatMemoryFileRoll):
     (``HiveStreamWriter.java``, hive-streaming 3.1.3 on Hive 4.0.1's jars) in transactions of ``batch`` rows."""
 
     has_latency = False
-    conf = """\
-a1.sources = r1
-a1.channels = c1
-a1.sinks = k1
-a1.sources.r1.type = netcat
-a1.sources.r1.bind = 127.0.0.1
-a1.sources.r1.port = {port}
-a1.sources.r1.ack-every-event = false
-a1.sources.r1.channels = c1
-a1.channels.c1.type = memory
-a1.channels.c1.capacity = 100000
-a1.channels.c1.transactionCapacity = 1000
+    conf = NetcatMemoryFileRoll.source_and_channel + """\
 a1.sinks.k1.type = hive
 a1.sinks.k1.channel = c1
 a1.sinks.k1.hive.metastore = {uri}

@@ -41,7 +41,7 @@ from bisect import bisect_right
 from itertools import islice
 from pathlib import Path
 
-from bench.__main__ import fmt, machine
+from bench.__main__ import SOAK_SECTION, fmt, machine
 from bench.cases import free_port, metrics, wait_port
 from bench.procstat import cpu_seconds
 from bench.systems import Running, versions  # also puts tests/ on sys.path, for the peers
@@ -723,7 +723,7 @@ def write_section(path: Path, body: str) -> None:
     else insert it before "## Every run" (else at the end). Nothing else in the file changes."""
     text = path.read_text() if path.exists() else ""
     section = f"## Soak\n\n{body}\n\n"
-    m = re.search(r"^## Soak\n.*?(?=^## |\Z)", text, flags=re.S | re.M)
+    m = SOAK_SECTION.search(text)
     if m:
         text = text[:m.start()] + section + text[m.end():]
     elif (i := text.find("\n## Every run")) >= 0:
