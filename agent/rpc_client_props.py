@@ -157,7 +157,7 @@ def build_sender(props: RpcProps) -> tuple[Sender, int]:
     """The client the properties describe, and its batch size."""
     conf = props.conf
     c = conf.typed
-    ctx = client_context(conf) if c.ssl else None
+    ctx = client_context(conf)  # None without ssl
 
     def timeout(ms: int) -> float:
         return (ms if ms >= 1000 else _DEFAULT_TIMEOUT_MS) / 1000.0
