@@ -225,6 +225,8 @@ class FlumeHandler(logging.Handler):
                 self.client.append_batch(batch)
             except ClientError as exc:  # the source is unreachable or refused: keep the batch, retry later
                 with self._cond:
+                    if self._closing:  # close() cut the call short and counted this batch as dropped already
+                        return False
                     self.failures += 1
                     if down_since is None:
                         down_since, dropped_before = time.monotonic(), self.dropped
