@@ -23,6 +23,9 @@ from agent.spec import Conf, Prop, Spec, attr_name
 
 __all__ = [
     "Event",
+    "Batch",
+    "as_events",
+    "concat",
     "Status",
     "ChannelException",
     "ChannelFullException",
@@ -61,6 +64,127 @@ class Event:
         return isinstance(other, Event) and other.body == self.body and other.headers == self.headers
 
     __hash__ = None  # type: ignore[assignment]
+
+
+class Batch(Sequence[Event]):
+    """A batch of events kept as columns: the bodies in one list and the headers every event shares in one dict.
+
+    Sources that split input into lines (seq, netcat, TAILDIR, spooldir, exec) build their batches this way, and
+    the components that know the form (the memory channel, the replicating and multiplexing selectors, the
+    timestamp/static/host interceptors, the null, file_roll, hdfs and avro sinks) work on ``bodies`` and
+    ``shared`` directly, so no :class:`Event` object and no header dict is made per event on that path.
+
+    Anything else sees an ordinary sequence of events: iterating, indexing or :meth:`events` materialises the
+    events once (each with its own copy of the shared headers) and from then on the batch *is* that list, so a
+    change made through an event is never lost. A component that does not declare ``accepts_batch = True`` is
+    handed the plain list (:func:`as_events`), never a Batch.
+    """
+
+    __slots__ = ("_bodies", "_shared", "_events")
+
+    def __init__(self, bodies: list[bytes], shared: dict[str, str] | None = None):
+        self._bodies: list[bytes] | None = bodies
+        #: the headers of every event; never changed in place (several batches may share one dict)
+        self._shared = shared or None
+        self._events: list[Event] | None = None
+
+    @property
+    def raw(self) -> bool:
+        """True while the batch is still columns (no Event made)."""
+        return self._events is None
+
+    @property
+    def bodies(self) -> list[bytes]:
+        """Every event's body, in order (do not modify the list)."""
+        if self._events is None:
+            return self._bodies  # type: ignore[return-value]
+        return [e.body for e in self._events]
+
+    @property
+    def shared(self) -> dict[str, str] | None:
+        """While raw: the headers all events have (None for none; read only). Once materialised: None."""
+        return self._shared
+
+    def with_header(self, key: str, value: str, preserve: bool = False) -> None:
+        """Set header ``key`` on every event of a raw batch (``preserve``: keep an existing value)."""
+        shared = self._shared
+        if shared is None:
+            self._shared = {key: value}
+        elif not (preserve and key in shared):
+            self._shared = {**shared, key: value}  # copy on write: a slice may share the old dict
+
+    def without_header(self, key: str) -> None:
+        """Remove header ``key`` from every event of a raw batch."""
+        if self._shared and key in self._shared:
+            self._shared = {k: v for k, v in self._shared.items() if k != key} or None
+
+    def events(self) -> list[Event]:
+        """The events as a list, made once; the batch keeps (and from now on is) that list."""
+        events = self._events
+        if events is None:
+            shared = self._shared
+            if shared:
+                events = [Event(b, shared.copy()) for b in self._bodies]  # type: ignore[union-attr]
+            else:
+                events = list(map(Event, self._bodies))  # type: ignore[arg-type]
+            self._events = events
+            self._bodies = None
+            self._shared = None
+        return events
+
+    def __len__(self) -> int:
+        return len(self._bodies) if self._events is None else len(self._events)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events())
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+        if self._events is None and isinstance(i, slice):
+            return Batch(self._bodies[i], self._shared)  # type: ignore[index]
+        return self.events()[i]
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (Batch, list)):
+            return self.events() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if self._events is None:
+            return f"Batch({len(self)} bodies, shared={self._shared!r})"
+        return f"Batch({self._events!r})"
+
+
+def as_events(events: Sequence[Event]) -> list[Event]:
+    """``events`` as a plain list of Event objects (a Batch materialised; a list as it is)."""
+    if type(events) is list:
+        return events
+    if isinstance(events, Batch):
+        return events.events()
+    return list(events)
+
+
+def concat(chunks: Sequence[Sequence[Event]]) -> Sequence[Event]:
+    """The events of ``chunks`` in order, as one Batch while every chunk is a raw Batch with the same shared
+    headers, else as one list of events."""
+    if len(chunks) == 1:
+        return chunks[0]
+    first = chunks[0]
+    if isinstance(first, Batch) and first.raw:
+        shared = first.shared
+        if all(isinstance(c, Batch) and c.raw and (c.shared is shared or c.shared == shared) for c in chunks):
+            bodies: list[bytes] = []
+            for c in chunks:
+                bodies += c.bodies  # type: ignore[union-attr]
+            return Batch(bodies, shared)
+    out: list[Event] = []
+    for c in chunks:
+        out += as_events(c)
+    return out
 
 
 class Status(enum.Enum):
@@ -187,6 +311,8 @@ class Transaction:
 
     def put_batch(self, events: Sequence[Event]) -> None:
         self._check_open("put")
+        if type(events) is not list and not self.channel.accepts_batch:
+            events = as_events(events)
         n = len(events)
         cap = self.channel.transaction_capacity
         self.channel.counter.put_attempted(n)
@@ -204,8 +330,10 @@ class Transaction:
         batch = self.take_batch(1)
         return batch[0] if batch else None
 
-    def take_batch(self, max_events: int) -> list[Event]:
-        """Take up to ``max_events``; may wait a little when the channel is empty (channel-specific)."""
+    def take_batch(self, max_events: int, raw: bool = False) -> list[Event]:
+        """Take up to ``max_events``; may wait a little when the channel is empty (channel-specific).
+
+        ``raw``: the caller accepts a :class:`Batch` (a sink with ``accepts_batch``); otherwise a list."""
         self._check_open("take")
         cap = self.channel.transaction_capacity
         if cap and self._ntakes + max_events > cap:
@@ -214,6 +342,8 @@ class Transaction:
                 f"{cap} events (transactionCapacity)"
             )
         events = self._take(max_events)
+        if not raw and type(events) is not list:
+            events = as_events(events)
         n = len(events)
         self._ntakes += n
         self.channel.counter.take_attempted(n + (1 if n < max_events else 0))
@@ -269,6 +399,8 @@ class Channel(Component):
     transaction_capacity: int = 0
     capacity: int = 0
     durable: bool = False  # whether committed events outlive stop() (then a reload need not move them)
+    #: whether ``put_batch`` may be handed a :class:`Batch` as it is (else it gets the list of events)
+    accepts_batch: bool = False
     #: set by agent/tap.py while ``agent tap`` watches this channel: called with each batch put (before commit)
     tap: Callable[[Sequence[Event]], None] | None = None
 
@@ -296,9 +428,14 @@ class Interceptor(Component):
 
     Contract: ``intercept(events)`` is called by the source's thread with a list it may modify in place; it
     returns the list of events to keep (possibly the same list). It must not block.
+
+    An interceptor may also define ``intercept_batch(batch)``, called instead with a raw :class:`Batch` (bodies and
+    shared headers, no Event objects); it returns the batch to keep, or NotImplemented when it needs the events
+    after all (then ``intercept`` gets the list).
     """
 
     kind = "interceptor"
+    intercept_batch: Callable[["Batch"], Any] | None = None
 
     def intercept(self, events: list[Event]) -> list[Event]:
         raise NotImplementedError
@@ -309,9 +446,11 @@ class ChannelSelector(Component):
 
     Contract: ``route(events)`` returns ``(required, optional)``, each a list of ``(channel, events)`` pairs with
     events in their original order. ``channels`` is the source's channel list, set before ``configure_channels``.
+    A selector with ``accepts_batch = True`` may be handed a :class:`Batch`; otherwise it gets a list of events.
     """
 
     kind = "selector"
+    accepts_batch: bool = False
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
@@ -352,14 +491,22 @@ class ChannelProcessor:
             return
         self._process(events)
 
-    def _process(self, events: list[Event]) -> None:
+    def _process(self, events: Sequence[Event]) -> None:
         for interceptor in self.interceptors:
-            events = interceptor.intercept(events)
+            if type(events) is Batch and events.raw and interceptor.intercept_batch is not None:
+                kept = interceptor.intercept_batch(events)
+                if kept is not NotImplemented:
+                    events = kept
+                    if not events:
+                        return
+                    continue
+            events = interceptor.intercept(as_events(events))
             if not events:
                 return
         if self.tap is not None:
             self.tap(events)
-        required, optional = self.selector.route(events)
+        selector = self.selector
+        required, optional = selector.route(events if selector.accepts_batch else as_events(events))
         for channel, batch in required:
             tx = channel.transaction()
             tx.begin()
@@ -560,6 +707,8 @@ class Sink(Component):
 
     kind = "sink"
     batch_size_prop: ClassVar[str | None] = None
+    #: whether ``deliver`` (BatchSink) may be handed a :class:`Batch` as it is (else it gets the list of events)
+    accepts_batch: ClassVar[bool] = False
     #: set by agent/tap.py while ``agent tap`` watches this sink: called with each batch taken, before delivery
     tap: Callable[[list[Event]], None] | None = None
 
@@ -600,7 +749,7 @@ class BatchSink(Sink):
         tx.begin()
         try:
             try:
-                events = tx.take_batch(size)
+                events = tx.take_batch(size, self.accepts_batch)
             except ChannelException:
                 counter.add(channel_read_fail=1)
                 raise

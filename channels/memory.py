@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from agent.core import Channel, ChannelException, ChannelFullException, Event, Transaction
+from agent.core import Batch, Channel, ChannelException, ChannelFullException, Event, Transaction, concat
 from agent.spec import Conf, Prop, Spec
 
 __all__ = ["MemoryChannel"]
@@ -27,6 +27,7 @@ class MemoryChannel(Channel):
 
     alias = "memory"
     flume_class = "org.apache.flume.channel.MemoryChannel"
+    accepts_batch = True  # batches are queued as they come (a Batch stays columns) and usually taken back whole
     spec = Spec(
         Prop("capacity", "int", 100, "The most events the channel holds.", min=1),
         Prop("transactionCapacity", "int", 100,
@@ -57,9 +58,10 @@ class MemoryChannel(Channel):
         # Flume counts bodies in 100-byte slots; the limit is the byte capacity less the header buffer.
         self._slot_limit = int(byte_capacity * (1 - pct / 100.0) / 100) if byte_capacity else 0
         self._slots_used = 0
-        # The queue holds committed batches (lists), not single events: a put commit appends its list and a take
-        # that wants a whole batch gets it back without touching each event. ``_size`` counts the events.
-        self._queue: deque[list[Event]] = deque()
+        # The queue holds committed batches (lists of events or Batches), not single events: a put commit appends
+        # its batches and a take that wants a whole batch gets it back without touching each event. ``_size``
+        # counts the events.
+        self._queue: deque[Sequence[Event]] = deque()
         self._size = 0
         self._claimed = 0  # events in the queue plus events taken by open transactions
         self._cond = threading.Condition(threading.Lock())
@@ -85,7 +87,7 @@ class MemoryChannel(Channel):
         self.log.info("Channel %s stopped with %d events queued", self.name, self._size)
 
     # Called by transactions ---------------------------------------------------------------------------------
-    def _take(self, max_events: int) -> list[Event]:
+    def _take(self, max_events: int) -> Sequence[Event]:
         cond = self._cond
         with cond:
             q = self._queue
@@ -104,24 +106,25 @@ class MemoryChannel(Channel):
                 q.popleft()
                 self._size -= max_events
                 return first
-            events: list[Event] = []
+            pieces: list[Sequence[Event]] = []
             want = max_events
             while q and want > 0:
                 chunk = q[0]
                 if len(chunk) <= want:
                     q.popleft()
-                    events += chunk
+                    pieces.append(chunk)
                     want -= len(chunk)
                 else:
-                    events += chunk[:want]
+                    pieces.append(chunk[:want])
                     q[0] = chunk[want:]
                     want = 0
+            events = concat(pieces)
             self._size -= len(events)
             return events
 
-    def _commit(self, puts: list[Event], takes: list[Event]) -> None:
-        net = len(puts) - len(takes)
-        slots = _slots(puts) - _slots(takes) if self._slot_limit else 0
+    def _commit(self, puts: list[Sequence[Event]], takes: list[Sequence[Event]], nputs: int, ntakes: int) -> None:
+        net = nputs - ntakes
+        slots = sum(map(_slots, puts)) - sum(map(_slots, takes)) if self._slot_limit else 0
         cond = self._cond
         with cond:
             if net > 0 and self._claimed + net > self.capacity:
@@ -144,48 +147,60 @@ class MemoryChannel(Channel):
             self._claimed += net
             self._slots_used += slots
             if puts:
-                self._queue.append(puts)
-                self._size += len(puts)
+                self._queue.extend(puts)
+                self._size += nputs
                 if self._waiting_takers:
                     cond.notify(self._waiting_takers)
             if net < 0:
                 cond.notify_all()
 
-    def _return(self, takes: list[Event]) -> None:
+    def _return(self, takes: list[Sequence[Event]]) -> None:
         with self._cond:
-            self._queue.appendleft(takes)
-            self._size += len(takes)
+            self._queue.extendleft(reversed(takes))
+            self._size += sum(map(len, takes))
             if self._waiting_takers:
                 self._cond.notify(self._waiting_takers)
 
 
 def _slots(events: Sequence[Event]) -> int:
-    return sum((len(e.body) + 99) // 100 or 1 for e in events)
+    bodies = events.bodies if type(events) is Batch else [e.body for e in events]
+    return sum((len(b) + 99) // 100 or 1 for b in bodies)
 
 
 class _MemoryTransaction(Transaction):
-    __slots__ = ("_puts", "_takes")
+    """Keeps the batches put and taken as they are (one list entry per put_batch or take_batch call)."""
+
+    __slots__ = ("_puts", "_takes", "_put_n", "_take_n")
 
     def __init__(self, channel: MemoryChannel):
         super().__init__(channel)
-        self._puts: list[Event] = []
-        self._takes: list[Event] = []
+        self._puts: list[Sequence[Event]] = []
+        self._takes: list[Sequence[Event]] = []
+        self._put_n = 0
+        self._take_n = 0
 
     def _put(self, events: Sequence[Event]) -> None:
-        self._puts.extend(events)
+        if events:
+            # a list may be changed by its source after the put (a source reusing its buffer): keep a copy
+            self._puts.append(events if type(events) is Batch else list(events))
+            self._put_n += len(events)
 
-    def _take(self, max_events: int) -> list[Event]:
+    def _take(self, max_events: int) -> Sequence[Event]:
         events = self.channel._take(max_events)  # type: ignore[attr-defined]
-        self._takes.extend(events)
+        if events:
+            self._takes.append(events)
+            self._take_n += len(events)
         return events
 
     def _commit(self) -> None:
-        self.channel._commit(self._puts, self._takes)  # type: ignore[attr-defined]
+        self.channel._commit(self._puts, self._takes, self._put_n, self._take_n)  # type: ignore[attr-defined]
         self._puts = []
         self._takes = []
+        self._put_n = self._take_n = 0
 
     def _rollback(self) -> None:
         if self._takes:
             self.channel._return(self._takes)  # type: ignore[attr-defined]
         self._puts = []
         self._takes = []
+        self._put_n = self._take_n = 0

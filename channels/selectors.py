@@ -46,6 +46,8 @@ class ReplicatingChannelSelector(ChannelSelector):
         self.required = [c for c in channels if c not in optional]
         self.optional = optional
 
+    accepts_batch = True  # every channel gets the batch as it is
+
     def route(self, events: list[Event]) -> tuple[Route, Route]:
         return [(c, events) for c in self.required], [(c, events) for c in self.optional]
 

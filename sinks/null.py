@@ -14,6 +14,7 @@ class NullSink(BatchSink):
     alias = "null"
     flume_class = "org.apache.flume.sink.NullSink"
     batch_size_prop = "batchSize"
+    accepts_batch = True  # only counts: a Batch is never turned into events
     spec = Spec(
         Prop("batchSize", "int", 100, "Events taken per transaction.", min=1),
         Prop("logEveryNEvents", "int", 10000, "Log a progress line each time this many more events were dropped.",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.core import POLL_BACKOFF, ChannelException, Event, PollableSource, Status
+from agent.core import POLL_BACKOFF, Batch, ChannelException, PollableSource, Status
 from agent.spec import Conf, Prop, Spec
 
 __all__ = ["SequenceGeneratorSource"]
@@ -33,7 +33,7 @@ class SequenceGeneratorSource(PollableSource):
             return Status.BACKOFF
         end = min(start + self.batch, self.total)
         try:
-            self.deliver([Event(str(i).encode()) for i in range(start, end)])
+            self.deliver(Batch([b"%d" % i for i in range(start, end)]))
         except ChannelException:
             return Status.BACKOFF  # the same numbers are retried on the next call: nothing is skipped
         self.next = end
