@@ -12,7 +12,7 @@ import codecs
 import io
 from typing import BinaryIO, ClassVar
 
-from agent.core import Component, Event
+from agent.core import Batch, Component, Event
 from agent.spec import Conf, Prop, Spec
 
 __all__ = ["EventDeserializer", "LineDeserializer", "AvroDeserializer", "BlobDeserializer"]
@@ -121,7 +121,7 @@ class LineDeserializer(EventDeserializer):
         max_len = self.max_len
         if any(len(b) > max_len for b in out):
             out = self._cut(out)
-        return [Event(b) for b in out], self._pos
+        return Batch(out), self._pos
 
     def _cut(self, bodies: list[bytes]) -> list[bytes]:
         out = []

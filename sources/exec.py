@@ -20,7 +20,7 @@ import subprocess
 import threading
 import time
 
-from agent.core import Event, EventDrivenSource
+from agent.core import Batch, Event, EventDrivenSource
 from agent.spec import Conf, Prop, Spec
 
 __all__ = ["ExecSource"]
@@ -189,4 +189,4 @@ class ExecSource(EventDrivenSource):
         bodies = [b[:-1] if b.endswith(b"\r") else b for b in lines]
         if not self._utf8:
             bodies = [b.decode(self.charset, "replace").encode(self.charset) for b in bodies]
-        self.deliver([Event(b) for b in bodies], hold=True, first_delay=0.1, max_delay=5.0)
+        self.deliver(Batch(bodies), hold=True, first_delay=0.1, max_delay=5.0)

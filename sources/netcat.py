@@ -12,7 +12,7 @@ import codecs
 import socket
 from typing import Any
 
-from agent.core import Event
+from agent.core import Batch, Event
 from agent.listen import BIND_PROP, ListeningSource, TcpListener, UdpListener, port_prop
 from agent.spec import Conf, Prop, Spec
 
@@ -105,7 +105,7 @@ class NetcatSource(ListeningSource):
         """Commit the lines, retrying while the channel is full (the connection is not read meanwhile); each
         committed slice is acknowledged with one write when ack-every-event is on."""
         acknowledge = (lambda n: conn.sendall(b"OK\n" * n)) if self.ack else None
-        if not self.deliver(list(map(Event, lines)), hold=True, sliced=True, committed=acknowledge):
+        if not self.deliver(Batch(lines), hold=True, sliced=True, committed=acknowledge):
             raise OSError("source stopping")
 
     def metrics(self) -> dict[str, str] | None:

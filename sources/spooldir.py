@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 
 from agent import registry
-from agent.core import EventDrivenSource
+from agent.core import Batch, EventDrivenSource
 from agent.java import java_regex
 from agent.spec import Conf, ConfigError, Prop, Raw, Spec
 from sources.deserializers import EventDeserializer, LineDeserializer
@@ -272,8 +272,11 @@ class SpoolDirectorySource(EventDrivenSource):
                 if not events:
                     break
                 if headers:
-                    for e in events:
-                        e.headers.update(headers)
+                    if type(events) is Batch and events.raw:  # lines: the file's headers shared by the batch
+                        events = Batch(events.bodies, {**(events.shared or {}), **headers})
+                    else:
+                        for e in events:
+                            e.headers.update(headers)
                 if not self.deliver(events, hold=True, first_delay=0.25, max_delay=self.max_backoff):
                     return  # stopping
                 self._save_meta({"file": str(path), "pos": pos, "mtime": st.st_mtime, "size": st.st_size})

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.core import POLL_BACKOFF, ChannelException, Event, PollableSource, Status
+from agent.core import POLL_BACKOFF, Batch, ChannelException, Event, PollableSource, Status
 from agent.java import java_regex
 from agent.spec import Conf, ConfigError, Prop, Spec
 
@@ -319,8 +319,10 @@ class TaildirSource(PollableSource):
         """The events of ``lines`` (a CR before the newline dropped), with the group's and the optional headers."""
         bodies = [x[:-1] if x.endswith(b"\r") else x for x in lines] if t.has_cr else lines
         extra = self.headers.get(t.group)
-        if not (extra or self.file_header or self.offset_header):
-            return [Event(b) for b in bodies]
+        if not self.offset_header:  # the same headers for every line: one dict shared by the batch
+            if self.file_header:
+                return Batch(bodies, {**extra, self.file_header: t.path} if extra else {self.file_header: t.path})
+            return Batch(bodies, extra or None)
         events = []
         offset = t.pos
         for line, body in zip(lines, bodies, strict=True):
