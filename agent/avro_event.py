@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from agent.core import Event
 
-__all__ = ["encode_event", "decode_event", "AvroEventError"]
+__all__ = ["encode_event", "encode_headers", "encode_long", "decode_event", "AvroEventError"]
 
 
 class AvroEventError(ValueError):
@@ -36,18 +36,25 @@ def _long(n: int) -> bytes:
     return _SMALL[n] if n < 64 else _zz(n)
 
 
-def encode_event(event: Event) -> bytes:
-    body = event.body
-    headers = event.headers
+encode_long = _long
+
+
+def encode_headers(headers: dict[str, str] | None) -> bytes:
+    """The ``headers`` map of an AvroFlumeEvent: one block (count, key/value pairs) and the end marker."""
     if not headers:
-        return b"\x00" + _long(len(body)) + body
+        return b"\x00"
     parts = [_long(len(headers))]
     for k, v in headers.items():
         kb = k.encode()
         vb = v.encode()
         parts += (_long(len(kb)), kb, _long(len(vb)), vb)
-    parts += (b"\x00", _long(len(body)), body)
+    parts.append(b"\x00")
     return b"".join(parts)
+
+
+def encode_event(event: Event) -> bytes:
+    body = event.body
+    return encode_headers(event.headers) + _long(len(body)) + body
 
 
 def _read_long(data: bytes, pos: int) -> tuple[int, int]:

@@ -28,7 +28,8 @@ from collections.abc import Sequence
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from agent.core import Event
+from agent.avro_event import encode_headers, encode_long
+from agent.core import Batch, Event
 
 __all__ = [
     "PROTOCOL_TEXT", "PROTOCOL_MD5", "KNOWN_HASHES", "FrameError", "Connection", "RpcClient", "RpcError",
@@ -107,8 +108,35 @@ def _encode(schema: object, datum: object) -> bytes:
 
 
 def encode_events(events: Sequence[Event]) -> bytes:
-    """The ``appendBatch`` parameter: an array of AvroFlumeEvent."""
-    return _encode(EVENTS, [{"headers": e.headers, "body": e.body} for e in events])
+    """The ``appendBatch`` parameter: an array of AvroFlumeEvent, as one block (count, items, end marker).
+
+    Written by hand rather than through fastavro's dicts: an event without headers (or a Batch's shared headers)
+    is the same header bytes and a length prefix cached per body length, then the body (about 10× faster)."""
+    n = len(events)
+    if not n:
+        return b"\x00"
+    parts: list[bytes] = []
+    prefixes: dict[int, bytes] = {}  # header bytes + zigzag body length, by body length
+    if type(events) is Batch and events.raw:
+        head = encode_headers(events.shared)
+        for body in events.bodies:
+            size = len(body)
+            prefix = prefixes.get(size)
+            if prefix is None:
+                prefix = prefixes[size] = head + encode_long(size)
+            parts += (prefix, body)
+    else:
+        for e in events:
+            body = e.body
+            if e.headers:
+                parts += (encode_headers(e.headers), encode_long(len(body)), body)
+                continue
+            size = len(body)
+            prefix = prefixes.get(size)
+            if prefix is None:
+                prefix = prefixes[size] = b"\x00" + encode_long(size)
+            parts += (prefix, body)
+    return encode_long(n) + b"".join(parts) + b"\x00"
 
 
 def pack(serial: int, payload: bytes) -> bytes:

@@ -7,7 +7,7 @@ import random
 from collections import defaultdict
 from collections.abc import Iterable
 
-from agent.core import Channel, ChannelSelector, Event, _rate_limited
+from agent.core import Batch, Channel, ChannelSelector, Event, _rate_limited, as_events
 from agent.spec import Conf, Prop, Spec
 
 __all__ = ["ReplicatingChannelSelector", "MultiplexingChannelSelector", "LoadBalancingChannelSelector"]
@@ -96,9 +96,19 @@ class MultiplexingChannelSelector(ChannelSelector):
             self._plans[value] = plan
         return plan
 
+    accepts_batch = True  # a raw Batch's events share their headers: the whole batch has one route
+
     def route(self, events: list[Event]) -> tuple[Route, Route]:
         header = self.header
         plans = self._plans
+        if type(events) is Batch:
+            if events.raw:
+                value = (events.shared or {}).get(header)
+                required, optional = plans.get(value) or self._plan(value)
+                if not required:
+                    self._dropped(len(events))
+                return [(c, events) for c in required], [(c, events) for c in optional]
+            events = events.events()
         req: defaultdict[Channel, list[Event]] = defaultdict(list)
         opt: defaultdict[Channel, list[Event]] = defaultdict(list)
         dropped = 0
@@ -112,10 +122,13 @@ class MultiplexingChannelSelector(ChannelSelector):
             for c in optional:
                 opt[c].append(e)
         if dropped:
-            self.dropped += dropped
-            _rate_limited(log, f"selector of source {self.name}: {self.dropped} events so far matched no mapping and "
-                               f"there is no selector.default; they were dropped")
+            self._dropped(dropped)
         return list(req.items()), list(opt.items())
+
+    def _dropped(self, n: int) -> None:
+        self.dropped += n
+        _rate_limited(log, f"selector of source {self.name}: {self.dropped} events so far matched no mapping and "
+                           f"there is no selector.default; they were dropped")
 
 
 class LoadBalancingChannelSelector(ChannelSelector):
@@ -140,12 +153,15 @@ class LoadBalancingChannelSelector(ChannelSelector):
         self._next = 0  # round robin: the channel of the next event; only the source's thread routes
         self._rng = random.Random()
 
+    accepts_batch = True  # round robin slices a raw Batch as it is
+
     def route(self, events: list[Event]) -> tuple[Route, Route]:
         channels = self.channels
         k = len(channels)
         if k == 1:
             return [(channels[0], events)], []
         if self.random:
+            events = as_events(events)
             picks = self._rng.choices(range(k), k=len(events))
             shares: list[list[Event]] = [[] for _ in channels]
             for e, i in zip(events, picks, strict=True):

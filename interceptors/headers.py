@@ -7,7 +7,7 @@ import socket
 import time
 import uuid
 
-from agent.core import Event, Interceptor
+from agent.core import Batch, Event, Interceptor
 from agent.spec import Conf, Prop, Spec
 
 __all__ = ["TimestampInterceptor", "HostInterceptor", "StaticInterceptor", "RemoveHeaderInterceptor",
@@ -43,6 +43,10 @@ class TimestampInterceptor(Interceptor):
     def intercept(self, events: list[Event]) -> list[Event]:
         return _set_header(events, self.header, str(int(time.time() * 1000)), self.preserve)  # one clock read
 
+    def intercept_batch(self, batch: Batch) -> Batch:
+        batch.with_header(self.header, str(int(time.time() * 1000)), self.preserve)  # one value for the batch
+        return batch
+
 
 class HostInterceptor(Interceptor):
     """Puts the agent host's IP address (or host name) in a header."""
@@ -76,6 +80,11 @@ class HostInterceptor(Interceptor):
             return events
         return _set_header(events, self.header, self.host, self.preserve)
 
+    def intercept_batch(self, batch: Batch) -> Batch:
+        if self.host is not None:
+            batch.with_header(self.header, self.host, self.preserve)
+        return batch
+
 
 class StaticInterceptor(Interceptor):
     """Puts a fixed header on every event."""
@@ -96,6 +105,10 @@ class StaticInterceptor(Interceptor):
 
     def intercept(self, events: list[Event]) -> list[Event]:
         return _set_header(events, self.key, self.value, self.preserve)
+
+    def intercept_batch(self, batch: Batch) -> Batch:
+        batch.with_header(self.key, self.value, self.preserve)
+        return batch
 
 
 class RemoveHeaderInterceptor(Interceptor):
@@ -140,6 +153,14 @@ class RemoveHeaderInterceptor(Interceptor):
             for k in [k for k in h if k in names or (matching is not None and matching.fullmatch(k))]:
                 del h[k]
         return events
+
+    def intercept_batch(self, batch: Batch) -> Batch:
+        shared = batch.shared
+        if shared:
+            matching = self.matching
+            for k in [k for k in shared if k in self.names or (matching is not None and matching.fullmatch(k))]:
+                batch.without_header(k)
+        return batch
 
 
 class UUIDInterceptor(Interceptor):

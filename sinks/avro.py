@@ -22,6 +22,7 @@ class AvroSink(RpcSink):
     flume_class = "org.apache.flume.sink.AvroSink"
     label = "Avro"
     client_error = RpcError
+    accepts_batch = True  # rpc.encode_events writes a Batch's shared headers once
     spec = Spec(
         *RPC_SINK_PROPS,
         Prop("compression-type", "enum", "none", "deflate: zlib-compress both directions (the source must match).",

@@ -166,6 +166,7 @@ class RollingFileSink(BatchSink):
         except ConfigError as exc:
             ser_conf.error(exc.message, exc.prop)
             self.serializer = _text_serializer(name)  # never used: the error above stops the agent
+        self.accepts_batch = self.serializer.accepts_batch  # deliver hands the batch to the serializer as it is
         self.current_path: str | None = None
         self._file: _OutputFile | None = None
         self._next_roll = math.inf

@@ -6,7 +6,7 @@ import io
 import time
 from typing import TYPE_CHECKING
 
-from agent.core import Event
+from agent.core import Batch, Event, as_events
 from sinks.hdfs.fs import FileSystem
 from sinks.hdfs.parquet import staging_records
 from sinks.hdfs.sequencefile import SequenceFileFormat
@@ -73,16 +73,16 @@ class BucketWriter:
 
     def append(self, events: list[Event]) -> None:
         if self.sink.file_type == "Parquet":
-            self._pending.append(staging_records(events))
+            self._pending.append(staging_records(as_events(events)))
         elif self._seq is not None:
-            self._pending.append(self._seq.encode(events))
+            self._pending.append(self._seq.encode(as_events(events)))
         else:
             assert self._serializer is not None
-            self._serializer.write(events)
+            self._serializer.write(events if self._serializer.accepts_batch else as_events(events))
             self._serializer.flush()
             self._pending.append(self._take_buf())
         self.events += len(events)
-        self.body_bytes += sum(len(e.body) for e in events)
+        self.body_bytes += sum(map(len, events.bodies)) if type(events) is Batch else sum(len(e.body) for e in events)
         self.last_write = time.monotonic()
 
     def flush(self) -> None:

@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict, defaultdict
 
 from agent import kerberos, registry
-from agent.core import BatchSink, Event, EventDeliveryException
+from agent.core import Batch, BatchSink, Event, EventDeliveryException
 from agent.spec import Conf, ConfigError, Prop, Spec
 from sinks.escapes import EscapeError, PathTemplate
 from sinks.hdfs.bucket import BucketWriter
@@ -44,6 +44,8 @@ _FILE_TYPES = {
 
 class HDFSEventSink(BatchSink):
     """Writes events to files in HDFS or a local file system, rolled by time, size, count or idleness."""
+
+    accepts_batch = True  # a Batch stays columns down to a text serializer (bucket.BucketWriter.append)
 
     alias = "hdfs"
     flume_class = "org.apache.flume.sink.hdfs.HDFSEventSink"
@@ -269,6 +271,9 @@ class HDFSEventSink(BatchSink):
         try:
             if path_t.static and prefix_t.static:
                 return {(path_t.resolve({}), prefix_t.resolve({})): events}
+            if type(events) is Batch and events.raw:  # the events share their headers: one bucket for the batch
+                h = events.shared or {}
+                return {(path_t.resolve(h, now_ms), prefix_t.resolve(h, now_ms)): events}
             groups: defaultdict[tuple[str, str], list[Event]] = defaultdict(list)
             for e in events:
                 groups[(path_t.resolve(e.headers, now_ms), prefix_t.resolve(e.headers, now_ms))].append(e)
@@ -281,6 +286,7 @@ class HDFSEventSink(BatchSink):
         touched = []
         start = 0
         n = len(events)
+        bodies = (events.bodies if type(events) is Batch else [e.body for e in events]) if self.roll_size else []
         while start < n:
             w = self._writer(key)
             end = n
@@ -290,7 +296,7 @@ class HDFSEventSink(BatchSink):
                 size = w.body_bytes
                 i = start
                 while i < end and size < self.roll_size:
-                    size += len(events[i].body)
+                    size += len(bodies[i])
                     i += 1
                 end = i
             if end == start:  # the open file is full: roll it first
