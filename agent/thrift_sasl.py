@@ -40,13 +40,17 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from agent.kerberos import Login, _gss_message, resolve_principal
+from agent import kerberos
+from agent.kerberos import Identity, Login, _gss_message, resolve_principal
+from agent.spec import Conf, Prop
 from agent.thrift_rpc import DEFAULT_MAX_FRAME, FramedConnection, FrameError
 
 __all__ = ["START", "OK", "BAD", "ERROR", "COMPLETE", "QOPS", "SaslError", "SaslConnection", "SaslClientTransport",
-           "client", "server", "initiator_credentials", "acceptor_credentials", "split_principal", "parse_qop"]
+           "client", "server", "initiator_credentials", "acceptor_credentials", "split_principal", "parse_qop",
+           "SOURCE_KERBEROS_PROPS", "SINK_KERBEROS_PROPS", "SinkKerberos", "source_identity", "sink_settings"]
 
 START, OK, BAD, ERROR, COMPLETE = 1, 2, 3, 4, 5
 _STATUS = {START: "START", OK: "OK", BAD: "BAD", ERROR: "ERROR", COMPLETE: "COMPLETE"}
@@ -247,6 +251,7 @@ def client(sock: socket.socket, service: str, host: str, credentials: Any, qop: 
                  | gssapi.RequirementFlag.confidentiality)
         ctx = gssapi.SecurityContext(name=name, creds=credentials, usage="initiate", mech=gssapi.MechType.kerberos,
                                      flags=flags)
+        ctx.__DEFER_STEP_ERRORS__ = False  # a failed step raises here (as in Java), not at the next use
         conn.context = ctx
         try:
             token = ctx.step()
@@ -333,6 +338,7 @@ def server(sock: socket.socket, credentials: Any, qop: str | Sequence[str] = "au
         conn._refuse(BAD, f"Unsupported mechanism type {mechanism}")
         raise SaslError(f"the client asks for SASL mechanism {mechanism!r}; this server speaks {MECHANISM}")
     ctx = gssapi.SecurityContext(creds=credentials, usage="accept")
+    ctx.__DEFER_STEP_ERRORS__ = False  # refuse with BAD and the reason, as Java's server, not with an error token
     conn.context = ctx
     try:
         while not ctx.complete:
@@ -441,3 +447,95 @@ class SaslClientTransport:
             self.tsocket.close()
         except Exception:  # noqa: BLE001 - closing a socket that is already gone
             pass
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Configuration of the thrift source and sink (Flume 1.11's ThriftSource and SecureThriftRpcClient)
+
+SOURCE_KERBEROS_PROPS = (
+    Prop("kerberos", "bool", False, "Authenticate every client with Kerberos (SASL/GSSAPI, QOP auth, as Flume): "
+         "Thrift's SASL transport replaces the framed one; needs agent-principal and agent-keytab. A client "
+         "without Kerberos is refused."),
+    Prop("agent-principal", "str", None, "With kerberos: this source's principal, service/host@REALM "
+         "(name/_HOST@REALM: _HOST becomes this host's name); its clients name it as their server-principal."),
+    Prop("agent-keytab", "str", None, "With kerberos: the keytab holding agent-principal's key (checked by --check)."),
+)
+
+SINK_KERBEROS_PROPS = (
+    Prop("kerberos", "bool", False, "Authenticate to the source with Kerberos (SASL/GSSAPI, QOP auth, as Flume); "
+         "needs client-principal, client-keytab and server-principal."),
+    Prop("client-principal", "str", None, "With kerberos: the principal this sink logs in as (name/_HOST@REALM: "
+         "_HOST becomes this host's name). One principal per agent, as in Flume."),
+    Prop("client-keytab", "str", None, "With kerberos: the keytab holding client-principal's key (checked by "
+         "--check)."),
+    Prop("server-principal", "str", None, "With kerberos: the source's principal (its agent-principal), "
+         "service/host@REALM; without the realm, the one krb5.conf maps the host to."),
+)
+
+
+def _principal_form(conf: Conf, prop: str, principal: str) -> tuple[str, str, str] | None:
+    try:
+        return split_principal(principal)
+    except ValueError:
+        conf.error(f"{prop} = '{principal}' is not a service principal: Flume splits it into service/host@REALM "
+                   "for SASL (e.g. flume/host.example.com@EXAMPLE.COM, or flume/_HOST@EXAMPLE.COM)", prop)
+        return None
+
+
+def source_identity(conf: Conf) -> Identity | None:
+    """The secure source's checked principal and keytab (``kerberos = true``); None without kerberos or when they
+    are wrong (errors naming file, line and property go to ``conf``)."""
+    if not conf["kerberos"]:
+        for prop in ("agent-principal", "agent-keytab"):
+            if conf.get(prop):
+                conf.warn(f"{prop} is set but kerberos is not true: the source serves without Kerberos", prop)
+                break
+        return None
+    if not conf.get("agent-principal") and not conf.get("agent-keytab"):
+        conf.error("kerberos = true needs agent-principal and agent-keytab (the source's principal and its keytab)",
+                   "kerberos")
+        return None
+    ident = kerberos.identity(conf, "agent-principal", "agent-keytab")
+    if ident is None or _principal_form(conf, "agent-principal", ident.principal) is None:
+        return None
+    return ident
+
+
+@dataclass(frozen=True)
+class SinkKerberos:
+    """The secure sink's settings: its login and the source's principal split as Flume splits it."""
+
+    identity: Identity
+    service: str
+    host: str
+    realm: str
+
+    @property
+    def server_principal(self) -> str:
+        return f"{self.service}/{self.host}" + (f"@{self.realm}" if self.realm else "")
+
+
+def sink_settings(conf: Conf) -> SinkKerberos | None:
+    """The secure sink's checked settings (``kerberos = true``); None without kerberos or when they are wrong."""
+    props = ("client-principal", "client-keytab", "server-principal")
+    if not conf["kerberos"]:
+        for prop in props:
+            if conf.get(prop):
+                conf.warn(f"{prop} is set but kerberos is not true: the sink connects without Kerberos", prop)
+                break
+        return None
+    server_principal = (conf.get("server-principal") or "").strip()
+    split = None
+    if not server_principal:
+        conf.error("kerberos = true needs server-principal, the source's principal (Flume: 'Flume in secure mode, "
+                   "but Flume config doesn't specify a server principal')", "kerberos")
+    else:
+        split = _principal_form(conf, "server-principal", server_principal)
+    if not conf.get("client-principal") and not conf.get("client-keytab"):
+        conf.error("kerberos = true needs client-principal and client-keytab (the principal this sink logs in as "
+                   "and its keytab)", "kerberos")
+        return None
+    ident = kerberos.identity(conf, "client-principal", "client-keytab")
+    if ident is None or split is None:
+        return None
+    return SinkKerberos(ident, *split)

@@ -6,6 +6,7 @@ secure source; a client naming a wrong server principal fails clearly and keeps 
 from __future__ import annotations
 
 import socket
+import time
 import threading
 from pathlib import Path
 
@@ -110,7 +111,9 @@ def test_thriftpy2_client_over_the_sasl_transport(thrift_realm, krb5_env, tmp_pa
     """The API other Thrift clients use (HBase's): thriftpy2's TClient with the pure-Python binary protocol over
     SaslClientTransport(TSocket), auth-conf; a thriftpy2 processor serves on the server half."""
     import thriftpy2
-    from thriftpy2.protocol.binary import TBinaryProtocol  # the pure-Python one (the Cython one needs its own transports)
+    from thriftpy2.protocol.binary import (
+        TBinaryProtocol,  # the pure-Python one (the Cython one needs its own transports)
+    )
     from thriftpy2.rpc import TClient
     from thriftpy2.thrift import TProcessor
     from thriftpy2.transport import TSocket
@@ -159,3 +162,155 @@ def test_thriftpy2_client_over_the_sasl_transport(thrift_realm, krb5_env, tmp_pa
     finally:
         ls.close()
         kerberos.release(lg)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Agents
+
+SOURCE = """\
+{a}.sources = r1
+{a}.channels = c1
+{a}.sinks = out
+{a}.sources.r1.type = thrift
+{a}.sources.r1.bind = 127.0.0.1
+{a}.sources.r1.port = {port}
+{a}.sources.r1.channels = c1
+{a}.sources.r1.kerberos = true
+{a}.sources.r1.agent-principal = {principal}
+{a}.sources.r1.agent-keytab = {keytab}
+{a}.channels.c1.type = memory
+{a}.channels.c1.capacity = 100000
+{a}.channels.c1.transactionCapacity = 1000
+{a}.sinks.out.type = file_roll
+{a}.sinks.out.channel = c1
+{a}.sinks.out.sink.directory = {out}
+{a}.sinks.out.sink.rollInterval = 0
+{a}.sinks.out.sink.batchSize = 1000
+"""
+
+SINK = """\
+{a}.sources = r1
+{a}.channels = c1
+{a}.sinks = k1
+{a}.sources.r1.type = seq
+{a}.sources.r1.totalEvents = {n}
+{a}.sources.r1.batchSize = 100
+{a}.sources.r1.channels = c1
+{a}.channels.c1.type = memory
+{a}.channels.c1.capacity = 100000
+{a}.channels.c1.transactionCapacity = 1000
+{a}.sinks.k1.type = thrift
+{a}.sinks.k1.channel = c1
+{a}.sinks.k1.hostname = 127.0.0.1
+{a}.sinks.k1.port = {port}
+{a}.sinks.k1.batch-size = 200
+{a}.sinks.k1.kerberos = true
+{a}.sinks.k1.client-principal = {principal}
+{a}.sinks.k1.client-keytab = {keytab}
+{a}.sinks.k1.server-principal = {server}
+"""
+
+
+@pytest.fixture
+def agents(tmp_path: Path):
+    """Start pyflume agents, each in its own directory (its properties file and log); killed at the end."""
+    from conftest import AgentProcess
+
+    started: list = []
+
+    def start(text: str, name: str, args: list[str] | None = None):
+        d = tmp_path / f"agent-{name}-{len(started)}"
+        d.mkdir()
+        a = AgentProcess(text, d, name, args).start()
+        started.append(a)
+        return a
+
+    yield start
+    for a in started:
+        a.kill()
+
+
+def _lines(out: Path) -> list[bytes]:
+    from conftest import rolled_lines
+
+    return rolled_lines(out)
+
+
+def _secure_source(agents, thrift_realm, tmp_path: Path, a: str = "src"):
+    from conftest import free_port
+
+    realm, principal, keytab = thrift_realm
+    port = free_port()
+    out = tmp_path / f"out-{a}"
+    out.mkdir()
+    src = agents(SOURCE.format(a=a, port=port, principal=principal, keytab=keytab, out=out), a)
+    src.wait_for_port(port)
+    return src, port, out
+
+
+def test_pyflume_sink_to_pyflume_source_with_kerberos(agents, thrift_realm, krb5_env, tmp_path) -> None:
+    from conftest import assert_exactly_once, wait_for_events
+
+    realm, principal, _ = thrift_realm
+    src, port, out = _secure_source(agents, thrift_realm, tmp_path)
+    n = 20_000
+    snk = agents(SINK.format(a="snk", n=n, port=port, principal=realm.flume, keytab=realm.flume_keytab,
+                             server=principal), "snk")
+    expected = [str(i).encode() for i in range(n)]
+    wait_for_events(expected, lambda: _lines(out), timeout=90, logs=[src, snk])
+    assert snk.terminate() == 0
+    assert src.terminate() == 0
+    assert_exactly_once(expected, _lines(out), logs=[src, snk])
+    assert f"Kerberos login as {realm.flume} " in snk.log()
+    assert f"clients authenticate with Kerberos to {principal}" in src.log()
+
+
+def test_client_without_kerberos_is_refused(agents, thrift_realm, krb5_env, tmp_path) -> None:
+    """A plain Thrift client (framed, no SASL) gets no answer but the refusal; the source says why and goes on."""
+    from agent.core import Event
+    from agent.thrift_rpc import ThriftClient, ThriftError
+
+    src, port, out = _secure_source(agents, thrift_realm, tmp_path)
+    client = ThriftClient("127.0.0.1", port, request_timeout=10)
+    with pytest.raises(ThriftError, match="closed by the peer|failed"):
+        client.append_batch([Event(b"sneaky", {})])
+    src.wait_for_log("refused the connection from 127.0.0.1")
+    assert "did not send a SASL negotiation message" in src.log()
+    assert _lines(out) == []
+
+
+def _metrics(port: int) -> dict:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        return json.loads(r.read())
+
+
+@pytest.mark.parametrize("wrong", ["nosuch/localhost", "flume/localhost"])
+def test_wrong_server_principal_fails_clearly_and_keeps_the_events(agents, thrift_realm, krb5_env, tmp_path,
+                                                                   wrong) -> None:
+    """A principal the KDC does not know: no service ticket; one it knows but the source is not: the source
+    cannot decrypt the ticket and says so (SASL BAD). Either way every event stays in the sink's channel."""
+    from conftest import free_port, wait_for
+
+    realm, _, _ = thrift_realm
+    src, port, out = _secure_source(agents, thrift_realm, tmp_path)
+    n, mport = 500, free_port()
+    server = realm.kdc.principal(wrong)
+    snk = agents(SINK.format(a="snk", n=n, port=port, principal=realm.flume, keytab=realm.flume_keytab,
+                             server=server), "snk",
+                 ["-Dflume.monitoring.type=http", f"-Dflume.monitoring.port={mport}"])
+    want = (f"cannot get a Kerberos service ticket for {server}" if wrong.startswith("nosuch")
+            else "the peer refused the SASL negotiation (BAD): GSSAPI:")
+    snk.wait_for_log(want, timeout=30)
+    snk.wait_for_port(mport)
+    wait_for(lambda: _metrics(mport).get("CHANNEL.c1", {}).get("EventPutSuccessCount") == str(n), 20,
+             "the seq source's events in the channel")
+    snk.wait_for_log(want, timeout=30)
+    time.sleep(2)  # more retries
+    ch = _metrics(mport)["CHANNEL.c1"]
+    assert ch["ChannelSize"] == str(n), ch
+    assert ch.get("EventTakeSuccessCount") == "0", ch
+    assert _lines(out) == []
+    assert "refused the connection from 127.0.0.1" in src.log() or wrong.startswith("nosuch")
