@@ -6,8 +6,8 @@ secure source; a client naming a wrong server principal fails clearly and keeps 
 from __future__ import annotations
 
 import socket
-import time
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -314,3 +314,131 @@ def test_wrong_server_principal_fails_clearly_and_keeps_the_events(agents, thrif
     assert ch.get("EventTakeSuccessCount") == "0", ch
     assert _lines(out) == []
     assert "refused the connection from 127.0.0.1" in src.log() or wrong.startswith("nosuch")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Apache Flume 1.11 as the peer, both ways
+
+FLUME = """\
+fl.sources = t n
+fl.channels = c_in c_out
+fl.sinks = out k
+fl.sources.t.type = thrift
+fl.sources.t.bind = 127.0.0.1
+fl.sources.t.port = {flume_port}
+fl.sources.t.channels = c_in
+fl.sources.t.kerberos = true
+fl.sources.t.agent-principal = {flume_principal}
+fl.sources.t.agent-keytab = {flume_keytab}
+fl.channels.c_in.type = memory
+fl.channels.c_in.capacity = 100000
+fl.channels.c_in.transactionCapacity = 1000
+fl.sinks.out.type = file_roll
+fl.sinks.out.channel = c_in
+fl.sinks.out.sink.directory = {out}
+fl.sinks.out.sink.rollInterval = 0
+fl.sinks.out.sink.batchSize = 1000
+fl.sources.n.type = netcat
+fl.sources.n.bind = 127.0.0.1
+fl.sources.n.port = {netcat_port}
+fl.sources.n.ack-every-event = false
+fl.sources.n.channels = c_out
+fl.channels.c_out.type = memory
+fl.channels.c_out.capacity = 100000
+fl.channels.c_out.transactionCapacity = 1000
+fl.sinks.k.type = thrift
+fl.sinks.k.channel = c_out
+fl.sinks.k.hostname = 127.0.0.1
+fl.sinks.k.port = {our_port}
+fl.sinks.k.batch-size = 500
+fl.sinks.k.kerberos = true
+fl.sinks.k.client-principal = {flume_principal}
+fl.sinks.k.client-keytab = {flume_keytab}
+fl.sinks.k.server-principal = {our_principal}
+"""
+
+OURS = """\
+py.sources = t n
+py.channels = c_in c_out
+py.sinks = out k
+py.sources.t.type = thrift
+py.sources.t.bind = 127.0.0.1
+py.sources.t.port = {our_port}
+py.sources.t.channels = c_in
+py.sources.t.kerberos = true
+py.sources.t.agent-principal = {our_principal}
+py.sources.t.agent-keytab = {our_keytab}
+py.channels.c_in.type = memory
+py.channels.c_in.capacity = 100000
+py.channels.c_in.transactionCapacity = 1000
+py.sinks.out.type = file_roll
+py.sinks.out.channel = c_in
+py.sinks.out.sink.directory = {out}
+py.sinks.out.sink.rollInterval = 0
+py.sinks.out.sink.batchSize = 1000
+py.sources.n.type = netcat
+py.sources.n.bind = 127.0.0.1
+py.sources.n.port = {netcat_port}
+py.sources.n.ack-every-event = false
+py.sources.n.channels = c_out
+py.channels.c_out.type = memory
+py.channels.c_out.capacity = 100000
+py.channels.c_out.transactionCapacity = 1000
+py.sinks.k.type = thrift
+py.sinks.k.channel = c_out
+py.sinks.k.hostname = 127.0.0.1
+py.sinks.k.port = {flume_port}
+py.sinks.k.batch-size = 500
+py.sinks.k.kerberos = true
+py.sinks.k.client-principal = {our_principal}
+py.sinks.k.client-keytab = {our_keytab}
+py.sinks.k.server-principal = {flume_principal}
+"""
+
+def test_flume_and_pyflume_thrift_with_kerberos_both_ways(thrift_realm, krb5_env, agents, tmp_path) -> None:
+    """Flume's thrift sink (SecureThriftRpcClient) → pyflume's secure thrift source, and pyflume's thrift sink →
+    Flume's secure thrift source, at once, every event once. Flume logs its JVM in once (one principal per agent):
+    its source and sink use thriftsrc/localhost; pyflume's agent uses flume/localhost for both. Flume gets only
+    ``-Djava.security.krb5.conf`` (no JAAS file: its login from the keytab serves its SASL server too)."""
+    from conftest import assert_exactly_once, free_port, require_java_peers, send_lines, wait_for, wait_for_events
+    from peers.flume import FlumeAgent
+
+    require_java_peers()
+    realm, flume_principal, flume_keytab = thrift_realm
+    ports = {"flume_port": free_port(), "netcat_port": free_port(), "our_port": free_port()}
+    names = {"flume_principal": flume_principal, "flume_keytab": flume_keytab, "our_principal": realm.flume,
+             "our_keytab": realm.flume_keytab}
+    fl_out, py_out = tmp_path / "fl-out", tmp_path / "py-out"
+    fl_out.mkdir()
+    py_out.mkdir()
+    conf = tmp_path / "flume.conf"
+    conf.write_text(FLUME.format(**ports, **names, out=fl_out))
+    flume = FlumeAgent(conf, "fl", log_path=tmp_path / "flume.log", modules=("hdfs",),  # Hadoop's UGI: flume-ng-auth
+                       sysprops={"java.security.krb5.conf": str(realm.kdc.krb5_conf)}).start()
+    try:
+        flume.wait_for_log("Component type: SOURCE, name: t started", timeout=120)
+        wait_for(lambda: _open(ports["netcat_port"]), timeout=90, what="Flume's netcat port")
+        py_nc = free_port()
+        ours = agents(OURS.format(**{**ports, "netcat_port": py_nc}, **names, out=py_out), "py")
+        ours.wait_for_port(py_nc)
+        ours.wait_for_port(ports["our_port"])
+        n = 5000
+        to_py = [f"from-flume-{i:05d}".encode() for i in range(n)]
+        to_fl = [f"from-pyflume-{i:05d}".encode() for i in range(n)]
+        send_lines(ports["netcat_port"], to_py)
+        send_lines(py_nc, to_fl)
+        wait_for_events(to_py, lambda: _lines(py_out), timeout=120, logs=[flume, ours])
+        wait_for_events(to_fl, lambda: _lines(fl_out), timeout=120, logs=[flume, ours])
+        assert ours.terminate() == 0
+        assert_exactly_once(to_py, _lines(py_out), logs=[flume, ours])
+        assert_exactly_once(to_fl, _lines(fl_out), logs=[flume, ours])
+    finally:
+        flume.stop()
+
+
+def _open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
