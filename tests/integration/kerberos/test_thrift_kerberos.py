@@ -236,26 +236,33 @@ def _lines(out: Path) -> list[bytes]:
     return rolled_lines(out)
 
 
-def _secure_source(agents, thrift_realm, tmp_path: Path, a: str = "src"):
+def _secure_source(agents, thrift_realm, tmp_path: Path, a: str = "src", extra: str = ""):
     from conftest import free_port
 
     realm, principal, keytab = thrift_realm
     port = free_port()
     out = tmp_path / f"out-{a}"
     out.mkdir()
-    src = agents(SOURCE.format(a=a, port=port, principal=principal, keytab=keytab, out=out), a)
+    src = agents(SOURCE.format(a=a, port=port, principal=principal, keytab=keytab, out=out) + extra, a)
     src.wait_for_port(port)
     return src, port, out
 
 
-def test_pyflume_sink_to_pyflume_source_with_kerberos(agents, thrift_realm, krb5_env, tmp_path) -> None:
-    from conftest import assert_exactly_once, wait_for_events
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_pyflume_sink_to_pyflume_source_with_kerberos(agents, thrift_realm, krb5_env, tmp_path, tls) -> None:
+    """Every event once; with ``ssl = true`` too (the SASL negotiation inside TLS, as in Flume)."""
+    from conftest import assert_exactly_once, self_signed, wait_for_events
 
     realm, principal, _ = thrift_realm
-    src, port, out = _secure_source(agents, thrift_realm, tmp_path)
+    src_tls = snk_tls = ""
+    if tls:
+        _, _, p12 = self_signed(tmp_path)
+        src_tls = f"src.sources.r1.ssl = true\nsrc.sources.r1.keystore = {p12}\nsrc.sources.r1.keystore-password = secret\n"
+        snk_tls = "snk.sinks.k1.ssl = true\nsnk.sinks.k1.trust-all-certs = true\n"
+    src, port, out = _secure_source(agents, thrift_realm, tmp_path, extra=src_tls)
     n = 20_000
     snk = agents(SINK.format(a="snk", n=n, port=port, principal=realm.flume, keytab=realm.flume_keytab,
-                             server=principal), "snk")
+                             server=principal) + snk_tls, "snk")
     expected = [str(i).encode() for i in range(n)]
     wait_for_events(expected, lambda: _lines(out), timeout=90, logs=[src, snk])
     assert snk.terminate() == 0
@@ -263,6 +270,7 @@ def test_pyflume_sink_to_pyflume_source_with_kerberos(agents, thrift_realm, krb5
     assert_exactly_once(expected, _lines(out), logs=[src, snk])
     assert f"Kerberos login as {realm.flume} " in snk.log()
     assert f"clients authenticate with Kerberos to {principal}" in src.log()
+    assert ("TLS" in src.log().split("Thrift source r1 started", 1)[1].splitlines()[0]) == tls
 
 
 def test_client_without_kerberos_is_refused(agents, thrift_realm, krb5_env, tmp_path) -> None:
