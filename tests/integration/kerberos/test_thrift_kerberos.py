@@ -450,3 +450,92 @@ def _open(port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+# --------------------------------------------------------------------------------------------------------------
+# libthrift's own SASL transports (Java), every QOP: what HBase's secure Thrift server speaks
+
+_PEER = Path(__file__).parents[2] / "peers" / "java" / "ThriftSaslPeer.java"
+
+
+def _java_peer(realm, mode: str, port: int, qop: str, principal: str, keytab: Path, service: str):
+    import subprocess
+
+    from peers import flume
+
+    cmd = ["java", f"-Djava.security.krb5.conf={realm.kdc.krb5_conf}", "-cp", flume.classpath(), str(_PEER), mode,
+           str(port), qop, service, "localhost", principal, str(keytab)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+@pytest.mark.parametrize("qop", ["auth", "auth-int", "auth-conf"])
+def test_libthrift_sasl_peers_both_ways(thrift_realm, krb5_env, qop) -> None:
+    """agent.thrift_sasl's client against libthrift's TSaslServerTransport, and its server against libthrift's
+    TSaslClientTransport (both logged in from keytabs, Java's GSSAPI), with the QOP asked for on both ends."""
+    import subprocess
+
+    from agent import kerberos, thrift_sasl
+    from conftest import free_port, require_java_peers
+
+    require_java_peers()
+    realm, principal, keytab = thrift_realm
+    lg = kerberos.login(kerberos.Identity(realm.flume, str(realm.flume_keytab)))
+    try:
+        # Python client -> Java server (service thriftsrc/localhost)
+        port = free_port()
+        java = _java_peer(realm, "server", port, qop, principal, keytab, "thriftsrc")
+        try:
+            assert java.stdout is not None
+            line = java.stdout.readline()
+            assert line.strip() == "READY", line + java.stdout.read()
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            conn = thrift_sasl.client(sock, "thriftsrc", "localhost", thrift_sasl.initiator_credentials(lg), qop,
+                                      realm=realm.kdc.realm)
+            assert conn.qop == qop
+            for payload in (b"one", b"two", bytes(range(256)) * 200):
+                conn.write_frame(payload)
+                assert conn.read_frame() == b"echo:" + payload
+            conn.close()
+            out, _ = java.communicate(timeout=60)
+        finally:
+            if java.poll() is None:
+                java.kill()
+        assert java.returncode == 0, out
+        assert f"QOP {qop}\nPEER {realm.flume}\n" in out and out.rstrip().endswith("DONE"), out
+
+        # Java client (flume/localhost) -> Python server (thriftsrc/localhost)
+        with socket.create_server(("127.0.0.1", 0)) as ls:
+            port = ls.getsockname()[1]
+            got: dict = {}
+
+            def serve() -> None:
+                s, _ = ls.accept()
+                s.settimeout(60)
+                try:
+                    c = thrift_sasl.server(s, thrift_sasl.acceptor_credentials(principal, str(keytab)), qop)
+                    got["qop"], got["peer"] = c.qop, c.peer
+                    while True:
+                        try:
+                            frame = c.read_frame()
+                        except EOFError:
+                            break
+                        c.write_frame(b"echo:" + frame)
+                    c.close()
+                except Exception as exc:  # noqa: BLE001 - reported below
+                    got["error"] = exc
+
+            t = threading.Thread(target=serve)
+            t.start()
+            java = _java_peer(realm, "client", port, qop, realm.flume, realm.flume_keytab, "thriftsrc")
+            try:
+                out, _ = java.communicate(timeout=90)
+            except subprocess.TimeoutExpired:
+                java.kill()
+                out, _ = java.communicate()
+            t.join(30)
+        assert java.returncode == 0 and "error" not in got, (out, got)
+        assert got == {"qop": qop, "peer": realm.flume}
+        assert f"QOP {qop}\nDONE" in out, out
+    finally:
+        kerberos.release(lg)
