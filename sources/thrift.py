@@ -88,8 +88,9 @@ class ThriftServerSource(ListeningSource):
                     slots.release()
                 return
             except (OSError, wire.FrameError) as exc:
-                _rate_limited(self.log, f"{self.label} source {self.name}: refused the connection from {peer}: "
-                                        f"{exc}")
+                # the client's host, not its port, in the head: a flood of refused clients logs once per 10 s
+                _rate_limited(self.log, f"{self.label} source {self.name}: refused the connection from {addr[0]} "
+                                        f"(port {addr[1]}): {exc}")
                 if slots is not None:
                     slots.release()
                 return
