@@ -33,6 +33,18 @@ The API (used by the thrift source and sink, and by other Thrift clients such as
   ``transport_class``-style construction) and negotiates on ``open()``;
 - :func:`initiator_credentials` / :func:`acceptor_credentials` make the GSSAPI credentials from a login or a keytab;
   :func:`split_principal` is Flume's ``splitKerberosName`` (``service/host@REALM``, ``_HOST`` resolved).
+
+A client of HBase's secure Thrift server (``hbase/host@REALM``, ``hbase.thrift.security.qop = auth-conf``), say::
+
+    login = kerberos.login(identity)                       # agent.kerberos: the agent's one login, renewed
+    sock = socket.create_connection((host, 9090), timeout=20)
+    conn = thrift_sasl.client(sock, "hbase", host, thrift_sasl.initiator_credentials(login), "auth-conf",
+                              realm="EXAMPLE.COM")         # SaslError when refused, with the server's reason
+    conn.write_frame(call_bytes); reply = conn.read_frame()
+
+or, with thriftpy2, ``TClient(service, thriftpy2.protocol.binary.TBinaryProtocol(SaslClientTransport(TSocket(host,
+port), "hbase", host, lambda: thrift_sasl.initiator_credentials(login), "auth-conf", realm=...)))`` after
+``open()``. Tested against libthrift's own SASL transports (Java's GSSAPI) for every QOP.
 """
 
 from __future__ import annotations
