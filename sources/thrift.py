@@ -17,7 +17,6 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from agent import thrift_rpc as wire
 from agent import thrift_sasl
@@ -149,7 +148,6 @@ class ThriftSource(ThriftServerSource):
         self._tls = ServerTls(conf) if c.ssl else None
         self.kerberos = thrift_sasl.source_identity(conf)
         self.kerberos_identities = [self.kerberos] if self.kerberos else []  # one principal per agent
-        self._acceptor: Any = None
         if c.threads > 0:  # Flume: the selector server's worker pool; with ssl or kerberos, one thread per connection
             slots = threading.BoundedSemaphore(c.threads)
             if c.ssl or c.kerberos:
@@ -162,14 +160,18 @@ class ThriftSource(ThriftServerSource):
             self.ssl_context = self._tls.context()  # OSError naming the file when the key material cannot be read
         if self.kerberos is not None:
             ident = self.kerberos
-            self._acceptor = thrift_sasl.acceptor_credentials(ident.principal, ident.keytab)
+            thrift_sasl.acceptor_credentials(ident.principal, ident.keytab)  # SaslError now when it cannot accept
             self.handshake = self._sasl
             self.log.info("Thrift source %s: clients authenticate with Kerberos to %s (keytab %s)", self.name,
                           ident.principal, ident.keytab)
         super().start()
 
     def _sasl(self, sock: socket.socket) -> wire.FramedConnection:
-        conn = thrift_sasl.server(sock, self._acceptor, "auth", max_frame=self.max_frame)
+        # credentials of its own per connection (cheap: the keytab is read by the library): no GSSAPI handle is
+        # shared between connection threads, and a keytab replaced with new keys is used from the next connection
+        assert self.kerberos is not None
+        creds = thrift_sasl.acceptor_credentials(self.kerberos.principal, self.kerberos.keytab)
+        conn = thrift_sasl.server(sock, creds, "auth", max_frame=self.max_frame)
         self.log.debug("Thrift source %s: %s authenticated", self.name, conn.peer)
         return conn
 
