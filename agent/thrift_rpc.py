@@ -23,7 +23,7 @@ from __future__ import annotations
 import socket
 import ssl
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from agent.core import Event
 from agent.rpc import RpcError
@@ -33,7 +33,7 @@ __all__ = [
     "BINARY", "COMPACT", "PROTOCOLS", "STATUS", "FrameError", "ThriftError", "Call", "FramedConnection",
     "decode_call", "encode_reply", "encode_exception", "encode_call", "decode_status", "ThriftClient",
     "encode_events", "encode_log", "DEFAULT_MAX_FRAME", "FLUME_METHODS", "SCRIBE_METHODS",
-    "THRIFT_PROTOCOL_PROP", "THRIFT_SINK_PROTOCOL_PROP", "KERBEROS_NOT_YET", "flume_protocol",
+    "THRIFT_PROTOCOL_PROP", "THRIFT_SINK_PROTOCOL_PROP", "flume_protocol",
 ]
 
 BINARY = "binary"
@@ -855,11 +855,17 @@ class ThriftClient:
     """A blocking connection to a Flume Thrift source (pyflume's or Apache Flume's, or anything that serves
     Flume's ``ThriftSourceProtocol``): ``append_batch(events)`` returns only when the server answered OK; anything
     else raises ThriftError and closes the connection (the next call opens a new one). Not thread safe: one
-    caller at a time, as Flume's sink."""
+    caller at a time, as Flume's sink.
+
+    ``handshake(sock)``, when given, turns the connected (TLS) socket into the connection carrying the frames:
+    the SASL negotiation of a secure source (:mod:`agent.thrift_sasl`); its exceptions (FrameError, OSError, or
+    ``handshake_errors``) fail the connect with a ThriftError naming the server."""
 
     def __init__(self, host: str, port: int, *, protocol: str = COMPACT, connect_timeout: float = 20.0,
                  request_timeout: float = 20.0, ssl_context: ssl.SSLContext | None = None,
-                 max_frame: int = DEFAULT_MAX_FRAME):
+                 max_frame: int = DEFAULT_MAX_FRAME,
+                 handshake: Callable[[socket.socket], FramedConnection] | None = None,
+                 handshake_errors: tuple[type[Exception], ...] = ()):
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol {protocol!r}: expected binary or compact")
         self.host = host
@@ -869,6 +875,8 @@ class ThriftClient:
         self.request_timeout = request_timeout
         self.ssl_context = ssl_context
         self.max_frame = max_frame
+        self.handshake = handshake
+        self.handshake_errors = handshake_errors
         self.conn: FramedConnection | None = None
         self._seqid = 0
 
@@ -884,8 +892,19 @@ class ThriftClient:
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
         except OSError as exc:
             raise ThriftError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+        if self.handshake is None:
+            sock.settimeout(self.request_timeout)
+            self.conn = FramedConnection(sock, self.max_frame)
+            return
+        try:  # within connect-timeout, as the TLS handshake
+            conn = self.handshake(sock)
+        except (OSError, EOFError, FrameError, *self.handshake_errors) as exc:
+            sock.close()
+            why = "the server closed the connection" if isinstance(exc, EOFError) else (str(exc) or
+                                                                                       type(exc).__name__)
+            raise ThriftError(f"cannot open a secure connection to {self.host}:{self.port}: {why}") from exc
         sock.settimeout(self.request_timeout)
-        self.conn = FramedConnection(sock, self.max_frame)
+        self.conn = conn
 
     def close(self) -> None:
         if self.conn is not None:
@@ -935,9 +954,6 @@ def _status_name(value: int) -> str:
 THRIFT_PROTOCOL_PROP = Prop(
     "protocol", "enum", "compact", "The Thrift protocol; both ends must use the same one.",
     choices={"compact": "TCompactProtocol (Flume's default).", "binary": "TBinaryProtocol."})
-
-KERBEROS_NOT_YET = ("kerberos = true is not supported by pyflume yet (SASL/GSSAPI for Thrift comes with the "
-                    "Kerberos issue); set kerberos = false or leave it out")
 
 
 #: The sink's ``protocol``: Flume's thrift sink (ThriftRpcClient) takes any other value for compact, with a

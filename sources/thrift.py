@@ -1,7 +1,9 @@
 """The Thrift source: receives events over Flume's Thrift RPC (``ThriftSourceProtocol``: ``append``,
 ``appendBatch``) from Thrift sinks (pyflume's or Apache Flume's) and applications using Flume's SDK
 ``ThriftRpcClient`` or :class:`agent.thrift_rpc.ThriftClient`, in the compact (Flume's default) or binary
-protocol, over framed transport, optionally over TLS.
+protocol, over framed transport, optionally over TLS. With ``kerberos = true`` every client authenticates with
+Kerberos first (Thrift's SASL transport with GSSAPI, QOP auth, in place of the framed transport, as Flume's
+secure ThriftSource); a client that does not is told why (SASL BAD) and disconnected.
 
 Each call is committed to the channels before the answer: ``OK`` only after the commit, ``FAILED`` when the
 channels refused (full), so the sender keeps the batch and retries. A connection that sends something that is not
@@ -14,10 +16,12 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 
 from agent import thrift_rpc as wire
+from agent import thrift_sasl
 from agent.core import ChannelException, Event, _rate_limited
-from agent.listen import BIND_PROP, ListeningSource, TcpListener, port_prop, tls_handshake
+from agent.listen import BIND_PROP, HANDSHAKE_TIMEOUT, ListeningSource, TcpListener, port_prop, tls_handshake
 from agent.spec import Conf, Prop, Spec
 from agent.tls import ServerTls, server_tls_props
 
@@ -45,6 +49,9 @@ class ThriftServerSource(ListeningSource):
         self.ssl_context: ssl.SSLContext | None = None
         self.request_slots: threading.BoundedSemaphore | None = None
         self.connection_slots: threading.BoundedSemaphore | None = None
+        #: turns an accepted (TLS) socket into the connection carrying the frames (the SASL negotiation of a
+        #: secure source); None: framed transport at once
+        self.handshake: Callable[[socket.socket], wire.FramedConnection] | None = None
 
     def start(self) -> None:
         listener = TcpListener(self, self.bind, [self.port], self._serve, backlog=1024, keepalive=True,
@@ -68,7 +75,24 @@ class ThriftServerSource(ListeningSource):
             _rate_limited(self.log, f"{self.label} source {self.name}: all {self.config.threads} threads are "
                                     f"serving connections; closing the one from {addr[0]}")
             return
-        conn = wire.FramedConnection(sock, self.max_frame)
+        if self.handshake is None:
+            conn = wire.FramedConnection(sock, self.max_frame)
+        else:
+            try:
+                sock.settimeout(HANDSHAKE_TIMEOUT)
+                conn = self.handshake(sock)
+                sock.settimeout(None)
+            except EOFError:  # a port probe
+                if slots is not None:
+                    slots.release()
+                return
+            except (OSError, wire.FrameError) as exc:
+                # the client's host, not its port, in the head: a flood of refused clients logs once per 10 s
+                _rate_limited(self.log, f"{self.label} source {self.name}: refused the connection from {addr[0]} "
+                                        f"(port {addr[1]}): {exc}")
+                if slots is not None:
+                    slots.release()
+                return
         protocol, methods, strict = self.protocol, self.methods, self.strict
         requests = self.request_slots
         try:
@@ -112,10 +136,7 @@ class ThriftSource(ThriftServerSource):
              "at once; a connection above it is closed), as Flume's Thrift servers do; 0: no limit."),
         wire.THRIFT_PROTOCOL_PROP,
         *server_tls_props("TLS"),
-        Prop("kerberos", "bool", False, "Authenticate clients with Kerberos (SASL/GSSAPI): not supported by "
-             "pyflume yet."),
-        Prop("agent-principal", "str", None, "With kerberos: the principal of this source."),
-        Prop("agent-keytab", "str", None, "With kerberos: the keytab of agent-principal."),
+        *thrift_sasl.SOURCE_KERBEROS_PROPS,
     )
 
     def __init__(self, name: str, conf: Conf):
@@ -125,11 +146,11 @@ class ThriftSource(ThriftServerSource):
         self.port = c.port
         self.protocol = wire.flume_protocol(conf, "thrift source")
         self._tls = ServerTls(conf) if c.ssl else None
-        if c.kerberos:
-            conf.error(wire.KERBEROS_NOT_YET, "kerberos")
-        if c.threads > 0:  # Flume: the selector server's worker pool; with ssl, the thread-per-connection pool
+        self.kerberos = thrift_sasl.source_identity(conf)
+        self.kerberos_identities = [self.kerberos] if self.kerberos else []  # one principal per agent
+        if c.threads > 0:  # Flume: the selector server's worker pool; with ssl or kerberos, one thread per connection
             slots = threading.BoundedSemaphore(c.threads)
-            if c.ssl:
+            if c.ssl or c.kerberos:
                 self.connection_slots = slots
             else:
                 self.request_slots = slots
@@ -137,7 +158,22 @@ class ThriftSource(ThriftServerSource):
     def start(self) -> None:
         if self._tls is not None:
             self.ssl_context = self._tls.context()  # OSError naming the file when the key material cannot be read
+        if self.kerberos is not None:
+            ident = self.kerberos
+            thrift_sasl.acceptor_credentials(ident.principal, ident.keytab)  # SaslError now when it cannot accept
+            self.handshake = self._sasl
+            self.log.info("Thrift source %s: clients authenticate with Kerberos to %s (keytab %s)", self.name,
+                          ident.principal, ident.keytab)
         super().start()
+
+    def _sasl(self, sock: socket.socket) -> wire.FramedConnection:
+        # credentials of its own per connection (cheap: the keytab is read by the library): no GSSAPI handle is
+        # shared between connection threads, and a keytab replaced with new keys is used from the next connection
+        assert self.kerberos is not None
+        creds = thrift_sasl.acceptor_credentials(self.kerberos.principal, self.kerberos.keytab)
+        conn = thrift_sasl.server(sock, creds, "auth", max_frame=self.max_frame)
+        self.log.debug("Thrift source %s: %s authenticated", self.name, conn.peer)
+        return conn
 
     def answer(self, call: wire.Call) -> int:
         events: list[Event] = call.events or []

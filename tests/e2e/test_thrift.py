@@ -284,15 +284,19 @@ a1.sinks.k1.kerberos = true
 """
 
 
-def test_check_reports_kerberos_as_not_yet_and_flumes_protocol_spelling(tmp_path: Path) -> None:
+def test_check_reports_incomplete_kerberos_and_flumes_protocol_spelling(tmp_path: Path) -> None:
     conf = tmp_path / "a1.conf"
     conf.write_text(CHECKED)
     r = subprocess.run(agent_command() + ["--conf-file", str(conf), "--name", "a1", "--check"],
                        capture_output=True, text=True, timeout=60)
     out = r.stdout + r.stderr
     assert r.returncode == 1, out
-    assert (f"{conf}:8: a1.sources.r1 (thrift): kerberos: kerberos = true is not supported by pyflume yet" in out)
-    assert f"{conf}:17: a1.sinks.k1 (thrift): kerberos: kerberos = true is not supported by pyflume yet" in out
+    assert (f"{conf}:9: a1.sources.r1 (thrift): agent-principal: agent-principal is set but agent-keytab is not; "
+            "a login needs the keytab") in out
+    assert (f"{conf}:17: a1.sinks.k1 (thrift): kerberos: kerberos = true needs server-principal, the source's "
+            "principal") in out
+    assert (f"{conf}:17: a1.sinks.k1 (thrift): kerberos: kerberos = true needs client-principal and client-keytab"
+            in out)
     assert (f"{conf}:7: a1.sources.r1 (thrift): protocol: warning: Flume 1.11's thrift source uses the compact "
             "protocol for 'BINARY'") in out
     assert (f"{conf}:16: a1.sinks.k1 (thrift): protocol: warning: 'json' is not a Thrift protocol; Flume 1.11's "
