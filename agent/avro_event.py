@@ -8,9 +8,9 @@ once per message on the Kafka hot path; fastavro's generic writer costs several 
 
 from __future__ import annotations
 
-from agent.core import Event
+from agent.core import Batch, Event
 
-__all__ = ["encode_event", "encode_headers", "encode_long", "decode_event", "AvroEventError"]
+__all__ = ["encode_event", "encode_headers", "encode_long", "decode_event", "decode_uniform_events", "AvroEventError"]
 
 
 class AvroEventError(ValueError):
@@ -84,8 +84,57 @@ def _read_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
 
 def decode_event(data: bytes) -> Event:
     """Parse one datum; raises AvroEventError on anything else (e.g. a plain text message)."""
+    headers, pos = _read_headers(data, 0)
+    body, pos = _read_bytes(data, pos)
+    if pos != len(data):
+        raise AvroEventError(f"{len(data) - pos} bytes after the event")
+    return Event(body, headers)
+
+
+def decode_uniform_events(data: bytes, pos: int = 0) -> tuple[Batch, int] | None:
+    """An ``array<AvroFlumeEvent>`` starting at ``pos`` whose events all have the same headers (often none, or
+    what one interceptor set): a :class:`Batch` (one bodies list, one shared dict) and the position after the
+    array; None as soon as two events' headers differ (the caller then decodes it the general way)."""
+    bodies: list[bytes] = []
+    add = bodies.append
+    same: bytes | None = None  # the header bytes of every event so far
+    shared: dict[str, str] = {}
+    size = len(data)
+    while True:
+        count, pos = _read_long(data, pos)
+        if count == 0:
+            break
+        if count < 0:  # a block with its byte size first
+            count = -count
+            _, pos = _read_long(data, pos)
+        for _ in range(count):
+            if same is not None:
+                if not data.startswith(same, pos):
+                    return None
+                pos += len(same)
+            else:
+                start = pos
+                shared, pos = _read_headers(data, pos)
+                same = data[start:pos]
+            # a body's length is one or two varint bytes up to 8 KiB: read inline; longer ones the general way
+            if pos + 1 < size and (b := data[pos]) < 0x80:
+                n, pos = b, pos + 1
+            elif pos + 2 < size and data[pos + 1] < 0x80:
+                n, pos = (data[pos] & 0x7F) | (data[pos + 1] << 7), pos + 2
+            else:
+                body, pos = _read_bytes(data, pos)
+                add(body)
+                continue
+            end = pos + (n >> 1)
+            if n & 1 or end > size:
+                raise AvroEventError("length out of range")
+            add(data[pos:end])
+            pos = end
+    return Batch(bodies, shared or None), pos
+
+
+def _read_headers(data: bytes, pos: int) -> tuple[dict[str, str], int]:
     headers: dict[str, str] = {}
-    pos = 0
     while True:
         count, pos = _read_long(data, pos)
         if count == 0:
@@ -100,7 +149,4 @@ def decode_event(data: bytes) -> Event:
                 headers[k.decode()] = v.decode()
             except UnicodeDecodeError:
                 raise AvroEventError("header is not UTF-8") from None
-    body, pos = _read_bytes(data, pos)
-    if pos != len(data):
-        raise AvroEventError(f"{len(data) - pos} bytes after the event")
-    return Event(body, headers)
+    return headers, pos

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from agent.avro_event import encode_headers, encode_long
+from agent.avro_event import decode_uniform_events, encode_headers, encode_long
 from agent.core import Batch, Event
 
 __all__ = [
@@ -352,6 +352,11 @@ def decode_request(state: ServerState, payload: bytes) -> tuple[bytes, str | Non
             e = schemaless_reader(stream, EVENT)
             return prefix, name, [Event(e["body"], e["headers"])], "append"
         if name == "appendBatch":
+            start = stream.tell()
+            uniform = decode_uniform_events(payload, start)  # the usual batch: one header set, no Event made
+            if uniform is not None:
+                return prefix, name, uniform[0], "appendBatch"
+            stream.seek(start)
             items = schemaless_reader(stream, EVENTS)
             return prefix, name, [Event(e["body"], e["headers"]) for e in items], "appendBatch"
         return prefix, name, None, "unknown"
