@@ -72,6 +72,7 @@ def server_conf(principal: str, keytab: Path, qop: str) -> dict[str, str]:
         "hbase.thrift.kerberos.principal": principal,
         "hbase.thrift.keytab.file": str(keytab),
         "hbase.thrift.security.qop": qop,
+        "hbase.regionserver.thrift.ipaddress": "127.0.0.1",  # loopback only (the default is every address)
     }
     conf.update(_proxy_user(principal))
     return conf
@@ -125,6 +126,11 @@ class SecureHBase(HBase):
             self.kdc.add(self.principal.split("@")[0], self.keytab)
         super().start(timeout)
         return self
+
+    def stop(self) -> None:
+        """A throwaway cluster: SIGKILL after a short grace (its orderly shutdown waits ~45 s on its chores)."""
+        stop_group(self.thrift_proc, 10)
+        stop_group(self.master, 15)
 
     def ready(self) -> bool:
         """The master finished initialising (meta and namespace assigned: it logs so) and the Thrift server logged
