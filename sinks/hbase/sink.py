@@ -253,6 +253,14 @@ class _HBaseSinkBase(BatchSink):
                 f"stay in the channel.")
         self._checked = True
 
+    def _secure_hint(self, exc: BaseException) -> str:
+        """A secure Thrift server reads a plain call as the header of a huge SASL message and never answers: say so
+        when a call without Kerberos times out."""
+        if self.kerberos is None and isinstance(exc, TimeoutError):
+            return ("; if the Thrift server is secure (hbase.thrift.security.qop set), it waits for a SASL "
+                    "negotiation: set kerberosPrincipal and kerberosKeytab")
+        return ""
+
     def start(self) -> None:
         self.counter.started()
         try:
@@ -263,7 +271,7 @@ class _HBaseSinkBase(BatchSink):
             self.log.info("HBase sink %s started: table %s, column family %s, Thrift server %s:%d%s", self.name,
                           self.table, self.family, *self.targets[self._next_target], who)
         except Exception as exc:  # noqa: BLE001 - the sink still runs; each batch retries and reports
-            self.log.error("%s", exc)
+            self.log.error("%s%s", exc, self._secure_hint(exc))
             self._disconnect()
 
     def stop(self) -> None:
@@ -327,7 +335,8 @@ class _HBaseSinkBase(BatchSink):
         except Exception as exc:  # noqa: BLE001 - socket errors, timeouts, Thrift transport errors
             self._disconnect()
             raise EventDeliveryException(f"HBase sink {self.name}: lost the Thrift server while writing "
-                                         f"{len(events)} events: {exc or type(exc).__name__}") from None
+                                         f"{len(events)} events: {exc or type(exc).__name__}"
+                                         f"{self._secure_hint(exc)}") from None
         return len(puts) if self.count_puts else None
 
 

@@ -129,8 +129,8 @@ class SecureHBase(HBase):
 
     def stop(self) -> None:
         """A throwaway cluster: SIGKILL after a short grace (its orderly shutdown waits ~45 s on its chores)."""
-        stop_group(self.thrift_proc, 10)
-        stop_group(self.master, 15)
+        stop_group(self.thrift_proc, 5)
+        stop_group(self.master, 5)
 
     def ready(self) -> bool:
         """The master finished initialising (meta and namespace assigned: it logs so) and the Thrift server logged

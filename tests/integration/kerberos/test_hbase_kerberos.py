@@ -97,6 +97,16 @@ def test_an_unauthenticated_thrift_client_is_refused(secure_hbase) -> None:
     assert "PLAIN" in reason, reason
 
 
+def test_a_sink_without_kerberos_is_told_the_server_may_be_secure(run_agent, realm, secure_hbase) -> None:
+    table = "kerberos_plain"
+    secure_hbase.admin.create_table(table, "f")
+    text = "\n".join(ln for ln in _conf(secure_hbase, realm, table, 10).splitlines() if "kerberos" not in ln.split("=")[0])
+    agent = run_agent(text + "\na1.sinks.k1.timeout = 2000\n")
+    agent.wait_for_log("it waits for a SASL negotiation: set kerberosPrincipal and kerberosKeytab", timeout=30)
+    assert _payloads(secure_hbase, table) == []
+    assert agent.terminate() == 0
+
+
 def test_a_qop_the_server_does_not_offer_is_refused(run_agent, realm, secure_hbase, krb5_env) -> None:
     """The server wants auth-conf; a sink that accepts only auth says there is no common protection layer."""
     table = "kerberos_qop"
