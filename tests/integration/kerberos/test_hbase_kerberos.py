@@ -74,6 +74,28 @@ def test_writes_every_event_once_as_the_keytab_principal(run_agent, realm, secur
     assert agent.terminate() == 0
 
 
+def test_the_default_server_principal_is_hbase_at_the_thrift_host(run_agent, realm, secure_hbase, krb5_env) -> None:
+    """The `hbase` sink type without thrift.kerberos.principal: hbase/_HOST, _HOST being the host named in `thrift`
+    (the Thrift server's own canonical host name, as its SASL service is hbase@<that name>)."""
+    import socket
+
+    host = secure_hbase.cluster.host
+    try:
+        if socket.gethostbyname(host) != "127.0.0.1":
+            pytest.skip(f"this host's canonical name {host} is not 127.0.0.1, where the Thrift server listens")
+    except OSError:
+        pytest.skip(f"this host's canonical name {host} does not resolve")
+    n, table = 500, "kerberos_default_principal"
+    secure_hbase.admin.create_table(table, "f")
+    text = "\n".join(ln for ln in _conf(secure_hbase, realm, table, n, "hbase").splitlines()
+                     if "thrift.kerberos.principal" not in ln)
+    agent = run_agent(text.replace(secure_hbase.thrift, f"{host}:{secure_hbase.cluster.thrift_port}") + "\n")
+    expected = [str(i) for i in range(n)]
+    wait_for_events(expected, lambda: _payloads(secure_hbase, table), timeout=90, logs=[agent], every=2)
+    assert_exactly_once(expected, _payloads(secure_hbase, table), logs=[agent])
+    assert agent.terminate() == 0
+
+
 def test_an_unauthenticated_thrift_client_is_refused(secure_hbase) -> None:
     """happybase without SASL gets no answer: the server reads its call's first bytes as a SASL message header (a
     16 MB negotiation message) and never runs it. A SASL client offering another mechanism than GSSAPI is told
