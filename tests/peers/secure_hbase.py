@@ -11,7 +11,8 @@ is about authentication.
 
 One principal, ``hbase/<host>``, serves the three: HBase 2.6.1's Thrift server offers SASL as ``hbase@<host>``, where
 ``<host>`` is Java's canonical name of this machine (``DNS.getDefaultHost``), not the principal's host part, so the
-principal must be that host's (``java_host``); a Thrift client asks for that service principal.
+principal must be that host's (``java_host``); a Thrift client asks for that service principal. The Thrift server's
+is configured as ``hbase/_HOST@REALM``, so that a wrong guess of the host fails its login at start, by name.
 
 Client side: ``KerberosClient`` is HBase's own Java client (``java/HBaseKerberosClient.java``) logged in from a keytab,
 one JVM kept running for the session, that creates tables and reads them back.
@@ -69,7 +70,9 @@ def server_conf(principal: str, keytab: Path, qop: str) -> dict[str, str]:
         "hbase.master.keytab.file": str(keytab),
         "hbase.regionserver.kerberos.principal": principal,
         "hbase.regionserver.keytab.file": str(keytab),
-        "hbase.thrift.kerberos.principal": principal,
+        # _HOST: the Thrift server substitutes the host it also offers SASL on, so a wrong guess of java_host()
+        # shows as a failed login (no such key in the keytab) instead of a SASL failure at the first client
+        "hbase.thrift.kerberos.principal": f"{principal.split('/')[0]}/_HOST@{principal.rsplit('@', 1)[1]}",
         "hbase.thrift.keytab.file": str(keytab),
         "hbase.thrift.security.qop": qop,
         "hbase.regionserver.thrift.ipaddress": "127.0.0.1",  # loopback only (the default is every address)
@@ -138,12 +141,13 @@ class SecureHBase(HBase):
         if "Master has completed initialization" not in self.log("master"):
             return False
         thrift = self.log("thrift")
-        if f"Login successful for user {self.principal}" not in thrift:
-            if "Login successful for user" in thrift:
-                raise RuntimeError(f"the Thrift server logged in as another principal than {self.principal}:\n"
-                                   f"{thrift[-3000:]}")
-            return False
-        return True
+        if f"Login successful for user {self.principal}" in thrift:
+            return True
+        if "Login successful for user" in thrift or "Login failure" in thrift:
+            raise RuntimeError(f"the Thrift server did not log in as {self.principal}, the principal this peer made "
+                               f"for it: Java's canonical name of this host is not {self.host} (Python's reverse "
+                               f"lookup of {socket.gethostname()}):\n{thrift[-3000:]}")
+        return False
 
 
 class KerberosClient:
