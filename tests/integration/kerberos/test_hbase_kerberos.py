@@ -72,6 +72,26 @@ def test_writes_every_event_once_as_the_keytab_principal(run_agent, realm, secur
     # the Thrift server ran the calls as the principal's short name
     assert "Effective user: flume" in secure_hbase.cluster.log("thrift")
     assert agent.terminate() == 0
+    if sink == "hbase2":  # the same rows through the Thrift server, over SASL, as flume (happybase's scan)
+        assert _thrift_rows(secure_hbase, realm, table) == secure_hbase.rows(table)
+
+
+def _thrift_rows(secure_hbase, realm, table: str) -> dict:  # noqa: ANN001
+    from agent import kerberos
+    from agent.thrift_sasl import initiator_credentials
+    from sinks.hbase.thrift import sasl_connection, server_principal
+
+    login = kerberos.login(kerberos.Identity(realm.flume, str(realm.flume_keytab)))
+    try:
+        conn = sasl_connection("127.0.0.1", secure_hbase.cluster.thrift_port, 30000, "binary",
+                               server_principal(secure_hbase.thrift_principal, "127.0.0.1"),
+                               lambda: initiator_credentials(login), "auth-conf")
+        try:
+            return dict(conn.table(table).scan(batch_size=5000))
+        finally:
+            conn.close()
+    finally:
+        kerberos.release(login)
 
 
 def test_the_default_server_principal_is_hbase_at_the_thrift_host(run_agent, realm, secure_hbase, krb5_env) -> None:
