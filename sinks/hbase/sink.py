@@ -11,15 +11,23 @@ One batch is one transaction: the serializer turns the events into puts and incr
 rolls the batch back and the runner backs off; the connection is dropped and the next batch reconnects, trying
 each Thrift server in turn. A table or column family that does not exist is reported by name, and the events stay
 in the channel until it does.
+
+With ``kerberosPrincipal`` and ``kerberosKeytab`` (Flume's properties) the sink logs in from the keytab
+(agent.kerberos: a private credential cache, renewed; one login per agent) and reaches a secure Thrift server
+(``hbase.thrift.security.qop``) over Thrift's SASL transport with GSSAPI (agent.thrift_sasl), which runs the calls
+as the principal's short name. A login or SASL failure fails the batch like any other connection failure: the events
+stay in the channel and the runner backs off.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from agent import registry
+from agent import kerberos, registry
 from agent.core import BatchSink, Event, EventDeliveryException
+from agent.kerberos import KerberosLoginError
 from agent.spec import Conf, ConfigError, Prop, Spec
+from agent.thrift_sasl import SaslError
 from sinks.hbase.serializers import HbaseEventSerializer
 from sinks.hbase.thrift import (
     THRIFT_DEFAULT_PORT,
@@ -27,6 +35,8 @@ from sinks.hbase.thrift import (
     first_line,
     hbase_thrift,
     io_error_text,
+    sasl_connection,
+    server_principal,
     thrift_targets,
 )
 
@@ -69,8 +79,22 @@ class _HBaseSinkBase(BatchSink):
                  "Serializer class: Flume's Simple or Regex serializer names, or a dotted Python path to a "
                  "subclass of sinks.hbase.HbaseEventSerializer."),
             Prop("serializer.", prefix=True, doc="Options of the serializer."),
-            Prop("kerberosPrincipal", "str", None, "Kerberos principal; not supported yet (rejected when set)."),
-            Prop("kerberosKeytab", "str", None, "Kerberos keytab; not supported yet (rejected when set)."),
+            Prop("kerberosPrincipal", "str", None,
+                 "Kerberos principal to log in as (name/_HOST@REALM: _HOST becomes this host's name); needs "
+                 "kerberosKeytab. The Thrift server is then reached over SASL/GSSAPI (HBase's "
+                 "hbase.thrift.security.qop) and runs the calls as this principal's short name. One principal "
+                 "per agent, as in Flume."),
+            Prop("kerberosKeytab", "str", None, "Keytab file holding the key of kerberosPrincipal; checked by "
+                 "--check (it exists, is readable and holds the principal)."),
+            Prop("thrift.kerberos.principal", "str", "hbase/_HOST",
+                 "pyflume, with kerberosPrincipal: the Thrift server's principal (its "
+                 "hbase.thrift.kerberos.principal), service/host[@REALM]; _HOST becomes the host of the `thrift` "
+                 "server being connected to, in lower case. Without a realm, the one krb5.conf maps the host to."),
+            Prop("thrift.security.qop", "str", "auth-conf,auth-int,auth",
+                 "pyflume, with kerberosPrincipal: the SASL qualities of protection accepted, in order of "
+                 "preference (auth: authentication only, auth-int: signed, auth-conf: encrypted); the server's "
+                 "hbase.thrift.security.qop must be one of them. Set auth-conf to refuse a server that does not "
+                 "encrypt."),
             *extra,
         )
 
@@ -83,17 +107,19 @@ class _HBaseSinkBase(BatchSink):
         self.table_b = self.table.encode()
         self.family: str = c.column_family or ""
         self.family_b = self.family.encode()
-        for prop, value in (("kerberosPrincipal", c.kerberos_principal), ("kerberosKeytab", c.kerberos_keytab)):
-            if value:
-                conf.error("Kerberos is not supported yet by pyflume's HBase sinks (the Thrift server is reached "
-                           "without SASL); remove it or front HBase with an unsecured Thrift server on a trusted "
-                           "network", prop)
         self.timeout_ms: int = c.timeout
         self.wal: bool = c.enable_wal
         self.coalesce: bool = c.coalesce_increments
         self.transport: str = c.thrift_transport
         self.protocol: str = c.thrift_protocol
         self.targets = self._thrift_servers(conf)
+        self.kerberos = kerberos.identity(conf, "kerberosPrincipal", "kerberosKeytab")
+        self.kerberos_identities = [self.kerberos] if self.kerberos else []  # one principal per agent (config)
+        self.qop = ""
+        self.server_principal = c.thrift_kerberos_principal
+        self._login: kerberos.Login | None = None
+        if c.kerberos_principal or c.kerberos_keytab:  # checked even when the pair itself is wrong
+            self._check_sasl(conf)
         self.serializer: HbaseEventSerializer | None = None
         try:
             cls = registry.resolve("hbase_serializer", c.serializer)
@@ -106,6 +132,24 @@ class _HBaseSinkBase(BatchSink):
         self._next_target = 0
         self._checked = False
         self._heads: dict[bytes, bytes] = {}  # encoded Mutation prefix per column (encode_mutate_rows)
+
+    def _check_sasl(self, conf: Conf) -> None:
+        """The SASL settings that go with kerberosPrincipal: a known QOP list, a service principal, no framing."""
+        from agent.thrift_sasl import parse_qop
+
+        c = self.config
+        try:
+            self.qop = ",".join(parse_qop(c.thrift_security_qop))
+        except ValueError as exc:
+            conf.error(str(exc), "thrift.security.qop")
+        try:
+            server_principal(self.server_principal, "host")
+        except ValueError as exc:
+            conf.error(f"{exc}; e.g. hbase/_HOST@EXAMPLE.COM (the Thrift server's hbase.thrift.kerberos.principal)",
+                       "thrift.kerberos.principal")
+        if self.transport == "framed":
+            conf.error("HBase's Thrift server does not offer SASL over the framed transport (it refuses to start "
+                       "with -f and hbase.thrift.security.qop); remove thrift.transport = framed", "thrift.transport")
 
     def _thrift_servers(self, conf: Conf) -> list[tuple[str, int]]:
         """The Thrift servers to try in turn: ``thrift``, else the zookeeperQuorum hosts on the Thrift default port,
@@ -132,16 +176,38 @@ class _HBaseSinkBase(BatchSink):
 
     # -- connection -----------------------------------------------------------------------------------------
 
-    def _connect(self) -> None:
+    def _credentials(self):  # noqa: ANN202 - gssapi.Credentials
+        """GSSAPI credentials of the Kerberos login (made on first use, shared with the agent's other components);
+        KerberosLoginError while the KDC refuses it or cannot be reached (retried with backoff)."""
+        from agent.thrift_sasl import initiator_credentials
+
+        if self._login is None:
+            self._login = kerberos.login(self.kerberos)  # type: ignore[arg-type]
+        return initiator_credentials(self._login)
+
+    def _open(self, host: str, port: int):  # noqa: ANN202 - a happybase.Connection
         import happybase
 
+        if self.kerberos is None:
+            return happybase.Connection(host, port, timeout=self.timeout_ms, transport=self.transport,
+                                        protocol=self.protocol, autoconnect=True)
+        return sasl_connection(host, port, self.timeout_ms, self.protocol,
+                               server_principal(self.server_principal, host), self._credentials, self.qop)
+
+    def _connect(self) -> None:
         errors = []
         n = len(self.targets)
+        if self.kerberos is not None:
+            try:
+                self._credentials()
+            except (KerberosLoginError, SaslError) as exc:
+                self.counter.add(connection_failed=1)
+                raise EventDeliveryException(f"HBase sink {self.name}: {exc}; the events stay in the channel "
+                                             "until a login works") from None
         for i in range(n):
             host, port = self.targets[(self._next_target + i) % n]
             try:
-                conn = happybase.Connection(host, port, timeout=self.timeout_ms, transport=self.transport,
-                                            protocol=self.protocol, autoconnect=True)
+                conn = self._open(host, port)
             except Exception as exc:  # noqa: BLE001 - socket and Thrift errors alike: try the next server
                 errors.append(f"{host}:{port}: {exc or type(exc).__name__}")
                 continue
@@ -187,19 +253,32 @@ class _HBaseSinkBase(BatchSink):
                 f"stay in the channel.")
         self._checked = True
 
+    def _secure_hint(self, exc: BaseException) -> str:
+        """A secure Thrift server reads a plain call as the header of a huge SASL message and never answers: say so
+        when a call without Kerberos times out."""
+        if self.kerberos is None and isinstance(exc, TimeoutError):
+            return ("; if the Thrift server is secure (hbase.thrift.security.qop set), it waits for a SASL "
+                    "negotiation: set kerberosPrincipal and kerberosKeytab")
+        return ""
+
     def start(self) -> None:
         self.counter.started()
         try:
             self._connect()
             self._check_table()
-            self.log.info("HBase sink %s started: table %s, column family %s, Thrift server %s:%d", self.name,
-                          self.table, self.family, *self.targets[self._next_target])
+            sasl = getattr(getattr(self._conn, "transport", None), "conn", None)
+            who = f" as {self.kerberos.principal} (SASL/GSSAPI, QOP {sasl.qop})" if self.kerberos and sasl else ""
+            self.log.info("HBase sink %s started: table %s, column family %s, Thrift server %s:%d%s", self.name,
+                          self.table, self.family, *self.targets[self._next_target], who)
         except Exception as exc:  # noqa: BLE001 - the sink still runs; each batch retries and reports
-            self.log.error("%s", exc)
+            self.log.error("%s%s", exc, self._secure_hint(exc))
             self._disconnect()
 
     def stop(self) -> None:
         self._disconnect()
+        if self._login is not None:
+            kerberos.release(self._login)
+            self._login = None
         self.counter.stopped()
 
     # -- delivery -------------------------------------------------------------------------------------------
@@ -256,7 +335,8 @@ class _HBaseSinkBase(BatchSink):
         except Exception as exc:  # noqa: BLE001 - socket errors, timeouts, Thrift transport errors
             self._disconnect()
             raise EventDeliveryException(f"HBase sink {self.name}: lost the Thrift server while writing "
-                                         f"{len(events)} events: {exc or type(exc).__name__}") from None
+                                         f"{len(events)} events: {exc or type(exc).__name__}"
+                                         f"{self._secure_hint(exc)}") from None
         return len(puts) if self.count_puts else None
 
 

@@ -11,7 +11,7 @@ from agent.spec import ConfigError
 from sinks.hbase.serializers import Put
 
 __all__ = ["THRIFT_DEFAULT_PORT", "thrift_targets", "encode_mutate_rows", "hbase_thrift", "io_error_text",
-           "first_line"]
+           "first_line", "server_principal", "sasl_connection"]
 
 THRIFT_DEFAULT_PORT = 9090
 
@@ -72,6 +72,50 @@ def hbase_thrift():  # noqa: ANN202 - the generated module
     import Hbase_thrift
 
     return Hbase_thrift
+
+
+def server_principal(pattern: str, host: str) -> tuple[str, str, str]:
+    """The Thrift server's principal as (service, host, realm) from ``pattern`` (``service/_HOST[@REALM]``, or a
+    fixed ``service/host[@REALM]``): ``_HOST`` is the server's host name as the sink names it, in lower case, as
+    Hadoop clients substitute it (``SecurityUtil.getServerPrincipal``). The realm is empty when the pattern has none
+    (the Kerberos library maps the host to its realm). ValueError for a principal that is not service/host."""
+    name, at, realm = pattern.strip().rpartition("@")
+    if not at:
+        name, realm = pattern.strip(), ""
+    service, slash, inst = name.partition("/")
+    if not slash or not service or not inst or "/" in inst:
+        raise ValueError(f"'{pattern}' is not a service principal of the form service/host[@REALM]")
+    return service, host.lower() if inst == "_HOST" else inst, realm
+
+
+def sasl_connection(host: str, port: int, timeout_ms: int, protocol: str, principal: tuple[str, str, str],
+                    credentials, qop: str):  # noqa: ANN001, ANN201 - a callable giving GSSAPI credentials; happybase
+    """An open happybase Connection to the Thrift server at ``host:port`` over Thrift's SASL transport (GSSAPI,
+    agent.thrift_sasl), as HBase's secure Thrift server (``hbase.thrift.security.qop``) expects: authenticated to
+    ``principal`` (service, host, realm) with ``credentials()``, quality of protection the first of ``qop`` (a comma
+    list) the server offers. The protocol is thriftpy2's pure-Python one: its Cython protocols take only its own
+    transports."""
+    import happybase
+    from thriftpy2.protocol.binary import TBinaryProtocol
+    from thriftpy2.protocol.compact import TCompactProtocol
+    from thriftpy2.thrift import TClient
+    from thriftpy2.transport import TSocket
+
+    from agent.thrift_sasl import SaslClientTransport
+
+    conn = happybase.Connection(host, port, timeout=timeout_ms, autoconnect=False)
+    service, server_host, realm = principal
+    sock = TSocket(host=host, port=port, socket_timeout=timeout_ms, connect_timeout=timeout_ms)
+    conn.transport = SaslClientTransport(sock, service, server_host, credentials, qop, realm=realm)
+    proto = TCompactProtocol(conn.transport, decode_response=False) if protocol == "compact" else \
+        TBinaryProtocol(conn.transport, decode_response=False)
+    conn.client = TClient(hbase_thrift().Hbase, proto)
+    try:
+        conn.open()
+    except BaseException:
+        conn.transport.close()
+        raise
+    return conn
 
 
 def io_error_text(exc: BaseException) -> str:

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from . import maven, stop_group
 
@@ -53,8 +54,10 @@ class HBase:
     """HBase standalone on loopback: ``zk_quorum`` is ``127.0.0.1:<port>``, ``thrift`` the Thrift server's
     ``host:port``."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, conf: dict[str, str] | None = None, jvm: list[str] | None = None):
         self.workdir = Path(workdir)
+        self.extra_conf = dict(conf or {})  # added to (and overriding) hbase-site.xml's properties
+        self.extra_jvm = list(jvm or [])
         self.zk_port = _free_port()
         self.thrift_port = _free_port()
         self.master: subprocess.Popen[bytes] | None = None
@@ -89,8 +92,10 @@ class HBase:
             # a small machine: keep the background chores quiet
             "hbase.regionserver.handler.count": "10",
             "hbase.master.procedure.threads": "2",
+            **self.extra_conf,
         }
-        body = "".join(f"<property><name>{k}</name><value>{v}</value></property>\n" for k, v in props.items())
+        body = "".join(f"<property><name>{escape(k)}</name><value>{escape(v)}</value></property>\n"
+                       for k, v in props.items())
         (conf / "hbase-site.xml").write_text(f"<?xml version=\"1.0\"?>\n<configuration>\n{body}</configuration>\n")
         (conf / "log4j.properties").write_text(
             "log4j.rootLogger=WARN, stdout\nlog4j.appender.stdout=org.apache.log4j.ConsoleAppender\n"
@@ -102,7 +107,7 @@ class HBase:
 
     def _java(self, heap: str, main: str, *args: str) -> list[str]:
         conf = self._write_conf()
-        return ["java", f"-Xmx{heap}", *JVM_FLAGS, f"-Dlog4j.configuration=file:{conf / 'log4j.properties'}",
+        return ["java", f"-Xmx{heap}", *JVM_FLAGS, *self.extra_jvm, f"-Dlog4j.configuration=file:{conf / 'log4j.properties'}",
                 f"-Dhbase.log.dir={self.workdir / 'logs'}", "-cp", f"{conf}:{classpath()}", main, *args]
 
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
@@ -125,25 +130,29 @@ class HBase:
             time.sleep(0.3)
         self.thrift_proc = self._spawn("thrift", self._java(
             "512m", "org.apache.hadoop.hbase.thrift.ThriftServer", "-p", str(self.thrift_port), "start"))
-        import happybase
-
         while True:
             self._check_alive(self.master, "master", deadline)
             self._check_alive(self.thrift_proc, "thrift", deadline)
-            if _port_open(self.thrift_port):
-                try:
-                    conn = happybase.Connection("127.0.0.1", self.thrift_port, timeout=20000)
-                    try:
-                        # a table operation proves the master has finished initialising (meta assigned)
-                        if b"pyflume_probe" not in conn.tables():
-                            conn.create_table("pyflume_probe", {"f": {}})
-                        conn.table("pyflume_probe").put(b"r", {b"f:c": b"1"})
-                        return self
-                    finally:
-                        conn.close()
-                except Exception:  # noqa: BLE001 - still starting: retry until the deadline
-                    pass
+            if _port_open(self.thrift_port) and self.ready():
+                return self
             time.sleep(1)
+
+    def ready(self) -> bool:
+        """Does HBase serve? A table operation through the Thrift server proves the master has finished
+        initialising (meta assigned)."""
+        import happybase
+
+        try:
+            conn = happybase.Connection("127.0.0.1", self.thrift_port, timeout=20000)
+            try:
+                if b"pyflume_probe" not in conn.tables():
+                    conn.create_table("pyflume_probe", {"f": {}})
+                conn.table("pyflume_probe").put(b"r", {b"f:c": b"1"})
+                return True
+            finally:
+                conn.close()
+        except Exception:  # noqa: BLE001 - still starting: retry until the deadline
+            return False
 
     def _check_alive(self, proc: subprocess.Popen[bytes] | None, name: str, deadline: float) -> None:
         if proc is not None and proc.poll() is not None:

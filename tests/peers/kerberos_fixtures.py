@@ -144,3 +144,46 @@ def kerberos_client_env(realm: Realm, secure_hdfs: SecureHDFS, monkeypatch: pyte
     monkeypatch.setenv("HADOOP_CONF_DIR", str(secure_hdfs.conf_dir))
     monkeypatch.setenv("KRB5_CONFIG", str(realm.kdc.krb5_conf))
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'no-tickets'}")
+
+
+@dataclass
+class SecureHBaseFixture:
+    """A secure HBase (Kerberos, SASL on its Thrift server) and HBase's Java client as its service principal."""
+
+    cluster: object  # peers.secure_hbase.SecureHBase
+    admin: object  # peers.secure_hbase.KerberosClient as hbase/<host>: creates tables, reads them back
+    realm: Realm
+
+    @property
+    def thrift(self) -> str:
+        """The Thrift server's address for a sink's `thrift` property (it listens on 127.0.0.1 only)."""
+        return f"127.0.0.1:{self.cluster.thrift_port}"
+
+    @property
+    def thrift_principal(self) -> str:
+        """The Thrift server's principal, hbase/<this host's Java canonical name>@REALM."""
+        return self.cluster.principal
+
+    def rows(self, table: str) -> dict[bytes, dict[bytes, bytes]]:
+        return self.admin.scan(table)
+
+
+@pytest.fixture(scope="session")
+def secure_hbase(realm: Realm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureHBaseFixture]:
+    """One secure HBase 2.6.1 standalone + Thrift server (hbase.thrift.security.qop = auth-conf) for the session;
+    skips without java/mvn (and without the KDC's tools, through ``realm``)."""
+    from conftest import require_java_peers
+
+    require_java_peers()
+    from peers.secure_hbase import KerberosClient, SecureHBase
+
+    work = tmp_path_factory.mktemp("secure-hbase")
+    cluster = SecureHBase(work / "hbase", realm.kdc, qop="auth-conf").start()
+    admin = None
+    try:
+        admin = KerberosClient(cluster, cluster.principal, cluster.keytab, work / "clients")
+        yield SecureHBaseFixture(cluster, admin, realm)
+    finally:
+        if admin is not None:
+            admin.close()
+        cluster.stop()

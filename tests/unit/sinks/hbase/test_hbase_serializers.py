@@ -81,7 +81,8 @@ a1.sinks.k1.serializer.rowKeyIndex = 0
 """)
     text = "\n".join(errors)
     assert "h.conf:11: a1.sinks.k1 (asynchbase): thrift: 'h1:90x' is not host:port" in text
-    assert "h.conf:12: a1.sinks.k1 (asynchbase): kerberosPrincipal: Kerberos is not supported yet" in text
+    assert "h.conf:12: a1.sinks.k1 (asynchbase): kerberosPrincipal: kerberosPrincipal is set but " \
+        "kerberosKeytab is not" in text
     assert "h.conf:13: a1.sinks.k1 (asynchbase): batchSize: 0 is too small" in text
     assert "h.conf:17: a1.sinks.k1 (asynchbase): serializer.rowKeyIndex: Column at 0 must be ROW_KEY and is ts" in text
     assert any("async.hbase.client.retries.number: warning: asynchbase client settings" in w for w in warnings)
