@@ -13,10 +13,11 @@ import json
 import re
 from dataclasses import dataclass, field
 from email.message import Message
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
-from agent.core import Component, Event, _rate_limited
+from agent.core import Batch, Component, Event, _rate_limited
 from agent.spec import Conf, Prop, Spec
 
 __all__ = [
@@ -158,11 +159,15 @@ class JSONHandler(HTTPSourceHandler):
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _utf8_events(data: list[Any]) -> list[Event] | None:
+def _utf8_events(data: list[Any]) -> Sequence[Event] | None:
     """The common request, made fast: UTF-8, every item an object whose headers (if any) are all strings and whose
-    body is a string. None as soon as an item is anything else; the general loop then checks and reports it."""
-    events = []
-    append = events.append
+    body is a string. None as soon as an item is anything else; the general loop then checks and reports it.
+    When every item has the same headers (often none) the result is a Batch: no Event made per item."""
+    bodies: list[bytes] = []
+    heads: list[dict[str, str]] = []
+    add_body, add_head = bodies.append, heads.append
+    first: dict[str, str] | None = None
+    uniform = True
     for item in data:
         if item.__class__ is not dict:
             return None
@@ -174,8 +179,16 @@ def _utf8_events(data: list[Any]) -> list[Event] | None:
             headers = {}
         elif headers.__class__ is not dict or (headers and not all(v.__class__ is str for v in headers.values())):
             return None
-        append(Event(body.encode(), headers))
-    return events
+        add_body(body.encode())
+        add_head(headers)
+        if uniform:
+            if first is None:
+                first = headers
+            elif headers != first:
+                uniform = False
+    if uniform:
+        return Batch(bodies, first)
+    return list(map(Event, bodies, heads))
 
 
 def _json_kind(value: Any) -> str:

@@ -7,7 +7,7 @@ import socket
 from typing import Any
 
 from agent import registry
-from agent.core import ChannelException, _rate_limited
+from agent.core import Batch, ChannelException, _rate_limited
 from agent.listen import ListeningSource, TcpListener, port_prop, tls_handshake
 from agent.spec import Conf, ConfigError, Prop, Spec
 from agent.tls import ServerTls, server_tls_props
@@ -121,7 +121,9 @@ class HTTPSource(ListeningSource):
     def answer(self, request: HTTPRequest) -> tuple[int, str]:
         """Flume's FlumeHTTPServlet.doPost: status and message for one request."""
         try:
-            events = list(self.handler.get_events(request))
+            events = self.handler.get_events(request)
+            if type(events) is not list and type(events) is not Batch:  # a custom handler's iterable
+                events = list(events)
         except HTTPBadRequestError as exc:
             self.counter.add(event_read_fail=1)
             _rate_limited(self.log, f"Source {self.name}: bad request from client {request.client_address[0]}: "
