@@ -1,8 +1,12 @@
 """``python -m bench``: run every case on pyflume and on Apache Flume 1.11, alternating, and publish the medians.
 
-Each case runs at two sizes — a short burst and a sustained run — because the JVM needs time to warm up and
-neither side should be flattered. Every run counts events at the destination and checks the exact set (nothing
-lost, nothing duplicated) before its figures count.
+Each case runs at two sizes, a short burst and a sustained run, and every run first warms its own agent process
+up with a batch of its own (counted in full at the destination before the clock starts), so neither side is
+flattered: not pyflume by a cold JVM, not Flume by pyflume's start-up. Every run reports a steady-state rate (first
+sample in the flow → last) and an end-to-end one (first byte → last event), counts events at the destination at
+most ten times a second from the harness's own process, and checks what the destination allows before its figures
+count: the exact set of ids where it can be read back, the exact count where it cannot (``Case.check``).
+``--profile CASE`` runs one case on pyflume under py-spy with the same setup.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,9 +41,101 @@ def cache_dir() -> Path:
     return path
 
 
-def run_once(system: str, case: Case, n: int) -> dict:
+#: The harness reads the destination's count (the agent's HTTP metrics, the output files' sizes, an endpoint's
+#: stats) from its own process, at most once per POLL seconds: ten requests a second is all the agent serves for
+#: the benchmark, and no thread of the harness runs inside it.
+POLL = 0.1
+
+
+class Profiler:
+    """py-spy attached to the agent from the end of its warm-up to the last event counted."""
+
+    def __init__(self, output: Path, fmt: str = "speedscope", rate: int = 100):
+        self.output, self.fmt, self.rate = output, fmt, rate
+        self.proc: subprocess.Popen | None = None
+
+    def command(self, pid: int | str) -> list[str]:
+        spy = Path(sys.executable).parent / "py-spy"
+        return [str(spy) if spy.exists() else "py-spy", "record", "--pid", str(pid), "--output", str(self.output),
+                "--format", self.fmt, "--rate", str(self.rate), "--threads", "--nonblocking"]
+
+    def start(self, pid: int) -> None:
+        self.proc = subprocess.Popen(self.command(pid), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.5)  # py-spy attaches and takes its first sample
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"py-spy exited at once: {self.proc.stderr.read().decode(errors='replace')[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        try:
+            _, err = self.proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        if not self.output.exists():
+            raise RuntimeError(f"py-spy wrote no {self.output}: {err.decode(errors='replace')[-2000:]}")
+
+
+class Counter:
+    """Reads one run's destination count, never twice within POLL seconds."""
+
+    def __init__(self, case: Case, ctx: Ctx, alive):
+        self.case, self.ctx, self.alive = case, ctx, alive
+        self.last = -POLL
+
+    def until(self, target: int, what: str, timeout: float,
+              samples: list[tuple[float, int]] | None = None) -> tuple[float, int]:
+        """Read the count every POLL s until it reaches ``target``; the (time, count) that did.
+
+        Each sample's time is the middle of its read (an HTTP request to the agent takes a millisecond or two)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            time.sleep(max(0.0, self.last + POLL - time.monotonic()))
+            before = self.last = time.monotonic()
+            got = self.case.delivered(self.ctx)
+            now = (before + time.monotonic()) / 2
+            if samples is not None:
+                samples.append((now, got))
+            if got >= target:
+                return now, got
+            if now > deadline or not self.alive():
+                raise RuntimeError(f"{what}: {got} of {target} events counted")
+
+
+def rates(samples: list[tuple[float, int]], t0: float, base: int, total: int, self_generating: bool) -> dict:
+    """The run's figures from its samples (the first is (t0, base), the last the one that saw ``total``).
+
+    Steady state: the events counted between the first and the last sample taken while events were arriving
+    (count past ``base`` and short of ``total``; for a self-generating source (t0, base) is one of them), over the
+    time between those two samples; None when fewer than two samples fell inside the flow. End to end: every
+    measured event over first byte (t0) → last event counted; the last event's time is interpolated at the steady
+    rate from the last sample in the flow, and is never later than the sample that saw it."""
+    t_hit = samples[-1][0]
+    flow = [(t, c) for t, c in samples[1:-1] if base < c < total]
+    if self_generating:
+        flow.insert(0, (t0, base))
+    steady = None
+    if len(flow) >= 2 and flow[-1][0] > flow[0][0] and flow[-1][1] > flow[0][1]:
+        steady = (flow[-1][1] - flow[0][1]) / (flow[-1][0] - flow[0][0])
+    t_end = t_hit
+    if steady:
+        t_end = min(t_hit, flow[-1][0] + (total - flow[-1][1]) / steady)
+    seconds = max(t_end - t0, 1e-6)
+    return {"seconds": seconds, "eps": (total - base) / seconds, "steady": steady, "flow_samples": len(flow),
+            "steady_seconds": flow[-1][0] - flow[0][0] if steady else None}
+
+
+def run_once(system: str, case: Case, n: int, warm: int = 0, profile: Profiler | None = None) -> dict:
+    """``warm`` warm-up events, then ``n`` measured ones, through one agent process (two for the chains).
+
+    The warm-up batch is pushed and counted in full at the destination before the measured input starts and the
+    clock with it (for a self-generating source: the clock starts at the first sample past ``warm`` events); the
+    destination's check covers both batches."""
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-{case.name}-{system}-"))
-    ctx = Ctx(tmp, n, free_port(), free_port())
+    total = warm + n
+    ctx = Ctx(tmp, total, free_port(), free_port(), warm=warm)
     try:
         case.prepare(ctx, cache_dir())
         conf = tmp / "agent.conf"
@@ -51,42 +149,55 @@ def run_once(system: str, case: Case, n: int) -> dict:
             wait_port(spec[2], helper.alive)
         run = Running(system, conf, sysprops={"flume.monitoring.type": "http", "flume.monitoring.port": str(ctx.mport)})
         pids = [run.pid] + ([helper.pid] if helper else [])
+
+        def alive() -> bool:
+            return run.alive() and (helper is None or helper.alive())
+
         try:
             case.ready(ctx, run.alive)
-            poll = 0.02 if case.self_generating else 0.005
-            feeder = threading.Thread(target=case.feed, args=(ctx,), daemon=True)
-            cpu0 = sum(cpu_seconds(p) for p in pids)
-            t0 = time.monotonic()
-            base = 0
-            feeder.start()
-            seen_first = not case.self_generating
-            deadline = t0 + max(180.0, n / 10_000)
-            while True:
-                got = case.delivered(ctx)
-                now = time.monotonic()
-                if not seen_first and got > 0:
-                    if got >= n:
-                        raise RuntimeError(f"{system} {case.name}: all {n} events were done before the first "
-                                           f"count; too few events to measure, raise --burst")
-                    seen_first, t0, base, cpu0 = True, now, got, sum(cpu_seconds(p) for p in pids)
-                if got >= n:
-                    break
-                if now > deadline or not run.alive():
-                    raise RuntimeError(f"{system} {case.name}: {got} of {n} events after {now - t0:.0f} s\n"
-                                       f"{run.log()[-3000:]}")
-                time.sleep(poll)
-            elapsed = max(now - t0, 1e-6)
-            cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+            timeout = max(180.0, total / 10_000)
+            what = f"{system} {case.name}"
+            try:
+                counter = Counter(case, ctx, alive)
+                if case.self_generating:
+                    t0, base = counter.until(max(warm, 1), f"{what} warm-up", timeout)
+                    if base >= total:
+                        raise RuntimeError(f"{what}: all {total} events were done by the first count past the "
+                                           f"warm-up; too few events to measure, raise --burst")
+                    if profile is not None:
+                        profile.start(run.pid)
+                    cpu0 = sum(cpu_seconds(p) for p in pids)
+                else:
+                    case.feed_warmup(ctx)
+                    _, got = counter.until(warm, f"{what} warm-up", timeout)
+                    if got != warm:
+                        raise AssertionError(f"{what}: {got} events counted after a warm-up of {warm}")
+                    if profile is not None:
+                        profile.start(run.pid)
+                    feeder = threading.Thread(target=case.feed, args=(ctx,), daemon=True)
+                    cpu0 = sum(cpu_seconds(p) for p in pids)
+                    t0, base = time.monotonic(), warm
+                    feeder.start()
+                samples = [(t0, base)]
+                counter.until(total, what, timeout, samples)
+                cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+            except RuntimeError as exc:
+                raise RuntimeError(f"{exc}\n{run.log()[-3000:]}") from None
+            finally:
+                if profile is not None:
+                    profile.stop()
             rss = sum(peak_rss_mb(p) for p in pids)
-            feeder.join(10)
+            if not case.self_generating:
+                feeder.join(10)
             case.verify(ctx)
         finally:
             run.stop()
             if helper is not None:
                 helper.stop()
-        counted = n - base
-        return {"system": system, "case": case.name, "n": n, "seconds": elapsed, "eps": counted / elapsed,
-                "mbps": counted * case.line_size / elapsed / 1e6, "cpu": cpu, "rss": rss}
+        figures = rates(samples, t0, base, total, case.self_generating)
+        return {"system": system, "case": case.name, "n": n, "warm": warm, **figures,
+                "mbps": figures["eps"] * case.line_size / 1e6, "cpu": cpu, "rss": rss, "check": case.check,
+                "samples": len(samples), "poll": POLL}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -145,32 +256,49 @@ def fmt(x: float, spec: str, suffix: str = "") -> str:
     return f"{x:{spec}}{suffix}" if x == x else "–"
 
 
+CHECKS = {"ids": "ids, once each", "count": "not checked (count only)"}
+
+
+def steady_med(rows: list[dict]) -> tuple[float, int]:
+    """The median steady-state rate over the runs that have one, and how many do."""
+    have = [r["steady"] for r in rows if r.get("steady")]
+    return (statistics.median(have) if have else float("nan")), len(have)
+
+
+def fmt_steady(rows: list[dict]) -> str:
+    value, k = steady_med(rows)
+    return fmt_int(value) + (f" ({k} of {len(rows)})" if rows and 0 < k < len(rows) else "")
+
+
 def table(results: list[dict], latencies: list[dict], systems: tuple[str, ...]) -> str:
     lines = [
-        "| Case | Events | pyflume events/s | Flume events/s | ratio | pyflume MB/s | Flume MB/s "
+        "| Case | Events | Exact set at the destination | pyflume steady events/s | Flume steady events/s "
+        "| steady ratio | pyflume end-to-end events/s | Flume end-to-end events/s | end-to-end ratio "
         "| pyflume CPU s | Flume CPU s | pyflume peak RSS MB | Flume peak RSS MB | RSS ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     keys = []
     for r in results:
-        if (r["case"], r["n"]) not in keys:
+        if r["system"] != "ceiling" and (r["case"], r["n"]) not in keys:
             keys.append((r["case"], r["n"]))
     for case, n in keys:
         mine = [r for r in results if r["case"] == case and r["n"] == n and r["system"] == "pyflume"]
         theirs = [r for r in results if r["case"] == case and r["n"] == n and r["system"] == "flume"]
+        check = CHECKS.get((mine or theirs)[0].get("check", ""), "?")
+        steady_ratio = ratio_of(steady_med(mine)[0], steady_med(theirs)[0])
         ratio = ratio_of(med(mine, "eps"), med(theirs, "eps"))
         rss_ratio = ratio_of(med(mine, "rss"), med(theirs, "rss"))
         lines.append(
-            f"| {ALL[case].title} | {n:,} | {fmt_int(med(mine, 'eps'))} | {fmt_int(med(theirs, 'eps'))} "
-            f"| {fmt(ratio, '.2f', '×')} | {fmt(med(mine, 'mbps'), '.1f')} | {fmt(med(theirs, 'mbps'), '.1f')} "
-            f"| {fmt(med(mine, 'cpu'), '.2f')} | {fmt(med(theirs, 'cpu'), '.2f')} | {fmt(med(mine, 'rss'), '.0f')} "
-            f"| {fmt(med(theirs, 'rss'), '.0f')} | {fmt(rss_ratio, '.2f')} |"
+            f"| {ALL[case].title} | {n:,} | {check} | {fmt_steady(mine)} | {fmt_steady(theirs)} "
+            f"| {fmt(steady_ratio, '.2f', '×')} | {fmt_int(med(mine, 'eps'))} | {fmt_int(med(theirs, 'eps'))} "
+            f"| {fmt(ratio, '.2f', '×')} | {fmt(med(mine, 'cpu'), '.2f')} | {fmt(med(theirs, 'cpu'), '.2f')} "
+            f"| {fmt(med(mine, 'rss'), '.0f')} | {fmt(med(theirs, 'rss'), '.0f')} | {fmt(rss_ratio, '.2f')} |"
         )
     ceilings = [k for k in keys if any(r["case"] == k[0] and r["n"] == k[1] and r["system"] == "ceiling"
                                        for r in results)]
     if ceilings:
-        lines += ["", "| Case | Events | pyflume events/s | client ceiling events/s | pyflume / ceiling "
-                  "| Flume events/s |", "|---|---:|---:|---:|---:|---:|"]
+        lines += ["", "| Case | Events | pyflume end-to-end events/s | client ceiling events/s | pyflume / ceiling "
+                  "| Flume end-to-end events/s |", "|---|---:|---:|---:|---:|---:|"]
         for case, n in ceilings:
             rows = [r for r in results if r["case"] == case and r["n"] == n]
             mine = med([r for r in rows if r["system"] == "pyflume"], "eps")
@@ -187,6 +315,10 @@ def table(results: list[dict], latencies: list[dict], systems: tuple[str, ...]) 
             rate = latencies[0]["rate"]
             lines.append(f"| {ALL[case].title} | {rate:,} | {med(mine, 'p50'):.1f} | {med(mine, 'p99'):.1f} "
                          f"| {med(theirs, 'p50'):.1f} | {med(theirs, 'p99'):.1f} |")
+    commands = list(dict.fromkeys(r["command"] for r in results if r.get("command")))
+    if commands:
+        lines += ["", "Each case's rows (both sizes, both systems) come from one command line:", ""]
+        lines += [f"- `{c}`" for c in commands]
     return "\n".join(lines)
 
 
@@ -205,24 +337,50 @@ def machine() -> str:
 
 def write_results(path: Path, args: argparse.Namespace, results: list[dict], latencies: list[dict]) -> None:
     v = versions()
-    raw = ["| system | case | events | seconds | events/s | CPU s | peak RSS MB |",
-           "|---|---|---:|---:|---:|---:|---:|"]
+    raw = ["| system | case | warm-up events | events | steady events/s (samples in the flow) | end-to-end seconds "
+           "| end-to-end events/s | end-to-end MB/s | CPU s | peak RSS MB |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        raw.append(f"| {r['system']} | {r['case']} | {r['n']:,} | {r['seconds']:.2f} | {r['eps']:,.0f} "
-                   f"| {r['cpu']:.2f} | {r['rss']:.0f} |")
+        steady = f"{r['steady']:,.0f} ({r['flow_samples']})" if r.get("steady") else \
+            ("–" if "flow_samples" not in r else f"– ({r['flow_samples']})")
+        raw.append(f"| {r['system']} | {r['case']} | {r.get('warm', 0):,} | {r['n']:,} | {steady} "
+                   f"| {r['seconds']:.2f} | {r['eps']:,.0f} | {r['mbps']:.1f} | {r['cpu']:.2f} | {r['rss']:.0f} |")
     text = f"""# Benchmark results: pyflume against Apache Flume 1.11
 
-Measured {datetime.date.today().isoformat()} by `python -m bench{' --quick' if args.quick else ''}` on {machine()}.
+Measured {datetime.date.today().isoformat()} by `python -m bench{' --quick' if args.quick else ''}` on {machine()}
+(each case's exact command line is under the table).
 Versions: pyflume {v['pyflume']} on Python {v['python']}; {v['flume']} on {v['java']}.
 
 Method: each case runs the same properties file on both systems (only the agent binary differs) with the same
-generated input, alternating pyflume and Flume, {args.runs} runs each after one warm-up run per system; figures
-are medians. Events are counted at the destination and the exact set is checked after every run (nothing lost,
-nothing duplicated). Events/s is measured from the first byte sent (from the first event counted, for the
-self-generating seq source) to the last event counted at the destination; CPU seconds cover the same window;
-peak RSS is the process's VmHWM (summed over both agents in the two-agent avro chain). Input lines are 100 bytes
-unless the case says otherwise. Latency is measured with paced input stamped at send time and the output tailed
-every millisecond. Rows with "–" for Flume were run for pyflume only (`--systems pyflume`). Flume's hdfs sink runs
+generated input, alternating pyflume and Flume, {args.runs} runs each; figures are medians. Every run warms its own
+agent process up first: the harness pushes a warm-up batch (as many events as the burst row, ids before the
+measured ones) and waits until the destination has counted all of it; only then does the measured input start,
+and the clock with it, in the same process(es), so Flume's JIT is warm in every row. A self-generating source (seq,
+the Kafka source on its pre-filled topic) makes the warm-up events itself and the clock starts at the first count
+past them.
+
+The harness counts events at the destination from its own process, ten times a second at most: the agent's HTTP
+JSON metrics (channel take count) for a null, hdfs, Kafka or HBase sink, the output files' sizes for file_roll,
+the endpoint's stats for the http sink; no harness thread runs inside an agent. Two rates per run:
+
+- **steady**: events counted between the first and the last sample taken while events were arriving at the
+  destination, over the time between those samples: neither start-up, warm-up nor either side's poll delays
+  count. "–" when fewer than two samples fell inside the flow (a run shorter than about 0.2 s); "(k of N)" when
+  only k of the N runs had one. The steady ratio is pyflume's median over Flume's.
+- **end-to-end**: the measured events over first byte sent (for a self-generating source, the first count past
+  the warm-up) → last event counted at the destination, the last event's time interpolated within the final
+  0.1 s poll at the steady rate (never later than the poll that saw it). It includes the agents' own poll and
+  batch delays; the end-to-end ratio is pyflume's median over Flume's.
+
+"Exact set at the destination" says what each run checks once it is over, covering the warm-up batch too: "ids,
+once each" where the destination can be read back (file_roll files, Hive rows, the http endpoint's ids): every
+id present once, nothing lost, nothing duplicated; "not checked (count only)" where it cannot (null sink; the
+hdfs, Kafka and HBase sinks here are checked by the channel's take count, the topic's record count or the table's
+row count): the count must be exact, the ids are not seen. CPU seconds cover the end-to-end window; peak RSS is
+the process's VmHWM over the whole run, warm-up included (summed over both agents in the two-agent chains). Input
+lines are 100 bytes unless the case says otherwise. Latency is measured with paced input stamped at send time and
+the output tailed every millisecond. Rows with "–" for Flume were run for pyflume only (`--systems pyflume`).
+Under the table, one `python -m bench` command line per case reproduces its rows. Flume's hdfs sink runs
 with its flume-hdfs-sink module and hadoop-client 3.3.6 on the classpath and talks Hadoop RPC to the mini cluster
 (hflush per batch); pyflume's talks HDFS RPC through hdfs-native (hsync per batch), or WebHDFS in the "via WebHDFS"
 rows. Cases measured in separate invocations are merged with `--merge` (bench/results.json keeps every run).
@@ -265,6 +423,23 @@ def render_saved(output: Path = HERE / "RESULTS.md") -> None:
     write_results(output, argparse.Namespace(quick=False, runs=3), saved["runs"], saved["latencies"])
 
 
+PROFILE_FORMATS = {"speedscope": "speedscope.json", "raw": "txt", "flamegraph": "svg", "chrometrace": "json"}
+
+
+def profile_main(args: argparse.Namespace, case: Case, sustained: int, warmup: int) -> int:
+    """One pyflume run of ``case`` with the bench's own setup (properties, input, warm-up), under py-spy."""
+    n = args.profile_events or sustained * case.scale * case.scale_sustained
+    out = args.output.parent / f"profile-{case.name}-{n}.{PROFILE_FORMATS[args.profile_format]}"
+    profiler = Profiler(out, args.profile_format, args.profile_rate)
+    r = run_once("pyflume", case, n, warmup * case.scale, profile=profiler)
+    steady = f"{r['steady']:,.0f}" if r.get("steady") else "–"
+    print(f"{case.name} n={n:,} pyflume under py-spy ({' '.join(profiler.command('PID')[1:])}): "
+          f"steady {steady} events/s, end-to-end {r['eps']:,.0f} events/s, CPU {r['cpu']:.2f} s "
+          f"(sampling slows the agent; these figures are not comparable with the table's)", file=sys.stderr)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 runs, burst and 1M sustained, under 5 minutes")
@@ -279,21 +454,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     parser.add_argument("--merge", action="store_true",
                         help="keep the other cases' runs from bench/results.json and replace only the cases run now")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="warm-up events each agent process takes before the clock starts, times the case's "
+                             "scale (default: --burst)")
+    parser.add_argument("--profile", metavar="CASE", default=None,
+                        help="run CASE once on pyflume under py-spy (from the end of the warm-up to the last event) "
+                             "and write the profile beside --output; nothing else runs, RESULTS.md is not written")
+    parser.add_argument("--profile-format", default="speedscope", choices=PROFILE_FORMATS,
+                        help="py-spy's output format (raw: collapsed stacks, for flamegraph.pl or inferno)")
+    parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
+    parser.add_argument("--profile-events", type=int, default=None,
+                        help="measured events in the profiled run (default: --sustained, times the case's scales)")
     args = parser.parse_args(argv)
     args.runs = args.runs or (3 if args.quick else 5)
     sustained = args.sustained or (1_000_000 if args.quick else 2_000_000)
+    warmup = args.burst if args.warmup is None else args.warmup
+    if args.profile:
+        return profile_main(args, ALL[args.profile], sustained, warmup)
     systems = tuple(s for s in args.systems.split(",") if s)
     known = {**CASES, **EXTRA_CASES}
     cases = [known[c] for c in args.cases.split(",") if c]
     results: list[dict] = []
     latencies: list[dict] = []
     for case in cases:
-        for system in systems:
-            print(f"warm-up {case.name} on {system}", file=sys.stderr)
-            try:
-                run_once(system, case, min(args.burst, 100_000) * case.scale)
-            except RuntimeError as exc:  # a warm-up only primes caches; its figures are not used
-                print(f"warm-up {case.name} on {system}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        # the command line that reproduces this case's rows (both sizes, both systems, with its latency probe)
+        command = (f"python -m bench --cases {case.name} --systems {','.join(systems)} --runs {args.runs} "
+                   f"--burst {args.burst} --sustained {sustained} --warmup {warmup}"
+                   + (f" --latency-rate {args.latency_rate}" if case.has_latency else "")
+                   + (" --quick" if args.quick else ""))
         if hasattr(case, "ceiling"):
             ceiling_once(case, min(args.burst, 100_000) * case.scale)  # the destination warms up for it too
         for n in (args.burst * case.scale, sustained * case.scale * case.scale_sustained):
@@ -304,10 +492,14 @@ def main(argv: list[str] | None = None) -> int:
                 if i % 2 == 0 and hasattr(case, "ceiling"):
                     order = order[-1:] + order[:-1]
                 for system in order:
-                    r = ceiling_once(case, n) if system == "ceiling" else run_once(system, case, n)
+                    r = ceiling_once(case, n) if system == "ceiling" else \
+                        run_once(system, case, n, warmup * case.scale)
+                    r["command"] = command
                     results.append(r)
-                    print(f"{case.name} n={n:,} run {i + 1} {system}: {r['eps']:,.0f} events/s, "
-                          f"CPU {r['cpu']:.2f} s, peak RSS {r['rss']:.0f} MB", file=sys.stderr)
+                    steady = f"{r['steady']:,.0f}" if r.get("steady") else "–"
+                    print(f"{case.name} n={n:,} run {i + 1} {system}: steady {steady} events/s, end-to-end "
+                          f"{r['eps']:,.0f} events/s, CPU {r['cpu']:.2f} s, peak RSS {r['rss']:.0f} MB",
+                          file=sys.stderr)
         for _ in range((1 if args.quick else 3) if case.has_latency else 0):
             for system in systems:
                 lat = latency_once(system, case, args.latency_rate, 3.0)
