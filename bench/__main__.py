@@ -284,7 +284,8 @@ def table(results: list[dict], latencies: list[dict], systems: tuple[str, ...]) 
     for case, n in keys:
         mine = [r for r in results if r["case"] == case and r["n"] == n and r["system"] == "pyflume"]
         theirs = [r for r in results if r["case"] == case and r["n"] == n and r["system"] == "flume"]
-        check = CHECKS.get((mine or theirs)[0].get("check", ""), "?")
+        first = (mine or theirs)[0]
+        check = CHECKS[first["check"]] if "check" in first else "(earlier method: no warm-up, no steady rate)"
         steady_ratio = ratio_of(steady_med(mine)[0], steady_med(theirs)[0])
         ratio = ratio_of(med(mine, "eps"), med(theirs, "eps"))
         rss_ratio = ratio_of(med(mine, "rss"), med(theirs, "rss"))
@@ -337,10 +338,11 @@ def machine() -> str:
 
 def write_results(path: Path, args: argparse.Namespace, results: list[dict], latencies: list[dict]) -> None:
     v = versions()
-    warms = {r["warm"] for r in results if "warm" in r}
-    warmup_text = (f"{warms.pop():,} events" if len(warms) == 1 else
-                   "as many events as `--warmup` in the case's command line under the table, times the case's "
-                   "scale: five times for seq → memory → null")
+    per_scale = {r["warm"] // ALL[r["case"]].scale for r in results if "warm" in r}
+    scaled = sorted({ALL[r["case"]].title for r in results if "warm" in r and ALL[r["case"]].scale != 1})
+    warmup_text = (f"{per_scale.pop():,} events" + (f" ({', '.join(scaled)}: times the case's scale, five)"
+                                                    if scaled else "")
+                   if len(per_scale) == 1 else "`--warmup` events in the case's command line, times its scale")
     raw = ["| system | case | warm-up events | events | steady events/s (samples in the flow) | end-to-end seconds "
            "| end-to-end events/s | end-to-end MB/s | CPU s | peak RSS MB |",
            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -357,11 +359,10 @@ Versions: pyflume {v['pyflume']} on Python {v['python']}; {v['flume']} on {v['ja
 
 Method: each case runs the same properties file on both systems (only the agent binary differs) with the same
 generated input, alternating pyflume and Flume, {args.runs} runs each; figures are medians. Every run warms its own
-agent process up first: the harness pushes a warm-up batch ({warmup_text}, ids before the measured ones) and waits
-until the destination has counted all of it; only then does the measured input start,
-and the clock with it, in the same process(es), so Flume's JIT is warm in every row. A self-generating source (seq,
-the Kafka source on its pre-filled topic) makes the warm-up events itself and the clock starts at the first count
-past them.
+agent process up first: the harness pushes a warm-up batch (ids before the measured ones) and waits until the
+destination has counted all of it; only then do the measured input and the clock start, in the same process(es),
+so Flume's JIT is warm in every row. A self-generating source (seq, the Kafka source on its pre-filled topic) makes
+the warm-up events itself and the clock starts at the first count past them. Warm-up: {warmup_text}.
 
 The harness counts events at the destination from its own process, ten times a second at most: the agent's HTTP
 JSON metrics (channel take count) for a null, hdfs, Kafka or HBase sink, the output files' sizes for file_roll,
@@ -391,8 +392,9 @@ rows. Cases measured in separate invocations are merged with `--merge` (bench/re
 
 Kafka cases run against one Apache Kafka 3.7.1 broker (KRaft, same machine, started by the harness), a fresh
 topic with one partition per run; Flume uses its own flume-kafka-source/sink 1.11 (kafka-clients 2.7.2), pyflume
-librdkafka; each with its default client settings. The Kafka source case pre-fills the topic and measures from the
-first event counted; the sink case also checks the topic's record count after every run.
+librdkafka; each with its default client settings. The Kafka source case pre-fills the topic (warm-up and measured
+records) and measures from the first count past the warm-up; the sink case also checks the topic's record count
+after every run.
 
 HBase cases run against one Apache HBase 2.6.1 (standalone master and Thrift server, same machine, started by the
 harness), a fresh one-region table per run. Flume uses its own flume-ng-hbase2-sink 1.11 with hbase-client 2.6.1
