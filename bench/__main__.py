@@ -84,6 +84,8 @@ class Counter:
     def __init__(self, case: Case, ctx: Ctx, alive):
         self.case, self.ctx, self.alive = case, ctx, alive
         self.last = -POLL
+        #: the longest read so far, in seconds: a sample's time is uncertain by half of it
+        self.slowest = 0.0
 
     def until(self, target: int, what: str, timeout: float,
               samples: list[tuple[float, int]] | None = None) -> tuple[float, int]:
@@ -95,7 +97,9 @@ class Counter:
             time.sleep(max(0.0, self.last + POLL - time.monotonic()))
             before = self.last = time.monotonic()
             got = self.case.delivered(self.ctx)
-            now = (before + time.monotonic()) / 2
+            after = time.monotonic()
+            now = (before + after) / 2
+            self.slowest = max(self.slowest, after - before)
             if samples is not None:
                 samples.append((now, got))
             if got >= target:
@@ -197,7 +201,7 @@ def run_once(system: str, case: Case, n: int, warm: int = 0, profile: Profiler |
         figures = rates(samples, t0, base, total, case.self_generating)
         return {"system": system, "case": case.name, "n": n, "warm": warm, **figures,
                 "mbps": figures["eps"] * case.line_size / 1e6, "cpu": cpu, "rss": rss, "check": case.check,
-                "samples": len(samples), "poll": POLL}
+                "samples": len(samples), "poll": POLL, "slowest_read_ms": counter.slowest * 1000}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -344,13 +348,14 @@ def write_results(path: Path, args: argparse.Namespace, results: list[dict], lat
                                                     if scaled else "")
                    if len(per_scale) == 1 else "`--warmup` events in the case's command line, times its scale")
     raw = ["| system | case | warm-up events | events | steady events/s (samples in the flow) | end-to-end seconds "
-           "| end-to-end events/s | end-to-end MB/s | CPU s | peak RSS MB |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| end-to-end events/s | end-to-end MB/s | CPU s | peak RSS MB | slowest count read ms |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         steady = f"{r['steady']:,.0f} ({r['flow_samples']})" if r.get("steady") else \
             ("–" if "flow_samples" not in r else f"– ({r['flow_samples']})")
         raw.append(f"| {r['system']} | {r['case']} | {r.get('warm', 0):,} | {r['n']:,} | {steady} "
-                   f"| {r['seconds']:.2f} | {r['eps']:,.0f} | {r['mbps']:.1f} | {r['cpu']:.2f} | {r['rss']:.0f} |")
+                   f"| {r['seconds']:.2f} | {r['eps']:,.0f} | {r['mbps']:.1f} | {r['cpu']:.2f} | {r['rss']:.0f} "
+                   f"| {fmt(r.get('slowest_read_ms', float('nan')), '.1f')} |")
     text = f"""# Benchmark results: pyflume against Apache Flume 1.11
 
 Measured {datetime.date.today().isoformat()} by `python -m bench{' --quick' if args.quick else ''}` on {machine()}
@@ -366,7 +371,8 @@ the warm-up events itself and the clock starts at the first count past them. War
 
 The harness counts events at the destination from its own process, ten times a second at most: the agent's HTTP
 JSON metrics (channel take count) for a null, hdfs, Kafka or HBase sink, the output files' sizes for file_roll,
-the endpoint's stats for the http sink; no harness thread runs inside an agent. Two rates per run:
+the endpoint's stats for the http sink; no harness thread runs inside an agent. A sample's time is the middle of
+its read (the slowest read of each run is in "Every run"). Two rates per run:
 
 - **steady**: events counted between the first and the last sample taken while events were arriving at the
   destination, over the time between those samples: neither start-up, warm-up nor either side's poll delays
