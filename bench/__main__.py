@@ -41,9 +41,10 @@ def cache_dir() -> Path:
     return path
 
 
-#: The harness reads the destination's count (the agent's HTTP metrics, the output files' sizes, an endpoint's
-#: stats) from its own process, at most once per POLL seconds: ten requests a second is all the agent serves for
-#: the benchmark, and no thread of the harness runs inside it.
+#: The harness reads the destination's count from its own process, at most once per ``case.poll`` seconds: never
+#: more often than POLL when the agent serves the count (its HTTP metrics, ten requests a second at most) or another
+#: process does; the output files' sizes, read without asking any process, every FILE_POLL. No thread of the
+#: harness runs inside an agent.
 POLL = 0.1
 
 
@@ -79,11 +80,12 @@ class Profiler:
 
 
 class Counter:
-    """Reads one run's destination count, never twice within POLL seconds."""
+    """Reads one run's destination count, never twice within ``case.poll`` seconds."""
 
     def __init__(self, case: Case, ctx: Ctx, alive):
         self.case, self.ctx, self.alive = case, ctx, alive
-        self.last = -POLL
+        self.poll = case.poll
+        self.last = -self.poll
         #: the longest read so far, in seconds: a sample's time is uncertain by half of it
         self.slowest = 0.0
 
@@ -94,7 +96,7 @@ class Counter:
         Each sample's time is the middle of its read (an HTTP request to the agent takes a millisecond or two)."""
         deadline = time.monotonic() + timeout
         while True:
-            time.sleep(max(0.0, self.last + POLL - time.monotonic()))
+            time.sleep(max(0.0, self.last + self.poll - time.monotonic()))
             before = self.last = time.monotonic()
             got = self.case.delivered(self.ctx)
             after = time.monotonic()
@@ -115,7 +117,8 @@ def rates(samples: list[tuple[float, int]], t0: float, base: int, total: int, se
     (count past ``base`` and short of ``total``; for a self-generating source (t0, base) is one of them), over the
     time between those two samples; None when fewer than two samples fell inside the flow. End to end: every
     measured event over first byte (t0) → last event counted; the last event's time is interpolated at the steady
-    rate from the last sample in the flow, and is never later than the sample that saw it."""
+    rate from the last sample in the flow, and is never later than the sample that saw it. Without a steady rate
+    it is that sample's time, so the end-to-end rate is a lower bound (``bound``)."""
     t_hit = samples[-1][0]
     flow = [(t, c) for t, c in samples[1:-1] if base < c < total]
     if self_generating:
@@ -127,7 +130,8 @@ def rates(samples: list[tuple[float, int]], t0: float, base: int, total: int, se
     if steady:
         t_end = min(t_hit, flow[-1][0] + (total - flow[-1][1]) / steady)
     seconds = max(t_end - t0, 1e-6)
-    return {"seconds": seconds, "eps": (total - base) / seconds, "steady": steady, "flow_samples": len(flow),
+    return {"seconds": seconds, "eps": (total - base) / seconds, "bound": steady is None, "steady": steady,
+            "flow_samples": len(flow),
             "steady_seconds": flow[-1][0] - flow[0][0] if steady else None}
 
 
@@ -201,7 +205,7 @@ def run_once(system: str, case: Case, n: int, warm: int = 0, profile: Profiler |
         figures = rates(samples, t0, base, total, case.self_generating)
         return {"system": system, "case": case.name, "n": n, "warm": warm, **figures,
                 "mbps": figures["eps"] * case.line_size / 1e6, "cpu": cpu, "rss": rss, "check": case.check,
-                "samples": len(samples), "poll": POLL, "slowest_read_ms": counter.slowest * 1000}
+                "samples": len(samples), "poll": counter.poll, "slowest_read_ms": counter.slowest * 1000}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -274,6 +278,19 @@ def fmt_steady(rows: list[dict]) -> str:
     return fmt_int(value) + (f" ({k} of {len(rows)})" if rows and 0 < k < len(rows) else "")
 
 
+def e2e_cell(rows: list[dict]) -> tuple[str, bool]:
+    """The median end-to-end rate, "≥"-prefixed when a run's is a lower bound (each run's figure is at most its true
+    rate, so their median is at most the true median); and whether it is."""
+    bound = any(r.get("bound") for r in rows)
+    return ("≥ " if bound else "") + fmt_int(med(rows, "eps")), bound
+
+
+def ratio_cell(ratio: float, mine_bound: bool, theirs_bound: bool) -> str:
+    """A ratio of two medians, "≥" when only pyflume's is a lower bound, "≤" when only Flume's, "~" when both."""
+    mark = {(True, False): "≥ ", (False, True): "≤ ", (True, True): "~ "}.get((mine_bound, theirs_bound), "")
+    return (mark if ratio == ratio else "") + fmt(ratio, ".2f", "×")
+
+
 def table(results: list[dict], latencies: list[dict], systems: tuple[str, ...]) -> str:
     lines = [
         "| Case | Events | Exact set at the destination | pyflume steady events/s | Flume steady events/s "
@@ -292,11 +309,13 @@ def table(results: list[dict], latencies: list[dict], systems: tuple[str, ...]) 
         check = CHECKS[first["check"]] if "check" in first else "(earlier method: no warm-up, no steady rate)"
         steady_ratio = ratio_of(steady_med(mine)[0], steady_med(theirs)[0])
         ratio = ratio_of(med(mine, "eps"), med(theirs, "eps"))
+        (mine_e2e, mine_bound), (theirs_e2e, theirs_bound) = e2e_cell(mine), e2e_cell(theirs)
         rss_ratio = ratio_of(med(mine, "rss"), med(theirs, "rss"))
         lines.append(
             f"| {ALL[case].title} | {n:,} | {check} | {fmt_steady(mine)} | {fmt_steady(theirs)} "
-            f"| {fmt(steady_ratio, '.2f', '×')} | {fmt_int(med(mine, 'eps'))} | {fmt_int(med(theirs, 'eps'))} "
-            f"| {fmt(ratio, '.2f', '×')} | {fmt(med(mine, 'cpu'), '.2f')} | {fmt(med(theirs, 'cpu'), '.2f')} "
+            f"| {fmt(steady_ratio, '.2f', '×')} | {mine_e2e} | {theirs_e2e} "
+            f"| {ratio_cell(ratio, mine_bound, theirs_bound)} | {fmt(med(mine, 'cpu'), '.2f')} "
+            f"| {fmt(med(theirs, 'cpu'), '.2f')} "
             f"| {fmt(med(mine, 'rss'), '.0f')} | {fmt(med(theirs, 'rss'), '.0f')} | {fmt(rss_ratio, '.2f')} |"
         )
     ceilings = [k for k in keys if any(r["case"] == k[0] and r["n"] == k[1] and r["system"] == "ceiling"
@@ -369,19 +388,22 @@ destination has counted all of it; only then do the measured input and the clock
 so Flume's JIT is warm in every row. A self-generating source (seq, the Kafka source on its pre-filled topic) makes
 the warm-up events itself and the clock starts at the first count past them. Warm-up: {warmup_text}.
 
-The harness counts events at the destination from its own process, ten times a second at most: the agent's HTTP
-JSON metrics (channel take count) for a null, hdfs, Kafka or HBase sink, the output files' sizes for file_roll,
-the endpoint's stats for the http sink; no harness thread runs inside an agent. A sample's time is the middle of
-its read (the slowest read of each run is in "Every run"). Two rates per run:
+The harness counts events at the destination from its own process: the agent's HTTP JSON metrics (channel take
+count) for a null, hdfs, Kafka or HBase sink and the endpoint's stats for the http sink ten times a second at most
+(the agent answers no more requests than that for the benchmark); the file_roll output files' sizes, which it reads
+without asking any process, a hundred times a second. No harness thread runs inside an agent. A sample's time is
+the middle of its read (the slowest read of each run is in "Every run"). Two rates per run:
 
 - **steady**: events counted between the first and the last sample taken while events were arriving at the
   destination, over the time between those samples: neither start-up, warm-up nor either side's poll delays
   count. "–" when fewer than two samples fell inside the flow (a run shorter than about 0.2 s); "(k of N)" when
   only k of the N runs had one. The steady ratio is pyflume's median over Flume's.
 - **end-to-end**: the measured events over first byte sent (for a self-generating source, the first count past
-  the warm-up) → last event counted at the destination, the last event's time interpolated within the final
-  0.1 s poll at the steady rate (never later than the poll that saw it). It includes the agents' own poll and
-  batch delays; the end-to-end ratio is pyflume's median over Flume's.
+  the warm-up) → last event counted at the destination, the last event's time interpolated within the final poll
+  at the steady rate (never later than the poll that saw it). It includes the agents' own poll and batch delays;
+  the end-to-end ratio is pyflume's median over Flume's. A run without a steady rate ends at the poll that saw its
+  last event, so its end-to-end rate is a lower bound: "≥" marks a median with such a run in it, and its ratio is
+  "≥" (pyflume's side bounded), "≤" (Flume's) or "~" (both).
 
 "Exact set at the destination" says what each run checks once it is over, covering the warm-up batch too: "ids,
 once each" where the destination can be read back (file_roll files, Hive rows, the http endpoint's ids): every

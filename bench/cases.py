@@ -94,6 +94,11 @@ def copy_lines(src: Path, dst: Path, first: int, count: int, size: int) -> None:
             left -= len(chunk)
 
 
+#: seconds between two reads of the output files' sizes: a listdir and a stat or two by the harness, nothing asked
+#: of the agent (whose GIL it does not touch) and a fraction of a percent of one core
+FILE_POLL = 0.01
+
+
 def dir_bytes(out: Path) -> int:
     total = 0
     try:
@@ -134,6 +139,10 @@ class Case:
     has_latency = False
     #: what ``verify`` checks at the destination: "ids" (every id once, read back) or "count" (how many only)
     check = "ids"
+    #: seconds between two reads of ``delivered``: 0.1 (ten a second at most) for a count the agent serves (its
+    #: HTTP metrics take its GIL) or another process does; cases that count output files' sizes, read by the
+    #: harness alone without asking any process, set it lower
+    poll = 0.1
 
     def render(self, ctx: Ctx) -> str:
         return self.conf.format(port=ctx.port, mport=ctx.mport, out=ctx.out, tmp=ctx.tmp, n=ctx.n)
@@ -170,6 +179,7 @@ class TakeCounted:
 
     name: str
     check = "count"
+    poll = 0.1  # the agent's HTTP metrics: ten requests a second at most
 
     def delivered(self, ctx: Ctx) -> int:
         return channel_taken(ctx)
@@ -228,6 +238,8 @@ a1.sinks.k1.sink.batchSize = 1000
 
     def feed(self, ctx: Ctx) -> None:
         self._send(ctx, ctx.warm, ctx.n - ctx.warm)
+
+    poll = FILE_POLL
 
     def delivered(self, ctx: Ctx) -> int:
         return dir_bytes(ctx.out) // self.line_size
@@ -377,6 +389,8 @@ a1.sinks.k1.sink.batchSize = {batch}
 
     def feed(self, ctx: Ctx) -> None:
         os.rename(ctx.extra["staged"], ctx.tmp / "spool" / "input.log")
+
+    poll = FILE_POLL
 
     def delivered(self, ctx: Ctx) -> int:
         return dir_bytes(ctx.out) // self.line_size
