@@ -1,12 +1,12 @@
 """``python -m bench``: run every case on pyflume and on Apache Flume 1.11, alternating, and publish the medians.
 
 Each case runs at two sizes, a short burst and a sustained run, and every run first warms its own agent process
-up with a batch of its own (counted in full at the destination before the clock starts), so neither side is
-flattered: not pyflume by a cold JVM, not Flume by pyflume's start-up. Every run reports a steady-state rate (first
-sample in the flow → last) and an end-to-end one (first byte → last event), counts events at the destination at
-most ten times a second from the harness's own process, and checks what the destination allows before its figures
-count: the exact set of ids where it can be read back, the exact count where it cannot (``Case.check``).
-``--profile CASE`` runs one case on pyflume under py-spy with the same setup.
+up with a batch of its own (counted in full at the destination before the clock starts), so that no row measures a
+cold JVM. Every run reports a steady-state rate (first sample in the flow → last) and an end-to-end one (first byte
+→ last event), counts events at the destination from the harness's own process (what an agent serves, ten times a
+second at most), and checks what the destination allows before its figures count: the exact set of ids where it
+can be read back, the exact count where it cannot (``Case.check``). ``--profile CASE`` runs one case on pyflume
+under py-spy with the same setup.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class Counter:
 
     def until(self, target: int, what: str, timeout: float,
               samples: list[tuple[float, int]] | None = None) -> tuple[float, int]:
-        """Read the count every POLL s until it reaches ``target``; the (time, count) that did.
+        """Read the count every ``poll`` s until it reaches ``target``; the (time, count) that did.
 
         Each sample's time is the middle of its read (an HTTP request to the agent takes a millisecond or two)."""
         deadline = time.monotonic() + timeout
@@ -169,12 +169,13 @@ def run_once(system: str, case: Case, n: int, warm: int = 0, profile: Profiler |
                 counter = Counter(case, ctx, alive)
                 if case.self_generating:
                     t0, base = counter.until(max(warm, 1), f"{what} warm-up", timeout)
+                    if profile is not None:
+                        profile.start(run.pid)
+                        t0, base = counter.until(0, what, timeout)  # the clock starts once py-spy is on
+                    cpu0 = sum(cpu_seconds(p) for p in pids)
                     if base >= total:
                         raise RuntimeError(f"{what}: all {total} events were done by the first count past the "
                                            f"warm-up; too few events to measure, raise --burst")
-                    if profile is not None:
-                        profile.start(run.pid)
-                    cpu0 = sum(cpu_seconds(p) for p in pids)
                 else:
                     case.feed_warmup(ctx)
                     _, got = counter.until(warm, f"{what} warm-up", timeout)
