@@ -46,6 +46,12 @@ def cache_dir() -> Path:
 #: process does; the output files' sizes, read without asking any process, every FILE_POLL. No thread of the
 #: harness runs inside an agent.
 POLL = 0.1
+#: A sample whose read took longer than this (an agent busy on both cores can take 100-400 ms to answer its HTTP
+#: metrics) does not say when its count was true closely enough to bound the steady rate's window
+PRECISE = 0.02
+
+#: one read of the destination's count: (middle of the read, count, how long the read took), times in seconds
+Sample = tuple[float, int, float]
 
 
 class Profiler:
@@ -89,9 +95,8 @@ class Counter:
         #: the longest read so far, in seconds: a sample's time is uncertain by half of it
         self.slowest = 0.0
 
-    def until(self, target: int, what: str, timeout: float,
-              samples: list[tuple[float, int]] | None = None) -> tuple[float, int]:
-        """Read the count every ``poll`` s until it reaches ``target``; the (time, count) that did.
+    def until(self, target: int, what: str, timeout: float, samples: list[Sample] | None = None) -> Sample:
+        """Read the count every ``poll`` s until it reaches ``target``; the sample that did.
 
         Each sample's time is the middle of its read (an HTTP request to the agent takes a millisecond or two)."""
         deadline = time.monotonic() + timeout
@@ -102,36 +107,40 @@ class Counter:
             after = time.monotonic()
             now = (before + after) / 2
             self.slowest = max(self.slowest, after - before)
+            sample = (now, got, after - before)
             if samples is not None:
-                samples.append((now, got))
+                samples.append(sample)
             if got >= target:
-                return now, got
+                return sample
             if now > deadline or not self.alive():
                 raise RuntimeError(f"{what}: {got} of {target} events counted")
 
 
-def rates(samples: list[tuple[float, int]], t0: float, base: int, total: int, self_generating: bool) -> dict:
-    """The run's figures from its samples (the first is (t0, base), the last the one that saw ``total``).
+def rates(samples: list[Sample], t0: float, base: int, total: int, self_generating: bool) -> dict:
+    """The run's figures from its samples (the first is the clock's start, (t0, base), the last the one that saw
+    ``total``).
 
-    Steady state: the events counted between the first and the last sample taken while events were arriving
-    (count past ``base`` and short of ``total``; for a self-generating source (t0, base) is one of them), over the
-    time between those two samples; None when fewer than two samples fell inside the flow. End to end: every
-    measured event over first byte (t0) → last event counted; the last event's time is interpolated at the steady
-    rate from the last sample in the flow, and is never later than the sample that saw it. Without a steady rate
-    it is that sample's time, so the end-to-end rate is a lower bound (``bound``)."""
-    t_hit = samples[-1][0]
-    flow = [(t, c) for t, c in samples[1:-1] if base < c < total]
+    Steady state: the events counted between the first and the last precise sample (read within PRECISE) taken
+    while events were arriving (count past ``base`` and short of ``total``; for a self-generating source the
+    clock's own sample is one of them), over the time between those two samples; None when fewer than two such
+    samples. End to end: every measured event over first byte (t0) → last event counted; the last event's time is
+    interpolated at the steady rate from the last sample of the steady window, and is never later than the end of
+    the read that saw it. Without a steady rate it is the end of that read, so the end-to-end rate is a lower
+    bound (``bound``)."""
+    done_by = samples[-1][0] + samples[-1][2] / 2
+    inside = [(t, c, d) for t, c, d in samples[1:-1] if base < c < total]
     if self_generating:
-        flow.insert(0, (t0, base))
+        inside.insert(0, samples[0])
+    flow = [(t, c) for t, c, d in inside if d <= PRECISE]
     steady = None
     if len(flow) >= 2 and flow[-1][0] > flow[0][0] and flow[-1][1] > flow[0][1]:
         steady = (flow[-1][1] - flow[0][1]) / (flow[-1][0] - flow[0][0])
-    t_end = t_hit
+    t_end = done_by
     if steady:
-        t_end = min(t_hit, flow[-1][0] + (total - flow[-1][1]) / steady)
+        t_end = min(done_by, flow[-1][0] + (total - flow[-1][1]) / steady)
     seconds = max(t_end - t0, 1e-6)
     return {"seconds": seconds, "eps": (total - base) / seconds, "bound": steady is None, "steady": steady,
-            "flow_samples": len(flow),
+            "flow_samples": len(flow), "slow_samples": len(inside) - len(flow),
             "steady_seconds": flow[-1][0] - flow[0][0] if steady else None}
 
 
@@ -168,17 +177,18 @@ def run_once(system: str, case: Case, n: int, warm: int = 0, profile: Profiler |
             try:
                 counter = Counter(case, ctx, alive)
                 if case.self_generating:
-                    t0, base = counter.until(max(warm, 1), f"{what} warm-up", timeout)
+                    start = counter.until(max(warm, 1), f"{what} warm-up", timeout)
                     if profile is not None:
                         profile.start(run.pid)
-                        t0, base = counter.until(0, what, timeout)  # the clock starts once py-spy is on
+                        start = counter.until(0, what, timeout)  # the clock starts once py-spy is on
+                    t0, base = start[0], start[1]
                     cpu0 = sum(cpu_seconds(p) for p in pids)
                     if base >= total:
                         raise RuntimeError(f"{what}: all {total} events were done by the first count past the "
                                            f"warm-up; too few events to measure, raise --burst")
                 else:
                     case.feed_warmup(ctx)
-                    _, got = counter.until(warm, f"{what} warm-up", timeout)
+                    got = counter.until(warm, f"{what} warm-up", timeout)[1]
                     if got != warm:
                         raise AssertionError(f"{what}: {got} events counted after a warm-up of {warm}")
                     if profile is not None:
@@ -186,8 +196,9 @@ def run_once(system: str, case: Case, n: int, warm: int = 0, profile: Profiler |
                     feeder = threading.Thread(target=case.feed, args=(ctx,), daemon=True)
                     cpu0 = sum(cpu_seconds(p) for p in pids)
                     t0, base = time.monotonic(), warm
+                    start = (t0, base, 0.0)
                     feeder.start()
-                samples = [(t0, base)]
+                samples = [start]
                 counter.until(total, what, timeout, samples)
                 cpu = sum(cpu_seconds(p) for p in pids) - cpu0
             except RuntimeError as exc:
@@ -367,12 +378,13 @@ def write_results(path: Path, args: argparse.Namespace, results: list[dict], lat
     warmup_text = (f"{per_scale.pop():,} events" + (f" ({', '.join(scaled)}: times the case's scale, five)"
                                                     if scaled else "")
                    if len(per_scale) == 1 else "`--warmup` events in the case's command line, times its scale")
-    raw = ["| system | case | warm-up events | events | steady events/s (samples in the flow) | end-to-end seconds "
+    raw = ["| system | case | warm-up events | events | steady events/s (precise samples in the flow, slow ones "
+           "left out) | end-to-end seconds "
            "| end-to-end events/s | end-to-end MB/s | CPU s | peak RSS MB | slowest count read ms |",
            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        steady = f"{r['steady']:,.0f} ({r['flow_samples']})" if r.get("steady") else \
-            ("–" if "flow_samples" not in r else f"– ({r['flow_samples']})")
+        counts = f" ({r['flow_samples']}, {r['slow_samples']} slow)" if "slow_samples" in r else ""
+        steady = (f"{r['steady']:,.0f}" if r.get("steady") else "–") + counts
         raw.append(f"| {r['system']} | {r['case']} | {r.get('warm', 0):,} | {r['n']:,} | {steady} "
                    f"| {r['seconds']:.2f} | {r['eps']:,.0f} | {r['mbps']:.1f} | {r['cpu']:.2f} | {r['rss']:.0f} "
                    f"| {fmt(r.get('slowest_read_ms', float('nan')), '.1f')} |")
@@ -393,18 +405,20 @@ The harness counts events at the destination from its own process: the agent's H
 count) for a null, hdfs, Kafka or HBase sink and the endpoint's stats for the http sink ten times a second at most
 (the agent answers no more requests than that for the benchmark); the file_roll output files' sizes, which it reads
 without asking any process, a hundred times a second. No harness thread runs inside an agent. A sample's time is
-the middle of its read (the slowest read of each run is in "Every run"). Two rates per run:
+the middle of its read; a read that took longer than {PRECISE * 1000:.0f} ms (an agent busy on both cores can take
+a few hundred to answer; the slowest read of each run is in "Every run") is too vague about when its count was
+true, and is left out of the steady window. Two rates per run:
 
-- **steady**: events counted between the first and the last sample taken while events were arriving at the
-  destination, over the time between those samples: neither start-up, warm-up nor either side's poll delays
-  count. "–" when fewer than two samples fell inside the flow (a run shorter than about 0.2 s); "(k of N)" when
-  only k of the N runs had one. The steady ratio is pyflume's median over Flume's.
+- **steady**: events counted between the first and the last precise sample taken while events were arriving at
+  the destination, over the time between those samples: neither start-up, warm-up nor either side's poll delays
+  count. "–" when fewer than two such samples (a run shorter than about 0.2 s for the counts read ten times a
+  second); "(k of N)" when only k of the N runs had one. The steady ratio is pyflume's median over Flume's.
 - **end-to-end**: the measured events over first byte sent (for a self-generating source, the first count past
   the warm-up) → last event counted at the destination, the last event's time interpolated within the final poll
-  at the steady rate (never later than the poll that saw it). It includes the agents' own poll and batch delays;
-  the end-to-end ratio is pyflume's median over Flume's. A run without a steady rate ends at the poll that saw its
-  last event, so its end-to-end rate is a lower bound: "≥" marks a median with such a run in it, and its ratio is
-  "≥" (pyflume's side bounded), "≤" (Flume's) or "~" (both).
+  at the steady rate (never later than the end of the read that saw it). It includes the agents' own poll and
+  batch delays; the end-to-end ratio is pyflume's median over Flume's. A run without a steady rate ends at the end
+  of the read that saw its last event, so its end-to-end rate is a lower bound: "≥" marks a median with such a run
+  in it, and its ratio is "≥" (pyflume's side bounded), "≤" (Flume's) or "~" (both).
 
 "Exact set at the destination" says what each run checks once it is over, covering the warm-up batch too: "ids,
 once each" where the destination can be read back (file_roll files, Hive rows, the http endpoint's ids): every
