@@ -1,14 +1,18 @@
 """Benchmark cases: a properties file, the data to push through it, and how to count what arrived.
 
-Every case runs unchanged on both systems: the same properties text, the same generated input, the same exact
-check at the destination (every event present once: nothing lost, nothing duplicated).
+Every case runs unchanged on both systems: the same properties text, the same generated input, the same check at
+the destination: the exact set of ids (every event present once: nothing lost, nothing duplicated) where the
+destination can be read back, the count alone where it cannot (a null sink); ``Case.check`` says which.
+
+A run pushes ``ctx.warm`` warm-up events (ids 0 .. warm-1, ``feed_warmup``) and, once they are all counted at the
+destination, the ``ctx.n - ctx.warm`` measured ones (ids warm .. n-1, ``feed``) into the same agent process;
+``ctx.n`` is every event the destination sees, and the checks cover all of them.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -30,6 +34,8 @@ class Ctx:
     port: int
     mport: int
     extra: dict = field(default_factory=dict)
+    #: the first ``warm`` of the ``n`` events are the warm-up batch (0 for ceilings and latency probes)
+    warm: int = 0
 
     @property
     def out(self) -> Path:
@@ -75,6 +81,24 @@ def metrics(mport: int) -> dict:
         return json.loads(r.read())
 
 
+def copy_lines(src: Path, dst: Path, first: int, count: int, size: int) -> None:
+    """Lines ``first`` .. ``first + count - 1`` of a ``line_data`` file (``size`` bytes each) into ``dst``."""
+    with open(src, "rb") as f, open(dst, "wb") as out:
+        f.seek(first * size)
+        left = count * size
+        while left:
+            chunk = f.read(min(left, 1 << 22))
+            if not chunk:
+                raise RuntimeError(f"{src} is shorter than {first + count} lines")
+            out.write(chunk)
+            left -= len(chunk)
+
+
+#: seconds between two reads of the output files' sizes: a listdir and a stat or two by the harness, nothing asked
+#: of the agent (whose GIL it does not touch) and a fraction of a percent of one core
+FILE_POLL = 0.01
+
+
 def dir_bytes(out: Path) -> int:
     total = 0
     try:
@@ -113,6 +137,12 @@ class Case:
     scale = 1
     scale_sustained = 1
     has_latency = False
+    #: what ``verify`` checks at the destination: "ids" (every id once, read back) or "count" (how many only)
+    check = "ids"
+    #: seconds between two reads of ``delivered``: 0.1 (ten a second at most) for a count the agent serves (its
+    #: HTTP metrics take its GIL) or another process does; cases that count output files' sizes, read by the
+    #: harness alone without asking any process, set it lower
+    poll = 0.1
 
     def render(self, ctx: Ctx) -> str:
         return self.conf.format(port=ctx.port, mport=ctx.mport, out=ctx.out, tmp=ctx.tmp, n=ctx.n)
@@ -123,8 +153,12 @@ class Case:
     def ready(self, ctx: Ctx, alive) -> None:
         wait_port(ctx.port, alive)
 
+    def feed_warmup(self, ctx: Ctx) -> None:
+        """Push the warm-up input (events 0 .. ctx.warm-1) before the clock starts; nothing for self-generating
+        sources, whose warm-up is the first ``ctx.warm`` events they make."""
+
     def feed(self, ctx: Ctx) -> None:
-        """Push the input; runs in a thread while the harness counts."""
+        """Push the measured input (events ctx.warm .. ctx.n-1); runs in a thread while the harness counts."""
 
     def delivered(self, ctx: Ctx) -> int:
         raise NotImplementedError
@@ -144,6 +178,8 @@ class TakeCounted:
     """For cases whose sink has no output to count (null, hdfs): delivery is the channel's take counter."""
 
     name: str
+    check = "count"
+    poll = 0.1  # the agent's HTTP metrics: ten requests a second at most
 
     def delivered(self, ctx: Ctx) -> int:
         return channel_taken(ctx)
@@ -192,9 +228,18 @@ a1.sinks.k1.sink.batchSize = 1000
         super().prepare(ctx, cache)
         ctx.extra["data"] = line_data(cache, ctx.n, self.line_size)
 
+    def _send(self, ctx: Ctx, first: int, count: int) -> None:
+        if count:
+            with socket.create_connection(("127.0.0.1", ctx.port)) as s, open(ctx.extra["data"], "rb") as f:
+                s.sendfile(f, first * self.line_size, count * self.line_size)
+
+    def feed_warmup(self, ctx: Ctx) -> None:
+        self._send(ctx, 0, ctx.warm)
+
     def feed(self, ctx: Ctx) -> None:
-        with socket.create_connection(("127.0.0.1", ctx.port)) as s, open(ctx.extra["data"], "rb") as f:
-            s.sendfile(f)
+        self._send(ctx, ctx.warm, ctx.n - ctx.warm)
+
+    poll = FILE_POLL
 
     def delivered(self, ctx: Ctx) -> int:
         return dir_bytes(ctx.out) // self.line_size
@@ -284,6 +329,17 @@ a1.sinks.k1.sink.batchSize = 1000
 """
 
 
+def _stage(ctx: Ctx, cache: Path, size: int) -> None:
+    """The warm-up lines and the measured lines as two files outside the watched directory, renamed in by
+    ``feed_warmup`` and ``feed``."""
+    data = line_data(cache, ctx.n, size)
+    if ctx.warm:
+        ctx.extra["staged_warm"] = ctx.tmp / "warm.log"
+        copy_lines(data, ctx.extra["staged_warm"], 0, ctx.warm, size)
+    ctx.extra["staged"] = ctx.tmp / "input.log"
+    copy_lines(data, ctx.extra["staged"], ctx.warm, ctx.n - ctx.warm, size)
+
+
 class SpoolFileChannelFileRoll(Case):
     """Files dropped into a spooling directory, through the durable file channel (fsync per commit)."""
 
@@ -320,17 +376,21 @@ a1.sinks.k1.sink.batchSize = {batch}
     def prepare(self, ctx: Ctx, cache: Path) -> None:
         super().prepare(ctx, cache)
         (ctx.tmp / "spool").mkdir()
-        staged = ctx.tmp / "input.log"
-        shutil.copyfile(line_data(cache, ctx.n, self.line_size), staged)
-        ctx.extra["staged"] = staged
+        _stage(ctx, cache, self.line_size)
 
     def ready(self, ctx: Ctx, alive) -> None:
         time.sleep(1.0)  # no port to wait for: give the agent (and the JVM) a moment to start its source
         if not alive():
             raise RuntimeError("agent exited during start")
 
+    def feed_warmup(self, ctx: Ctx) -> None:
+        if ctx.warm:
+            os.rename(ctx.extra["staged_warm"], ctx.tmp / "spool" / "warm.log")
+
     def feed(self, ctx: Ctx) -> None:
         os.rename(ctx.extra["staged"], ctx.tmp / "spool" / "input.log")
+
+    poll = FILE_POLL
 
     def delivered(self, ctx: Ctx) -> int:
         return dir_bytes(ctx.out) // self.line_size
@@ -367,12 +427,14 @@ a1.sinks.k1.batchSize = 1000
     def prepare(self, ctx: Ctx, cache: Path) -> None:
         super().prepare(ctx, cache)
         (ctx.tmp / "in").mkdir()
-        staged = ctx.tmp / "input.log"
-        shutil.copyfile(line_data(cache, ctx.n, self.line_size), staged)
-        ctx.extra["staged"] = staged
+        _stage(ctx, cache, self.line_size)
 
     def ready(self, ctx: Ctx, alive) -> None:
         wait_port(ctx.mport, alive)
+
+    def feed_warmup(self, ctx: Ctx) -> None:
+        if ctx.warm:
+            os.rename(ctx.extra["staged_warm"], ctx.tmp / "in" / "warm.log")
 
     def feed(self, ctx: Ctx) -> None:
         os.rename(ctx.extra["staged"], ctx.tmp / "in" / "input.log")
@@ -720,15 +782,24 @@ a1.sinks.k1.batchSize = 1000
     def prepare(self, ctx: Ctx, cache: Path) -> None:
         super().prepare(ctx, cache)
         filler = "x" * (self.line_size - 12)
+        # (first id, request body); a request never straddles the warm-up and the measured batch
+        starts = sorted({*range(0, ctx.warm, 1000), *range(ctx.warm, ctx.n, 1000)})
+        ends = starts[1:] + [ctx.n]
         ctx.extra["bodies"] = [
-            json.dumps([{"headers": {}, "body": f"{i:010d} {filler}"} for i in range(k, min(ctx.n, k + 1000))]).encode()
-            for k in range(0, ctx.n, 1000)]
+            (k, json.dumps([{"headers": {}, "body": f"{i:010d} {filler}"} for i in range(k, e)]).encode())
+            for k, e in zip(starts, ends, strict=True)]
+
+    def feed_warmup(self, ctx: Ctx) -> None:
+        self._post(ctx, [b for k, b in ctx.extra["bodies"] if k < ctx.warm])
 
     def feed(self, ctx: Ctx) -> None:
+        self._post(ctx, [b for k, b in ctx.extra["bodies"] if k >= ctx.warm])
+
+    def _post(self, ctx: Ctx, bodies: list[bytes]) -> None:
         import http.client
 
         conn = http.client.HTTPConnection("127.0.0.1", ctx.port, timeout=30)
-        for body in ctx.extra["bodies"]:
+        for body in bodies:
             while True:
                 conn.request("POST", "/", body, {"Content-Type": "application/json"})
                 resp = conn.getresponse()
@@ -870,6 +941,7 @@ class NetcatMemoryHive(TakeCounted, NetcatMemoryFileRoll):
     (``HiveStreamWriter.java``, hive-streaming 3.1.3 on Hive 4.0.1's jars) in transactions of ``batch`` rows."""
 
     has_latency = False
+    check = "ids"  # read back through Hive's Driver
     conf = NetcatMemoryFileRoll.source_and_channel + """\
 a1.sinks.k1.type = hive
 a1.sinks.k1.channel = c1
@@ -957,8 +1029,9 @@ class SeqMemoryNull(Case):
     title = "seq → memory → null"
     self_generating = True
     line_size = 0
-    # The counter is read over HTTP every 20 ms from the first event on; a 200,000-event burst is over in a few
-    # polls, so this case runs five times the events of the others.
+    check = "count"  # seq's bodies are counters, but a null sink keeps nothing to read back
+    # The counter is read over HTTP ten times a second; a 200,000-event burst is over within one or two polls, so
+    # this case runs five times the events of the others (and takes five times the warm-up).
     scale = 5
     conf = """\
 a1.sources = r1

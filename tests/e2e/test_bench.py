@@ -15,8 +15,12 @@ def test_each_case_runs_and_checks_its_output(name: str) -> None:
         from conftest import require_java_peers
 
         require_java_peers()  # the case starts its own Kafka broker
-    r = run_once("pyflume", case, 2_000_000 if case.self_generating else 20_000)
-    assert r["eps"] > 0 and r["rss"] > 0
+    # a warm-up batch first (counted in full before the clock starts), then the measured events; the check at
+    # the destination covers both
+    n = 2_000_000 if case.self_generating else 20_000
+    r = run_once("pyflume", case, n, warm=n // 2)
+    assert r["eps"] > 0 and r["rss"] > 0 and r["warm"] == n // 2 and r["check"] in ("ids", "count")
+    assert r["steady"] is None or r["steady"] > 0
 
 
 def test_latency_probe_sees_every_line() -> None:
@@ -34,3 +38,23 @@ def test_hbase_case_and_its_client_ceiling(hbase) -> None:
     r = run_once("pyflume", case, 20_000)
     c = ceiling_once(case, 20_000)
     assert r["eps"] > 0 and c["eps"] > 0 and c["system"] == "ceiling"
+
+
+def test_rates_count_the_flow_and_interpolate_the_last_event() -> None:
+    """Steady: between the first and last samples inside the flow; end to end: first byte → the last event, its
+    time interpolated at the steady rate within the poll that saw it."""
+    from bench.__main__ import rates
+
+    # pushed input: warm-up of 100 counted, first byte at t=0, 1000 events/s from 0.2 s to 0.4 s, done by 0.5 s;
+    # each read took 2 ms but one, which took 300 ms and is left out of the steady window
+    samples = [(0.0, 100, 0.0), (0.1, 100, 0.002), (0.2, 200, 0.002), (0.3, 300, 0.002), (0.35, 350, 0.3),
+               (0.4, 400, 0.002), (0.5, 450, 0.002)]
+    r = rates(samples, 0.0, 100, 450, self_generating=False)
+    assert r["steady"] == pytest.approx(1000) and r["flow_samples"] == 3 and r["slow_samples"] == 1
+    assert r["seconds"] == pytest.approx(0.45) and r["eps"] == pytest.approx(350 / 0.45) and not r["bound"]
+    # too short to sample the flow twice: no steady rate, the end is the end of the read that saw the last event
+    r = rates([(0.0, 100, 0.0), (0.1, 150, 0.002), (0.2, 450, 0.01)], 0.0, 100, 450, self_generating=False)
+    assert r["steady"] is None and r["bound"] and r["seconds"] == pytest.approx(0.205)
+    # a self-generating source: the clock's own sample (past the warm-up) is in the flow
+    r = rates([(0.0, 120, 0.002), (0.1, 220, 0.002), (0.2, 300, 0.002)], 0.0, 120, 300, self_generating=True)
+    assert r["steady"] == pytest.approx(1000) and r["seconds"] == pytest.approx(0.18)
