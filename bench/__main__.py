@@ -375,7 +375,7 @@ def write_results(path: Path, args: argparse.Namespace, results: list[dict], lat
     v = versions()
     per_scale = {r["warm"] // ALL[r["case"]].scale for r in results if "warm" in r}
     scaled = sorted({ALL[r["case"]].title for r in results if "warm" in r and ALL[r["case"]].scale != 1})
-    warmup_text = (f"{per_scale.pop():,} events" + (f" ({', '.join(scaled)}: times the case's scale, five)"
+    warmup_text = (f"{per_scale.pop():,} events" + (f" ({', '.join(scaled)}: times the case's scale)"
                                                     if scaled else "")
                    if len(per_scale) == 1 else "`--warmup` events in the case's command line, times its scale")
     raw = ["| system | case | warm-up events | events | steady events/s (precise samples in the flow, slow ones "

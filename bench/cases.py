@@ -1030,9 +1030,10 @@ class SeqMemoryNull(Case):
     self_generating = True
     line_size = 0
     check = "count"  # seq's bodies are counters, but a null sink keeps nothing to read back
-    # The counter is read over HTTP ten times a second; a 200,000-event burst is over within one or two polls, so
-    # this case runs five times the events of the others (and takes five times the warm-up).
-    scale = 5
+    # The counter is read over HTTP ten times a second, and pyflume's seq → memory → null runs about ten million
+    # events a second: this case runs twenty times the events of the others (and takes twenty times the warm-up)
+    # so that even the burst row spans several reads.
+    scale = 20
     conf = """\
 a1.sources = r1
 a1.channels = c1

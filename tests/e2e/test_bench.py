@@ -17,7 +17,7 @@ def test_each_case_runs_and_checks_its_output(name: str) -> None:
         require_java_peers()  # the case starts its own Kafka broker
     # a warm-up batch first (counted in full before the clock starts), then the measured events; the check at
     # the destination covers both
-    n = 2_000_000 if case.self_generating else 20_000
+    n = 10_000_000 if case.self_generating else 20_000  # seq makes about ten million a second
     r = run_once("pyflume", case, n, warm=n // 2)
     assert r["eps"] > 0 and r["rss"] > 0 and r["warm"] == n // 2 and r["check"] in ("ids", "count")
     assert r["steady"] is None or r["steady"] > 0

@@ -149,7 +149,8 @@ def test_status_page_in_a_browser(browser, run_agent, tmp_path: Path):
         wait_for(lambda: _number(_text(browser, "#sink-k1 .in")) > 0, 20, "k1's rate on the page")
         total = _number(_text(browser, "#sink-k1 .total"))
         wait_for(lambda: _number(_text(browser, "#sink-k1 .total")) > total, 10, "k1's total to grow")
-        assert _text(browser, "#channel-c2 .fill") == "0.0% full"
+        # k2 keeps up: c2 is empty between batches (a snapshot may catch one batch in it on a busy machine)
+        wait_for(lambda: _text(browser, "#channel-c2 .fill") == "0.0% full", 10, "c2 drained by k2 on the page")
         # stop c2's sink: the reload removes k2; c2 fills up on the page
         agent.conf.write_text(CONF.format(k2="", k2_props="", **values))
         agent.wait_for_log("Configuration reloaded")
