@@ -144,3 +144,18 @@ def kerberos_client_env(realm: Realm, secure_hdfs: SecureHDFS, monkeypatch: pyte
     monkeypatch.setenv("HADOOP_CONF_DIR", str(secure_hdfs.conf_dir))
     monkeypatch.setenv("KRB5_CONFIG", str(realm.kdc.krb5_conf))
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'no-tickets'}")
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(realm: Realm, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """A Kafka broker with a SASL_PLAINTEXT GSSAPI listener in the session's realm (tests/peers/secure_kafka.py)."""
+    from conftest import require_java_peers
+
+    require_java_peers()
+    from peers import secure_kafka
+
+    kafka = secure_kafka.start(tmp_path_factory.mktemp("secure-kafka"), realm.kdc)
+    try:
+        yield kafka
+    finally:
+        kafka.stop()
