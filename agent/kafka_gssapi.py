@@ -19,6 +19,7 @@ ticket cache (``KRB5CCNAME``), as ``useTicketCache=true`` does in Java.
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import struct
 import tempfile
@@ -217,7 +218,7 @@ _IGNORED = {"enable.auto.offset.store", "fetch.queue.backoff.ms", "queued.min.me
             "log_level", "queue.buffering.max.kbytes", "sasl.kerberos.principal", "sasl.kerberos.keytab",
             "sasl.kerberos.kinit.cmd", "sasl.kerberos.min.time.before.relogin", _IDENTITY}
 _SSL = {"ssl.ca.pem", "ssl.ca.location", "ssl.certificate.pem", "ssl.key.pem", "ssl.certificate.location",
-        "ssl.key.location", "ssl.key.password", "ssl.endpoint.identification.algorithm"}
+        "ssl.key.location", "ssl.key.password", "ssl.endpoint.identification.algorithm", "ssl.keystore.location"}
 # Java names for the error messages (agent.kafka_conf renamed them)
 _JAVA = {"sasl.mechanisms": "sasl.mechanism", "message.max.bytes": "max.request.size",
          "queue.buffering.max.kbytes": "buffer.memory", "ssl.ca.location": "ssl.truststore.location",
@@ -263,6 +264,8 @@ def _ssl_context(settings: dict) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=settings.get("ssl.ca.location"), cadata=settings.get("ssl.ca.pem"))
     if str(settings.get("ssl.endpoint.identification.algorithm", "https")).lower() == "none":
         ctx.check_hostname = False
+    if settings.get("ssl.keystore.location"):  # a Java key store that was not there at configuration time
+        raise ValueError(f"the key store {settings['ssl.keystore.location']} is not a file here")
     cert, key = settings.get("ssl.certificate.pem"), settings.get("ssl.key.pem")
     if cert and key:
         # Python's ssl loads a key only from a file: one readable by this user alone, removed at once
@@ -287,7 +290,13 @@ def check_settings(conf: Conf, settings: dict, kind: str) -> None:
         conf.error(f"Kafka with Kerberos (GSSAPI) needs kafka-python and gssapi ({exc}): pip install "
                    "'pyflume-agent[kerberos]'", mech)
         return
-    _, problems = translate(settings, kind)
+    probe = dict(settings)
+    java = {r.value for k, r in conf.prefixed.items() if k.endswith(("ssl.truststore.location",
+                                                                       "ssl.keystore.location"))}
+    for key in ("ssl.ca.location", "ssl.keystore.location"):  # a Java store not on this machine: already a warning
+        if probe.get(key) in java and not os.path.exists(probe[key]):
+            del probe[key]
+    _, problems = translate(probe, kind)
     for key, message in problems:
         java = _JAVA.get(key, key)
         prop = next((k for k in conf.prefixed if k.endswith("." + java) or k.endswith("." + key)), mech)
