@@ -24,6 +24,7 @@ import ssl
 import struct
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -466,26 +467,60 @@ def _split_hooks(config: dict) -> tuple[dict, dict]:
     return {k: v for k, v in config.items() if k not in hooks}, hooks
 
 
-class Producer:
+class _Lazy:
+    """Builds the kafka-python client on first use, not at start: its constructor waits for a broker (up to
+    BOOTSTRAP seconds) and raises when none answers. While no broker answers, ``client()`` gives None at once for
+    RETRY seconds after a failed try; the failure goes to librdkafka's ``error_cb`` hook (logged once per 10 s)."""
+
+    BOOTSTRAP = 10.0
+    RETRY = 2.0
+
+    def __init__(self, config: dict, kind: str):
+        settings, self.hooks = _split_hooks(config)
+        opts, problems = translate(settings, kind)
+        if problems:
+            raise ValueError("; ".join(f"{k}: {m}" for k, m in problems))
+        opts.setdefault("bootstrap_timeout_ms", int(self.BOOTSTRAP * 1000))
+        self.opts = opts
+        self.kind = kind
+        self._login = _Login(settings)
+        self._client = None
+        self._retry_at = 0.0
+
+    def _build(self):  # noqa: ANN202
+        raise NotImplementedError
+
+    def client(self):  # noqa: ANN201
+        if self._client is None and time.monotonic() >= self._retry_at:
+            try:
+                self._client = self._build()
+            except Exception as exc:  # noqa: BLE001 - KafkaTimeoutError: no broker answered; login failures
+                self._retry_at = time.monotonic() + self.RETRY
+                error_cb = self.hooks.get("error_cb")
+                if error_cb is not None:
+                    error_cb(_Error(exc))
+                else:
+                    log.warning("Kafka %s (GSSAPI): %s", self.kind, exc)
+        return self._client
+
+    def release(self) -> None:
+        self._login.release()
+
+
+class Producer(_Lazy):
     """A kafka-python producer with the calls of confluent_kafka.Producer the sink and channel make: ``produce``
     (never blocks on a full queue: kafka-python waits inside send), ``flush(timeout)`` giving the number of records
     without a delivery report yet, ``on_delivery(err, msg)`` for failed records only."""
 
     def __init__(self, config: dict):
+        super().__init__(config, "producer")
+        self._on_delivery = self.hooks.get("on_delivery")
+        self._pending: list = []
+
+    def _build(self):  # noqa: ANN202
         from kafka import KafkaProducer
 
-        settings, hooks = _split_hooks(config)
-        self._on_delivery = hooks.get("on_delivery")
-        opts, problems = translate(settings, "producer")
-        if problems:
-            raise ValueError("; ".join(f"{k}: {m}" for k, m in problems))
-        self._login = _Login(settings)
-        try:
-            self._kp = KafkaProducer(**opts)
-        except Exception:
-            self._login.release()
-            raise
-        self._pending: list = []
+        return KafkaProducer(**self.opts)
 
     def _failed(self, topic: str, exc: BaseException) -> None:
         if self._on_delivery is not None:
@@ -493,11 +528,15 @@ class Producer:
 
     def produce(self, topic: str, value: bytes | None = None, key: str | bytes | None = None, *, partition=None,
                 timestamp=None, headers=None) -> None:  # noqa: ANN001
+        kp = self.client()
+        if kp is None:
+            self._failed(topic, ConnectionError("no Kafka broker answered (see the log above)"))
+            return
         if isinstance(key, str):
             key = key.encode()
         try:
-            future = self._kp.send(topic, value=value, key=key, headers=headers, partition=partition,
-                                   timestamp_ms=timestamp)
+            future = kp.send(topic, value=value, key=key, headers=headers, partition=partition,
+                             timestamp_ms=timestamp)
         except Exception as exc:  # noqa: BLE001 - metadata not available in max.block.ms, record too large, ...
             self._failed(topic, exc)
             return
@@ -511,9 +550,9 @@ class Producer:
     def flush(self, timeout: float | None = None) -> int:
         from kafka.errors import KafkaTimeoutError
 
-        if self._pending:
+        if self._pending and self._client is not None:
             try:
-                self._kp.flush(timeout=timeout)
+                self._client.flush(timeout=timeout)
             except KafkaTimeoutError:
                 pass
         return self._left()
@@ -529,57 +568,63 @@ class Producer:
 
     def shutdown(self, timeout: float = 5.0) -> None:
         try:
-            self._kp.close(timeout=timeout)
+            if self._client is not None:
+                self._client.close(timeout=timeout)
         finally:
-            self._login.release()
+            self.release()
 
 
-class Consumer:
+class Consumer(_Lazy):
     """A kafka-python consumer with the calls of confluent_kafka.Consumer the source and channel make:
     ``subscribe(topics, on_revoke=)`` (a name starting with ``^`` is a pattern), ``consume(n, timeout)``,
     ``commit(offsets=[TopicPartition], asynchronous=True)`` reporting failures to ``on_commit``, ``close``."""
 
     def __init__(self, config: dict):
-        from kafka import KafkaConsumer
-
-        settings, hooks = _split_hooks(config)
-        self._on_commit = hooks.get("on_commit")
-        opts, problems = translate(settings, "consumer")
-        if problems:
-            raise ValueError("; ".join(f"{k}: {m}" for k, m in problems))
-        self._login = _Login(settings)
-        try:
-            self._kc = KafkaConsumer(**opts)
-        except Exception:
-            self._login.release()
-            raise
+        super().__init__(config, "consumer")
+        self._on_commit = self.hooks.get("on_commit")
+        self._subscription: tuple[list[str], object] | None = None
         self._last: dict = {}  # the offsets of the newest commit request, committed again (waiting) at close
 
+    def _build(self):  # noqa: ANN202
+        from kafka import ConsumerRebalanceListener, KafkaConsumer
+
+        kc = KafkaConsumer(**self.opts)
+        if self._subscription is not None:
+            topics, on_revoke = self._subscription
+            owner = self
+
+            class Listener(ConsumerRebalanceListener):
+                def on_partitions_revoked(self, revoked) -> None:  # noqa: ANN001
+                    if on_revoke is not None and revoked:
+                        on_revoke(owner, list(revoked))
+
+                def on_partitions_assigned(self, assigned) -> None:  # noqa: ANN001
+                    pass
+
+            if len(topics) == 1 and topics[0].startswith("^"):
+                kc.subscribe(pattern=topics[0], listener=Listener())
+            else:
+                kc.subscribe(topics=topics, listener=Listener())
+        return kc
+
     def subscribe(self, topics: list[str], on_revoke=None) -> None:  # noqa: ANN001
-        from kafka import ConsumerRebalanceListener
-
-        owner = self
-
-        class Listener(ConsumerRebalanceListener):
-            def on_partitions_revoked(self, revoked) -> None:  # noqa: ANN001
-                if on_revoke is not None and revoked:
-                    on_revoke(owner, list(revoked))
-
-            def on_partitions_assigned(self, assigned) -> None:  # noqa: ANN001
-                pass
-
-        if len(topics) == 1 and topics[0].startswith("^"):
-            self._kc.subscribe(pattern=topics[0], listener=Listener())
-        else:
-            self._kc.subscribe(topics=topics, listener=Listener())
+        """Remembered, and made when the client is built (at the first consume)."""
+        self._subscription = (list(topics), on_revoke)
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[_Message]:
-        batches = self._kc.poll(timeout_ms=max(int(timeout * 1000), 0), max_records=num_messages)
+        kc = self.client()
+        if kc is None:
+            time.sleep(max(min(timeout, self.RETRY), 0))
+            return []
+        batches = kc.poll(timeout_ms=max(int(timeout * 1000), 0), max_records=num_messages)
         return [_Message(r) for records in batches.values() for r in records]
 
     def commit(self, offsets=None, asynchronous: bool = True) -> None:  # noqa: ANN001
         from kafka import OffsetAndMetadata, TopicPartition
 
+        kc = self._client
+        if kc is None:
+            return  # nothing was read by this consumer
         wanted = {TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(tp.offset, "", -1) for tp in offsets or ()}
         self._last.update(wanted)
         on_commit = self._on_commit
@@ -589,20 +634,22 @@ class Consumer:
                 on_commit(_Error(response), None)
 
         if asynchronous:
-            self._kc.commit_async(offsets=wanted, callback=done)
+            kc.commit_async(offsets=wanted, callback=done)
         else:
-            self._kc.commit(offsets=wanted)
+            kc.commit(offsets=wanted)
 
     def assignment(self) -> list:
-        return list(self._kc.assignment())
+        return list(self._client.assignment()) if self._client is not None else []
 
     def close(self) -> None:
         try:
-            if self._last:
-                try:
-                    self._kc.commit(offsets=dict(self._last), timeout_ms=5000)
-                except Exception as exc:  # noqa: BLE001 - the records are read again (at-least-once)
-                    log.debug("the last offsets could not be committed at close: %s", exc)
-            self._kc.close(autocommit=False)
+            kc = self._client
+            if kc is not None:
+                if self._last:
+                    try:
+                        kc.commit(offsets=dict(self._last), timeout_ms=5000)
+                    except Exception as exc:  # noqa: BLE001 - the records are read again (at-least-once)
+                        log.debug("the last offsets could not be committed at close: %s", exc)
+                kc.close(autocommit=False)
         finally:
-            self._login.release()
+            self.release()
