@@ -147,14 +147,15 @@ def kerberos_client_env(realm: Realm, secure_hdfs: SecureHDFS, monkeypatch: pyte
 
 
 @pytest.fixture(scope="session")
-def secure_kafka(realm: Realm, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    """A Kafka broker with a SASL_PLAINTEXT GSSAPI listener in the session's realm (tests/peers/secure_kafka.py)."""
+def secure_kafka(realm: Realm, java_stores, tmp_path_factory: pytest.TempPathFactory) -> Iterator:  # noqa: ANN001
+    """A Kafka broker with GSSAPI listeners (SASL_PLAINTEXT, and SASL_SSL with the session's keytool JKS) in the
+    session's realm (tests/peers/secure_kafka.py)."""
     from conftest import require_java_peers
 
     require_java_peers()
     from peers import secure_kafka
 
-    kafka = secure_kafka.start(tmp_path_factory.mktemp("secure-kafka"), realm.kdc)
+    kafka = secure_kafka.start(tmp_path_factory.mktemp("secure-kafka"), realm.kdc, java_stores.server_jks)
     try:
         yield kafka
     finally:

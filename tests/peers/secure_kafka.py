@@ -31,18 +31,25 @@ class SecureKafka:
     port: int  # the SASL_PLAINTEXT (GSSAPI) listener
     keytab: Path  # kafka/localhost's
     jaas: Path  # the broker's JAAS file
+    ssl_port: int | None = None  # the SASL_SSL (GSSAPI over TLS) listener, with ``ssl_keystore``
 
     @property
     def bootstrap(self) -> str:
         """The Kerberos listener, by the host name of the broker's service principal."""
         return f"localhost:{self.port}"
 
+    @property
+    def ssl_bootstrap(self) -> str:
+        """The Kerberos listener over TLS (the key store's certificate names localhost)."""
+        return f"localhost:{self.ssl_port}"
+
     def stop(self) -> None:
         self.broker.stop()
 
 
-def start(workdir: Path, kdc) -> SecureKafka:  # noqa: ANN001 - peers.kdc.KDC
-    """A broker with a GSSAPI listener whose principal and keytab are made in ``kdc``'s realm."""
+def start(workdir: Path, kdc, ssl_keystore: Path | None = None) -> SecureKafka:  # noqa: ANN001 - peers.kdc.KDC
+    """A broker with a GSSAPI listener whose principal and keytab are made in ``kdc``'s realm; with
+    ``ssl_keystore`` (a JKS of tests/peers/keytool.py) a SASL_SSL listener too."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     principal = kdc.principal(f"{SERVICE}/localhost")
@@ -58,7 +65,17 @@ def start(workdir: Path, kdc) -> SecureKafka:  # noqa: ANN001 - peers.kdc.KDC
         "sasl.enabled.mechanisms": "GSSAPI",
         "sasl.kerberos.service.name": SERVICE,
     }
+    ssl_port = None
+    if ssl_keystore is not None:
+        from .keytool import STOREPASS
+
+        ssl_port = _free_port()
+        props["listeners"] += f",SASL_SSL://127.0.0.1:{ssl_port}"
+        props["advertised.listeners"] += f",SASL_SSL://localhost:{ssl_port}"
+        props["listener.security.protocol.map"] += ",SASL_SSL:SASL_SSL"
+        props.update({"ssl.keystore.location": str(ssl_keystore), "ssl.keystore.type": "JKS",
+                      "ssl.keystore.password": STOREPASS, "ssl.key.password": "keypass1"})
     jvm = [f"-Djava.security.krb5.conf={kdc.krb5_conf}", f"-Djava.security.auth.login.config={jaas}",
            "-Dsun.security.krb5.disableReferrals=true"]
     broker = KafkaBroker(workdir / "broker", extra_props=props, jvm=jvm).start()
-    return SecureKafka(broker, port, keytab, jaas)
+    return SecureKafka(broker, port, keytab, jaas, ssl_port)

@@ -154,6 +154,27 @@ def test_kafka_channel_through_kerberos(run_agent, realm, secure_kafka, client_e
     wait_for_events(lines, lambda: rolled_lines(out), timeout=120, what="every line through the Kerberos channel",
                     logs=[agent])
     assert_exactly_once(lines, rolled_lines(out), logs=[agent])
+    assert f"Kerberos login as {realm.flume} from keytab" in agent.log()
+    assert agent.terminate() == 0
+
+
+def test_round_trip_over_sasl_ssl(run_agent, realm, secure_kafka, java_stores, client_env, tmp_path: Path) -> None:
+    """SASL_SSL: Kerberos over TLS, the broker's certificate checked against a Java trust store (read by pyflume)."""
+    port, out, topic = free_port(), tmp_path / "out", f"krb-ssl-{uuid.uuid4().hex[:8]}"
+    out.mkdir()
+    jaas = jaas_file(tmp_path / "flume_jaas.conf", realm.flume, realm.flume_keytab)
+    conf = PIPELINE.format(port=port, servers=secure_kafka.ssl_bootstrap, topic=topic, out=out)
+    conf = conf.replace("security.protocol = SASL_PLAINTEXT", "security.protocol = SASL_SSL")
+    for client in ("sinks.k1.kafka.producer", "sources.r2.kafka.consumer"):
+        conf += (f"a1.{client}.ssl.truststore.location = {java_stores.trust_jks}\n"
+                 f"a1.{client}.ssl.truststore.password = changeit\n")
+    agent = run_agent(conf, args=[f"-Djava.security.auth.login.config={jaas}"])
+    agent.wait_for_port(port, timeout=30)
+    lines = _lines(2000, "ssl")
+    send_lines(port, lines)
+    wait_for_events(lines, lambda: rolled_lines(out), timeout=120, what="every line through SASL_SSL",
+                    logs=[agent])
+    assert_exactly_once(lines, rolled_lines(out), logs=[agent])
     assert agent.terminate() == 0
 
 
