@@ -256,6 +256,8 @@ def translate(settings: dict, kind: str) -> tuple[dict, list[tuple[str, str]]]:
             problems.append(("ssl.ca.location", f"the TLS settings cannot be used: {exc}"))
     if kind == "consumer":
         opts["enable_auto_commit"] = False
+    else:
+        opts.setdefault("enable_idempotence", False)  # librdkafka's default (kafka-python's is true)
     return opts, problems
 
 
@@ -375,11 +377,34 @@ def _mechanism():  # noqa: ANN202
 _registered: list[bool] = []
 
 
+class _Quiet(logging.Handler):
+    """kafka-python's own log lines, each logger and level at most once per 10 s, passed on to the agent's
+    handlers: a broker or KDC that cannot be reached makes it log every reconnect attempt, many times a second."""
+
+    EVERY = 10.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: dict[tuple[str, int], float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        key = (record.name, record.levelno)
+        now = time.monotonic()
+        if now - self._last.get(key, -self.EVERY) >= self.EVERY:
+            self._last[key] = now
+            logging.getLogger().handle(record)
+
+
 def _register() -> None:
     if not _registered:
         from kafka.net.sasl import register_sasl_mechanism
 
         register_sasl_mechanism("GSSAPI", _mechanism(), overwrite=True)
+        kafka_log = logging.getLogger("kafka")
+        if kafka_log.level == logging.NOTSET:  # as librdkafka's log: warnings and above, unless set otherwise
+            kafka_log.setLevel(logging.WARNING)
+        kafka_log.addHandler(_Quiet())
+        kafka_log.propagate = False
         _registered.append(True)
 
 

@@ -5,6 +5,7 @@ listener refuses a client without Kerberos, so the records did go through the Ke
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -175,6 +176,31 @@ def test_round_trip_over_sasl_ssl(run_agent, realm, secure_kafka, java_stores, c
     wait_for_events(lines, lambda: rolled_lines(out), timeout=120, what="every line through SASL_SSL",
                     logs=[agent])
     assert_exactly_once(lines, rolled_lines(out), logs=[agent])
+    assert agent.terminate() == 0
+
+
+def test_unreachable_kdc_loses_nothing(run_agent, realm, secure_kafka, client_env, tmp_path: Path) -> None:
+    """The KDC is down when the agent starts: no login, no connection, the sink's batches roll back and stay in
+    the channel; once the KDC is back every line arrives once."""
+    port, out, topic = free_port(), tmp_path / "out", f"krb-kdc-{uuid.uuid4().hex[:8]}"
+    out.mkdir()
+    jaas = jaas_file(tmp_path / "flume_jaas.conf", realm.flume, realm.flume_keytab)
+    lines = _lines(1000, "kdc")
+    realm.kdc.stop()
+    try:
+        agent = run_agent(PIPELINE.format(port=port, servers=secure_kafka.bootstrap, topic=topic, out=out),
+                          args=[f"-Djava.security.auth.login.config={jaas}"])
+        agent.wait_for_port(port, timeout=30)
+        send_lines(port, lines)
+        agent.wait_for_log("Cannot contact any KDC", timeout=30)
+        time.sleep(4)  # several retries while the KDC is down
+        assert rolled_lines(out) == []
+    finally:
+        realm.kdc.restart()
+    wait_for_events(lines, lambda: rolled_lines(out), timeout=120, what="every line after the KDC came back",
+                    logs=[agent])
+    assert_exactly_once(lines, rolled_lines(out), logs=[agent])
+    assert f"Kerberos login as {realm.flume} works again" in agent.log()
     assert agent.terminate() == 0
 
 

@@ -134,7 +134,7 @@ def test_translation_for_kafka_python():
     assert not problems
     assert opts == {"bootstrap_servers": ["a:1", "b:2"], "acks": -1, "linger_ms": 5, "compression_type": None,
                     "max_request_size": 2000000, "client_id": "x", "security_protocol": "SASL_PLAINTEXT",
-                    "sasl_mechanism": "GSSAPI"}
+                    "sasl_mechanism": "GSSAPI", "enable_idempotence": False}
     opts, problems = translate({"group.id": "g", "auto.offset.reset": "smallest", "enable.auto.commit": "false",
                                 "fetch.queue.backoff.ms": "10", "partition.assignment.strategy": "roundrobin"},
                                "consumer")
