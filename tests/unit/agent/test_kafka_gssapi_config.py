@@ -139,3 +139,24 @@ def test_translation_for_kafka_python():
                                 "fetch.queue.backoff.ms": "10", "partition.assignment.strategy": "roundrobin"},
                                "consumer")
     assert not problems and opts["auto_offset_reset"] == "earliest" and opts["enable_auto_commit"] is False
+
+
+def test_one_principal_per_agent_across_kafka_clients(tmp_path):
+    """Flume logs its JVM in once: a consumer logging in as another principal than the producer is refused."""
+    a = keytab(tmp_path / "a.keytab", "flume/h@R")
+    b = keytab(tmp_path / "b.keytab", "etl/h@R")
+    login = 'com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true keyTab="{}" principal="{}";'
+    extra = (f"a1.sinks.k1.kafka.producer.sasl.jaas.config = {login.format(a, 'flume/h@R')}\n"
+             "a1.sources = r1 r2\n"
+             "a1.sources.r2.type = kafka\n"
+             "a1.sources.r2.channels = c1\n"
+             "a1.sources.r2.kafka.bootstrap.servers = localhost:9\n"
+             "a1.sources.r2.kafka.topics = t\n"
+             "a1.sources.r2.kafka.consumer.security.protocol = SASL_PLAINTEXT\n"
+             "a1.sources.r2.kafka.consumer.sasl.mechanism = GSSAPI\n"
+             "a1.sources.r2.kafka.consumer.sasl.kerberos.service.name = kafka\n"
+             f"a1.sources.r2.kafka.consumer.sasl.jaas.config = {login.format(b, 'etl/h@R')}\n")
+    topo, problems = check(tmp_path, extra)
+    assert topo is None
+    assert any("already logs this agent in as 'flume/h@R'" in p or "already logs this agent in as 'etl/h@R'" in p
+               for p in problems), problems
