@@ -29,7 +29,7 @@ import threading
 import time
 
 from agent.core import _rate_limited
-from agent.kafka_conf import client_hooks, flush_timeout
+from agent.kafka_conf import client_hooks, flush_timeout, uses_gssapi
 
 __all__ = ["BrokerWatch", "Producer", "ConsumerWatch", "subscribed_consumer", "commit", "on_commit"]
 
@@ -63,8 +63,7 @@ def subscribed_consumer(settings: dict[str, str], log: logging.Logger, what: str
     """A consumer of ``settings`` subscribed to ``topics``: librdkafka's errors reach ``watch``, failed commits are
     logged (``on_commit``). ``replacing``: the stuck consumer it replaces, closed in the background (leaving a group
     with no broker can block for a long time)."""
-    import confluent_kafka
-
+    confluent_kafka = _client_module(settings)
     if replacing is not None:
         log.warning("%s: a new consumer replaces the one that lost every broker", what)
         threading.Thread(target=_close, args=(replacing, log, what), name=f"close-{what}", daemon=True).start()
@@ -72,6 +71,17 @@ def subscribed_consumer(settings: dict[str, str], log: logging.Logger, what: str
     consumer = confluent_kafka.Consumer({**settings, **hooks, "on_commit": on_commit(log, what)})
     consumer.subscribe(topics, on_revoke=on_revoke)
     return consumer
+
+
+def _client_module(settings: dict[str, str]):  # noqa: ANN202
+    """confluent_kafka, or agent.kafka_gssapi (the same Producer and Consumer calls) for Kerberos settings."""
+    if uses_gssapi(settings):
+        from agent import kafka_gssapi
+
+        return kafka_gssapi
+    import confluent_kafka
+
+    return confluent_kafka
 
 
 def _close(client, log: logging.Logger, what: str) -> None:  # noqa: ANN001
@@ -87,7 +97,7 @@ def commit(consumer, offsets: dict[tuple[str, int], int], log: logging.Logger, w
 
     try:
         consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=True)
-    except KafkaException as exc:
+    except (KafkaException, Exception) as exc:  # noqa: BLE001 - kafka-python's errors with GSSAPI
         _rate_limited(log, f"{what}: committing offsets failed ({exc}); these records may be read again")
 
 
@@ -120,8 +130,7 @@ class Producer:
         self._stale = False
 
     def _new(self):  # noqa: ANN202
-        import confluent_kafka
-
+        confluent_kafka = _client_module(self.settings)
         failed = self.failed
         watch = self.watch
 
@@ -172,7 +181,11 @@ class Producer:
 
     def close(self, timeout: float) -> int:
         """Flush for up to ``timeout`` seconds; the number of records still unacknowledged."""
-        return self.client.flush(timeout)
+        left = self.client.flush(timeout)
+        shutdown = getattr(self.client, "shutdown", None)  # kafka-python's (GSSAPI) has a thread to stop
+        if shutdown is not None:
+            shutdown()
+        return left
 
 
 class ConsumerWatch:

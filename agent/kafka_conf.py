@@ -20,7 +20,7 @@ from agent.keystores import StoreError, certificates_pem, load_store, pem_bundle
 from agent.spec import Conf
 
 __all__ = ["client_config", "client_hooks", "java_stores_as_pem", "check_client_config", "consumer_defaults",
-           "flush_timeout"]
+           "flush_timeout", "uses_gssapi"]
 
 # Java client keys that mean nothing to librdkafka or are handled by pyflume itself: dropped silently.
 _DROPPED = {
@@ -74,8 +74,10 @@ def client_config(conf: Conf, prefix: str, *, component_prop: str | None = None)
                 if "password" in found:
                     out["sasl.password"] = found["password"]
                 continue
-            conf.error("only PLAIN and SCRAM JAAS logins can be translated; Kerberos (Krb5LoginModule) is not "
-                       "available for Kafka yet: see docs/kerberos.md#kafka-gssapi", full)
+            if "Krb5LoginModule" in value:
+                out[_JAAS_KEY] = value  # read with the rest of the Kerberos settings below
+                continue
+            conf.error("only PLAIN, SCRAM and Kerberos (Krb5LoginModule) JAAS logins can be translated", full)
             continue
         if key in _JAVA_STORE_KEYS:
             stores[key] = value  # read below and handed to librdkafka as PEM in memory
@@ -93,7 +95,20 @@ def client_config(conf: Conf, prefix: str, *, component_prop: str | None = None)
                            missing=lambda message, key: conf.warn(message, prefix + key))
     if out.get("security.protocol", "").upper() in ("SSL", "SASL_SSL"):
         _add_global_ssl(conf, prefix, out)
+    jaas = out.pop(_JAAS_KEY, None)
+    if uses_gssapi(out):
+        from agent.kafka_gssapi import kerberos_settings
+
+        kerberos_settings(conf, prefix, out, jaas)
     return out
+
+
+_JAAS_KEY = "sasl.jaas.config"
+
+
+def uses_gssapi(settings: dict[str, object]) -> bool:
+    """Whether a client's settings ask for Kerberos: those go through agent.kafka_gssapi, not librdkafka."""
+    return str(settings.get("sasl.mechanisms", "")).strip().upper() == "GSSAPI"
 
 
 def _add_global_ssl(conf: Conf, prefix: str, out: dict[str, str]) -> None:
@@ -169,6 +184,11 @@ def check_client_config(conf: Conf, settings: dict[str, str], kind: str) -> None
     Builds a throw-away client (``kind`` is ``producer`` or ``consumer``) without connecting: bootstrap.servers is
     replaced by an unused placeholder and the client is closed at once.
     """
+    if uses_gssapi(settings):
+        from agent.kafka_gssapi import check_settings
+
+        check_settings(conf, settings, kind)
+        return
     try:
         import confluent_kafka
     except ImportError:
@@ -192,12 +212,6 @@ def check_client_config(conf: Conf, settings: dict[str, str], kind: str) -> None
         m = re.search(r'property:? "([^"]+)"', msg)
         key = _ALIASES.get(m.group(1), m.group(1)) if m else None
         prop = next((k for k in conf.prefixed if key and k.endswith("." + key)), None)
-        if "No provider for SASL mechanism GSSAPI" in msg:  # the wheels' librdkafka is built without Cyrus SASL
-            prop = next((k for k in conf.prefixed if k.endswith((".sasl.mechanism", ".sasl.mechanisms"))), prop)
-            msg = ("Kerberos (GSSAPI) is not available for Kafka yet: the librdkafka in confluent-kafka's wheels is "
-                   "built without it; see docs/kerberos.md#kafka-gssapi")
-            conf.error(msg, prop)
-            return
         conf.error(f"librdkafka refuses the {kind} settings: {msg}", prop)
         return
     if kind == "consumer":

@@ -36,7 +36,8 @@ from typing import Any
 
 from agent.spec import Conf, Problem
 
-__all__ = ["Identity", "KerberosLoginError", "Login", "check_one_principal", "identity", "login", "read_keytab",
+__all__ = ["Identity", "JaasEntry", "JaasError", "KerberosLoginError", "Login", "check_one_principal",
+           "checked_identity", "identity", "jaas_file", "jaas_section", "login", "parse_jaas", "read_keytab",
            "resolve_principal", "use_system_properties"]
 
 log = logging.getLogger("agent.kerberos")
@@ -136,14 +137,24 @@ def identity(conf: Conf, principal_prop: str, keytab_prop: str) -> Identity | No
         conf.error(f"{principal_prop} is set but {keytab_prop} is not; a login needs the keytab holding the "
                    f"principal's key (as in Flume)", principal_prop)
         return None
+    return checked_identity(conf, principal, keytab, principal_prop, keytab_prop)
+
+
+def checked_identity(conf: Conf, principal: str, keytab: str, principal_prop: str | None, keytab_prop: str | None,
+                     principal_label: str | None = None, keytab_label: str | None = None) -> Identity | None:
+    """``principal`` and ``keytab`` checked as :func:`identity` checks them, wherever they were read: problems are
+    recorded on ``conf`` at ``*_prop`` (the line to blame) and name the setting as ``*_label`` (default: the
+    property), e.g. ``keyTab (JAAS file /etc/flume/jaas.conf:5, KafkaClient)``."""
+    p_label = principal_label or principal_prop
+    k_label = keytab_label or keytab_prop
     ok = True
     if "@" not in principal or not principal.rsplit("@", 1)[1]:
-        conf.error(f"{principal_prop} = '{principal}' has no realm: write it in full, e.g. "
+        conf.error(f"{p_label} = '{principal}' has no realm: write it in full, e.g. "
                    f"'{principal.rstrip('@')}@EXAMPLE.COM' (name/_HOST@REALM for a per-host principal)",
                    principal_prop)
         ok = False
     resolved = resolve_principal(principal)
-    if not _keytab_holds(conf, keytab_prop, keytab, resolved if ok else None):
+    if not _keytab_holds(conf, keytab_prop, keytab, resolved if ok else None, k_label):
         ok = False
     if importlib.util.find_spec("gssapi") is None:
         conf.error("Kerberos logins need the gssapi package: pip install 'pyflume-agent[kerberos]' (it builds "
@@ -151,24 +162,25 @@ def identity(conf: Conf, principal_prop: str, keytab_prop: str) -> Identity | No
         ok = False
     if not ok:
         return None
-    return Identity(resolved, os.path.abspath(keytab), conf.component, conf, principal_prop)
+    return Identity(resolved, os.path.abspath(keytab), conf.component, conf, principal_prop or "")
 
 
-def _keytab_holds(conf: Conf, prop: str, keytab: str, principal: str | None) -> bool:
+def _keytab_holds(conf: Conf, prop: str | None, keytab: str, principal: str | None, label: str | None = None) -> bool:
+    label = label or prop
     path = Path(keytab)
     if not path.exists():
-        conf.error(f"{prop} = '{keytab}': no such file", prop)
+        conf.error(f"{label} = '{keytab}': no such file", prop)
         return False
     if not path.is_file() or not os.access(path, os.R_OK):
-        conf.error(f"{prop} = '{keytab}': not a readable file (the agent runs as uid {os.getuid()})", prop)
+        conf.error(f"{label} = '{keytab}': not a readable file (the agent runs as uid {os.getuid()})", prop)
         return False
     try:
         held = read_keytab(path)
     except (OSError, ValueError) as exc:
-        conf.error(f"{prop} = '{keytab}': {exc}", prop)
+        conf.error(f"{label} = '{keytab}': {exc}", prop)
         return False
     if principal is not None and principal not in held:
-        conf.error(f"{prop} = '{keytab}' has no key for '{principal}'; it holds "
+        conf.error(f"{label} = '{keytab}' has no key for '{principal}'; it holds "
                    f"{', '.join(held) or 'no keys'} (list them with: klist -kt {keytab})", prop)
         return False
     return True
@@ -190,11 +202,138 @@ def check_one_principal(components: Iterable[Any], problems: list[Problem]) -> N
                     ident.principal_prop)
 
 
+_jaas_file: list[str] = []  # -Djava.security.auth.login.config, as given to the agent (or in JAVA_OPTS)
+
+
 def use_system_properties(sysprops: Mapping[str, str]) -> None:
-    """``-Djava.security.krb5.conf=FILE`` (as Flume users pass it) points MIT's library at that file."""
-    path = sysprops.get("java.security.krb5.conf")
+    """``-Djava.security.krb5.conf=FILE`` (as Flume users pass it) points MIT's library at that file;
+    ``-Djava.security.auth.login.config=FILE`` is remembered for :func:`jaas_section`. Either may also come from
+    ``JAVA_OPTS`` in the environment (flume-ng passes it to the JVM), the command line winning."""
+    from_env = dict(_java_opts(os.environ.get("JAVA_OPTS", "")))
+    path = sysprops.get("java.security.krb5.conf") or from_env.get("java.security.krb5.conf")
     if path:
         os.environ["KRB5_CONFIG"] = path
+    _jaas_file[:] = [f for f in [sysprops.get("java.security.auth.login.config")
+                                 or from_env.get("java.security.auth.login.config")] if f]
+
+
+def _java_opts(text: str) -> list[tuple[str, str]]:
+    import shlex
+
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        words = text.split()
+    return [tuple(w[2:].partition("=")[::2]) for w in words if w.startswith("-D")]  # type: ignore[misc]
+
+
+def jaas_file() -> str | None:
+    """The JAAS file the agent was given (``-Djava.security.auth.login.config``), if any."""
+    return _jaas_file[0] if _jaas_file else None
+
+
+@dataclass(frozen=True)
+class JaasEntry:
+    """One login module of a JAAS section: its class, flag and options; ``lines`` maps each option to its line."""
+
+    module: str
+    flag: str
+    options: dict[str, str]
+    where: str  # FILE:LINE of the module
+    lines: dict[str, str]  # option -> FILE:LINE
+
+
+class JaasError(ValueError):
+    """A JAAS file that cannot be read or parsed."""
+
+
+def parse_jaas(text: str, name: str = "<jaas>") -> dict[str, list[JaasEntry]]:
+    """The sections of a JAAS login configuration (Java's ``ConfigFile`` syntax): ``Name { module flag key=value
+    ...; ... };``, comments ``//`` and ``/* */``, values quoted or bare. Section names map to their modules."""
+    tokens: list[tuple[str, int]] = []  # (token, line)
+    i, line, n = 0, 1, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+            i += 1
+        elif c.isspace():
+            i += 1
+        elif text.startswith("//", i) or c == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+            line += text.count("\n", i, end)
+            i = end
+        elif c in "{};=":
+            tokens.append((c, line))
+            i += 1
+        elif c == '"':
+            j, buf = i + 1, []
+            while j < n and text[j] != '"':
+                if text[j] == "\\" and j + 1 < n:
+                    j += 1
+                buf.append(text[j])
+                j += 1
+            if j >= n:
+                raise JaasError(f"{name}:{line}: a quoted value is not closed")
+            tokens.append(('"' + "".join(buf), line))
+            line += text.count("\n", i, j)
+            i = j + 1
+        else:
+            j = i
+            while j < n and not text[j].isspace() and text[j] not in '{};="':
+                j += 1
+            tokens.append((text[i:j], line))
+            i = j
+    sections: dict[str, list[JaasEntry]] = {}
+    pos = 0
+
+    def take(expect: str | None = None) -> tuple[str, int]:
+        nonlocal pos
+        if pos >= len(tokens):
+            raise JaasError(f"{name}: ends in the middle of a section" + (f" (expected '{expect}')" if expect else ""))
+        tok = tokens[pos]
+        pos += 1
+        if expect is not None and tok[0] != expect:
+            raise JaasError(f"{name}:{tok[1]}: expected '{expect}', found '{tok[0].lstrip(chr(34))}'")
+        return tok
+
+    while pos < len(tokens):
+        section, _ = take()
+        take("{")
+        entries: list[JaasEntry] = []
+        while pos < len(tokens) and tokens[pos][0] != "}":
+            module, mline = take()
+            flag, _ = take()
+            options: dict[str, str] = {}
+            lines: dict[str, str] = {}
+            while True:
+                tok, tline = take()
+                if tok == ";":
+                    break
+                take("=")
+                value, _ = take()
+                options[tok] = value[1:] if value.startswith('"') else value
+                lines[tok] = f"{name}:{tline}"
+            entries.append(JaasEntry(module, flag, options, f"{name}:{mline}", lines))
+        take("}")
+        if pos < len(tokens) and tokens[pos][0] == ";":
+            pos += 1
+        sections[section] = entries
+    return sections
+
+
+def jaas_section(path: str, section: str) -> list[JaasEntry] | None:
+    """The login modules of ``section`` in the JAAS file ``path`` (None: no such section). Raises JaasError when
+    the file cannot be read or parsed."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise JaasError(f"cannot read the JAAS file {path}: {exc.strerror or exc}") from None
+    return parse_jaas(text, path).get(section)
 
 
 # Logins ---------------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from agent.avro_event import AvroEventError, decode_event, encode_event
 from agent.core import Channel, ChannelException, Event, Transaction
 from agent.kafka_clients import ConsumerWatch, Producer, commit, subscribed_consumer
 from agent.kafka_conf import check_client_config, client_config, consumer_defaults
+from agent.kafka_gssapi import identities
 from agent.metrics import ChannelCounter
 from agent.spec import Conf, Prop, Spec
 
@@ -113,6 +114,7 @@ class KafkaChannel(Channel):
         consumer_defaults(consumer)
         check_client_config(conf, producer, "producer")
         check_client_config(conf, consumer, "consumer")
+        self.kerberos_identities = identities(producer, consumer)  # GSSAPI keytab logins: one principal per agent
         self.producer_settings = producer
         self.consumer_settings = consumer
         self.producer: Producer | None = None

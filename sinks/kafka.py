@@ -18,6 +18,7 @@ from agent.avro_event import encode_event
 from agent.core import BatchSink, Event, EventDeliveryException
 from agent.kafka_clients import Producer
 from agent.kafka_conf import check_client_config, client_config
+from agent.kafka_gssapi import identities
 from agent.metrics import SinkCounter
 from agent.spec import Conf, Prop, Spec
 from sinks.escapes import EscapeError, PathTemplate, has_escapes
@@ -89,6 +90,7 @@ class KafkaSink(BatchSink):
         settings.setdefault("client.id", f"flume-{name}")
         settings["delivery.report.only.error"] = True  # type: ignore[assignment]
         check_client_config(conf, settings, "producer")
+        self.kerberos_identities = identities(settings)  # GSSAPI keytab logins: one principal per agent
         self.settings = settings
         self.producer: Producer | None = None
 

@@ -20,6 +20,7 @@ from agent.avro_event import AvroEventError, decode_event
 from agent.core import POLL_BACKOFF, ChannelException, Event, PollableSource, Status
 from agent.kafka_clients import ConsumerWatch, commit, subscribed_consumer
 from agent.kafka_conf import check_client_config, client_config, consumer_defaults
+from agent.kafka_gssapi import identities
 from agent.metrics import SourceCounter
 from agent.spec import Conf, Prop, Spec
 
@@ -97,6 +98,7 @@ class KafkaSource(PollableSource):
         settings.setdefault("client.id", f"flume-{name}")
         consumer_defaults(settings)
         check_client_config(conf, settings, "consumer")
+        self.kerberos_identities = identities(settings)  # GSSAPI keytab logins: one principal per agent
         self.settings = settings
         self.consumer = None
         self._pending: tuple[list[Event], dict[tuple[str, int], int]] | None = None

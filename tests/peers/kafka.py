@@ -37,7 +37,12 @@ class KafkaBroker:
     """One KRaft node listening on loopback; ``bootstrap`` is its ``host:port``."""
 
     def __init__(self, workdir: Path, port: int | None = None, partitions: int = 1,
-                 ssl_keystore: Path | None = None):
+                 ssl_keystore: Path | None = None, extra_props: dict[str, str] | None = None,
+                 jvm: list[str] | None = None):
+        # extra_props: more broker settings; a "listeners" / "advertised.listeners" /
+        # "listener.security.protocol.map" value there is appended to this class's own
+        self.extra_props = dict(extra_props or {})
+        self.jvm = list(jvm or [])
         self.workdir = Path(workdir)
         self.port = port or _free_port()
         # an SSL listener too, with this keytool key store (tests/peers/keytool.py: its passwords)
@@ -87,6 +92,9 @@ class KafkaBroker:
             props["listener.security.protocol.map"] += ",SSL:SSL"
             props.update({"ssl.keystore.location": str(self.ssl_keystore), "ssl.keystore.type": "JKS",
                           "ssl.keystore.password": STOREPASS, "ssl.key.password": "keypass1"})
+        for key, value in self.extra_props.items():
+            joined = key in ("listeners", "advertised.listeners", "listener.security.protocol.map")
+            props[key] = f"{props[key]},{value}" if joined else value
         conf = self.workdir / "server.properties"
         conf.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         log4j = self.workdir / "log4j.properties"
@@ -98,7 +106,7 @@ class KafkaBroker:
         return conf
 
     def _java(self, main: str, args: list[str], heap: str = "512m") -> list[str]:
-        return ["java", f"-Xmx{heap}", f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}",
+        return ["java", f"-Xmx{heap}", *self.jvm, f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}",
                 "-Dkafka.logs.dir=" + str(self.workdir / "logs"), "-cp", classpath(), main, *args]
 
     def start(self, timeout: float = 90) -> KafkaBroker:

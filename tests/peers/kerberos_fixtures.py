@@ -187,3 +187,19 @@ def secure_hbase(realm: Realm, tmp_path_factory: pytest.TempPathFactory) -> Iter
         if admin is not None:
             admin.close()
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(realm: Realm, java_stores, tmp_path_factory: pytest.TempPathFactory) -> Iterator:  # noqa: ANN001
+    """A Kafka broker with GSSAPI listeners (SASL_PLAINTEXT, and SASL_SSL with the session's keytool JKS) in the
+    session's realm (tests/peers/secure_kafka.py)."""
+    from conftest import require_java_peers
+
+    require_java_peers()
+    from peers import secure_kafka
+
+    kafka = secure_kafka.start(tmp_path_factory.mktemp("secure-kafka"), realm.kdc, java_stores.server_jks)
+    try:
+        yield kafka
+    finally:
+        kafka.stop()

@@ -83,9 +83,8 @@ a1.sinks.k1.batchSize = 250
     ("a1.sources.r1.zookeeperConnect = 127.0.0.1:2181\n", "zookeeperConnect: ZooKeeper is not supported"),
     ("a1.sinks.k1.kafka.producer.security.protocol = SASL_PLAINTEXT\n"
      "a1.sinks.k1.kafka.producer.sasl.mechanism = GSSAPI\n",
-     "k.conf:14: a1.sinks.k1 (org.apache.flume.sink.kafka.KafkaSink): kafka.producer.sasl.mechanism: Kerberos "
-     "(GSSAPI) is not available for Kafka yet: the librdkafka in confluent-kafka's wheels is built without it; see "
-     "docs/kerberos.md#kafka-gssapi"),
+     "k.conf:14: a1.sinks.k1 (org.apache.flume.sink.kafka.KafkaSink): kafka.producer.sasl.mechanism: set "
+     "sasl.kerberos.service.name (the brokers' principal name, usually 'kafka')"),
     ("a1.sources.r1.kafka.topics.regex = (unclosed\n", "kafka.topics.regex: not a valid regular expression"),
 ])
 def test_what_cannot_work_is_refused_with_its_line(tmp_path, extra, expected):
