@@ -25,7 +25,7 @@ import ssl
 import struct
 from collections.abc import Callable, Sequence
 
-from agent.core import Event
+from agent.core import Batch, Event
 from agent.rpc import RpcError
 from agent.spec import Conf, Prop
 
@@ -354,8 +354,35 @@ def _b_message(name: str, mtype: int, seqid: int, strict: bool = True) -> bytes:
     return _b_string(name.encode()) + bytes((mtype,)) + _I32S.pack(seqid)
 
 
+def _b_head(headers: dict[str, str] | None) -> bytes:
+    """A ThriftFlumeEvent's bytes before its body's length: the headers field and the body's field header."""
+    pack_i32 = _I32S.pack
+    parts = [b"\x0d\x00\x01" + _MAPH.pack(_STRING, _STRING, len(headers or ()))]
+    for k, v in (headers or {}).items():
+        kb = k.encode()
+        vb = v.encode()
+        parts.append(pack_i32(len(kb)) + kb + pack_i32(len(vb)) + vb)
+    parts.append(b"\x0b\x00\x02")
+    return b"".join(parts)
+
+
+def _uniform_events(head_of_list: bytes, batch: Batch, head: bytes, length: Callable[[int], bytes]) -> bytes:
+    """A raw Batch's list<ThriftFlumeEvent>: the shared headers' bytes and each body length's prefix made once."""
+    parts = [head_of_list]
+    prefixes: dict[int, bytes] = {}
+    for body in batch.bodies:
+        n = len(body)
+        prefix = prefixes.get(n)
+        if prefix is None:
+            prefix = prefixes[n] = head + length(n)
+        parts += (prefix, body, b"\x00")
+    return b"".join(parts)
+
+
 def _b_events(events: Sequence[Event]) -> bytes:
     """A list<ThriftFlumeEvent> value (without its field header)."""
+    if type(events) is Batch and events.raw:
+        return _uniform_events(_LISTH.pack(_STRUCT, len(events)), events, _b_head(events.shared), _I32S.pack)
     parts = [_LISTH.pack(_STRUCT, len(events))]
     add = parts.append
     pack_i32 = _I32S.pack
@@ -632,8 +659,27 @@ def _c_list_header(etype: int, n: int) -> bytes:
     return bytes(((n << 4) | etype,)) if n < 15 else bytes((0xF0 | etype,)) + _varint(n)
 
 
+def _c_head(headers: dict[str, str] | None) -> bytes:
+    """A ThriftFlumeEvent's bytes before its body's length (compact): the headers field, the body's field header."""
+    if not headers:
+        return b"\x1b\x00\x18"
+    small = _SMALL
+    n = len(headers)
+    parts = [b"\x1b" + (small[n] if n < 128 else _varint(n)) + b"\x88"]
+    for k, v in headers.items():
+        kb = k.encode()
+        vb = v.encode()
+        parts.append((small[len(kb)] if len(kb) < 128 else _varint(len(kb))) + kb
+                     + (small[len(vb)] if len(vb) < 128 else _varint(len(vb))) + vb)
+    parts.append(b"\x18")
+    return b"".join(parts)
+
+
 def _c_events(events: Sequence[Event]) -> bytes:
     """A list<ThriftFlumeEvent> value (without its field header)."""
+    if type(events) is Batch and events.raw:
+        return _uniform_events(_c_list_header(_C_STRUCT, len(events)), events, _c_head(events.shared),
+                               lambda n: _SMALL[n] if n < 128 else _varint(n))
     parts = [_c_list_header(_C_STRUCT, len(events))]
     add = parts.append
     small = _SMALL

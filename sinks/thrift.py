@@ -30,6 +30,7 @@ class ThriftSink(RpcSink):
     flume_class = "org.apache.flume.sink.ThriftSink"
     label = "Thrift"
     client_error = ThriftError
+    accepts_batch = True  # thrift_rpc.encode_events writes a Batch's shared headers once
     spec = Spec(
         *RPC_SINK_PROPS,
         THRIFT_SINK_PROTOCOL_PROP,

@@ -177,3 +177,15 @@ def test_uniform_decoding_refuses_a_truncated_array() -> None:
     data = encode_events(Batch([b"x" * 100] * 3))
     with pytest.raises(ValueError):
         decode_uniform_events(data[:-60], 0)
+
+
+@pytest.mark.parametrize("protocol", ["binary", "compact"])
+def test_thrift_encoding_of_a_batch_is_byte_equal_to_its_events(protocol: str) -> None:
+    from agent.thrift_rpc import encode_events as thrift_events
+
+    rng = random.Random(11)
+    for _ in range(200):
+        headers = rng.choice([{}, {"a": "1"}, {"k" * 200: "v" * 300, "é": "x"}])
+        bodies = [rng.randbytes(rng.choice([0, 1, 127, 128, 200, 20000])) for _ in range(rng.randrange(0, 20))]
+        assert thrift_events(protocol, Batch(bodies, headers)) == \
+            thrift_events(protocol, [Event(b, dict(headers)) for b in bodies])
