@@ -327,81 +327,46 @@ def test_wrong_server_principal_fails_clearly_and_keeps_the_events(agents, thrif
 # --------------------------------------------------------------------------------------------------------------
 # Apache Flume 1.11 as the peer, both ways
 
-FLUME = """\
-fl.sources = t n
-fl.channels = c_in c_out
-fl.sinks = out k
-fl.sources.t.type = thrift
-fl.sources.t.bind = 127.0.0.1
-fl.sources.t.port = {flume_port}
-fl.sources.t.channels = c_in
-fl.sources.t.kerberos = true
-fl.sources.t.agent-principal = {flume_principal}
-fl.sources.t.agent-keytab = {flume_keytab}
-fl.channels.c_in.type = memory
-fl.channels.c_in.capacity = 100000
-fl.channels.c_in.transactionCapacity = 1000
-fl.sinks.out.type = file_roll
-fl.sinks.out.channel = c_in
-fl.sinks.out.sink.directory = {out}
-fl.sinks.out.sink.rollInterval = 0
-fl.sinks.out.sink.batchSize = 1000
-fl.sources.n.type = netcat
-fl.sources.n.bind = 127.0.0.1
-fl.sources.n.port = {netcat_port}
-fl.sources.n.ack-every-event = false
-fl.sources.n.channels = c_out
-fl.channels.c_out.type = memory
-fl.channels.c_out.capacity = 100000
-fl.channels.c_out.transactionCapacity = 1000
-fl.sinks.k.type = thrift
-fl.sinks.k.channel = c_out
-fl.sinks.k.hostname = 127.0.0.1
-fl.sinks.k.port = {our_port}
-fl.sinks.k.batch-size = 500
-fl.sinks.k.kerberos = true
-fl.sinks.k.client-principal = {flume_principal}
-fl.sinks.k.client-keytab = {flume_keytab}
-fl.sinks.k.server-principal = {our_principal}
+# One agent of each system: a secure thrift source into file_roll, and netcat into a secure thrift sink aimed at
+# the other agent's source. The same file for both, with the agent's name, ports and principals filled in.
+BOTH_WAYS = """\
+{a}.sources = t n
+{a}.channels = c_in c_out
+{a}.sinks = out k
+{a}.sources.t.type = thrift
+{a}.sources.t.bind = 127.0.0.1
+{a}.sources.t.port = {source_port}
+{a}.sources.t.channels = c_in
+{a}.sources.t.kerberos = true
+{a}.sources.t.agent-principal = {principal}
+{a}.sources.t.agent-keytab = {keytab}
+{a}.channels.c_in.type = memory
+{a}.channels.c_in.capacity = 100000
+{a}.channels.c_in.transactionCapacity = 1000
+{a}.sinks.out.type = file_roll
+{a}.sinks.out.channel = c_in
+{a}.sinks.out.sink.directory = {out}
+{a}.sinks.out.sink.rollInterval = 0
+{a}.sinks.out.sink.batchSize = 1000
+{a}.sources.n.type = netcat
+{a}.sources.n.bind = 127.0.0.1
+{a}.sources.n.port = {netcat_port}
+{a}.sources.n.ack-every-event = false
+{a}.sources.n.channels = c_out
+{a}.channels.c_out.type = memory
+{a}.channels.c_out.capacity = 100000
+{a}.channels.c_out.transactionCapacity = 1000
+{a}.sinks.k.type = thrift
+{a}.sinks.k.channel = c_out
+{a}.sinks.k.hostname = 127.0.0.1
+{a}.sinks.k.port = {sink_port}
+{a}.sinks.k.batch-size = 500
+{a}.sinks.k.kerberos = true
+{a}.sinks.k.client-principal = {principal}
+{a}.sinks.k.client-keytab = {keytab}
+{a}.sinks.k.server-principal = {server_principal}
 """
 
-OURS = """\
-py.sources = t n
-py.channels = c_in c_out
-py.sinks = out k
-py.sources.t.type = thrift
-py.sources.t.bind = 127.0.0.1
-py.sources.t.port = {our_port}
-py.sources.t.channels = c_in
-py.sources.t.kerberos = true
-py.sources.t.agent-principal = {our_principal}
-py.sources.t.agent-keytab = {our_keytab}
-py.channels.c_in.type = memory
-py.channels.c_in.capacity = 100000
-py.channels.c_in.transactionCapacity = 1000
-py.sinks.out.type = file_roll
-py.sinks.out.channel = c_in
-py.sinks.out.sink.directory = {out}
-py.sinks.out.sink.rollInterval = 0
-py.sinks.out.sink.batchSize = 1000
-py.sources.n.type = netcat
-py.sources.n.bind = 127.0.0.1
-py.sources.n.port = {netcat_port}
-py.sources.n.ack-every-event = false
-py.sources.n.channels = c_out
-py.channels.c_out.type = memory
-py.channels.c_out.capacity = 100000
-py.channels.c_out.transactionCapacity = 1000
-py.sinks.k.type = thrift
-py.sinks.k.channel = c_out
-py.sinks.k.hostname = 127.0.0.1
-py.sinks.k.port = {flume_port}
-py.sinks.k.batch-size = 500
-py.sinks.k.kerberos = true
-py.sinks.k.client-principal = {our_principal}
-py.sinks.k.client-keytab = {our_keytab}
-py.sinks.k.server-principal = {flume_principal}
-"""
 
 def test_flume_and_pyflume_thrift_with_kerberos_both_ways(thrift_realm, krb5_env, agents, tmp_path) -> None:
     """Flume's thrift sink (SecureThriftRpcClient) → pyflume's secure thrift source, and pyflume's thrift sink →
@@ -414,20 +379,22 @@ def test_flume_and_pyflume_thrift_with_kerberos_both_ways(thrift_realm, krb5_env
     require_java_peers()
     realm, flume_principal, flume_keytab = thrift_realm
     ports = {"flume_port": free_port(), "netcat_port": free_port(), "our_port": free_port()}
-    names = {"flume_principal": flume_principal, "flume_keytab": flume_keytab, "our_principal": realm.flume,
-             "our_keytab": realm.flume_keytab}
     fl_out, py_out = tmp_path / "fl-out", tmp_path / "py-out"
     fl_out.mkdir()
     py_out.mkdir()
     conf = tmp_path / "flume.conf"
-    conf.write_text(FLUME.format(**ports, **names, out=fl_out))
+    conf.write_text(BOTH_WAYS.format(a="fl", source_port=ports["flume_port"], netcat_port=ports["netcat_port"],
+                                     sink_port=ports["our_port"], principal=flume_principal, keytab=flume_keytab,
+                                     server_principal=realm.flume, out=fl_out))
     flume = FlumeAgent(conf, "fl", log_path=tmp_path / "flume.log", modules=("hdfs",),  # Hadoop's UGI: flume-ng-auth
                        sysprops={"java.security.krb5.conf": str(realm.kdc.krb5_conf)}).start()
     try:
         flume.wait_for_log("Component type: SOURCE, name: t started", timeout=120)
         wait_for(lambda: _open(ports["netcat_port"]), timeout=90, what="Flume's netcat port")
         py_nc = free_port()
-        ours = agents(OURS.format(**{**ports, "netcat_port": py_nc}, **names, out=py_out), "py")
+        ours = agents(BOTH_WAYS.format(a="py", source_port=ports["our_port"], netcat_port=py_nc,
+                                       sink_port=ports["flume_port"], principal=realm.flume,
+                                       keytab=realm.flume_keytab, server_principal=flume_principal, out=py_out), "py")
         ours.wait_for_port(py_nc)
         ours.wait_for_port(ports["our_port"])
         n = 5000
