@@ -78,20 +78,27 @@ class Batch(Sequence[Event]):
     events once (each with its own copy of the shared headers) and from then on the batch *is* that list, so a
     change made through an event is never lost. A component that does not declare ``accepts_batch = True`` is
     handed the plain list (:func:`as_events`), never a Batch.
+
+    A source whose events have headers of their own (the Kafka source: offset, timestamp) may pass ``headers``, a
+    function that makes the per-event header dicts: ``bodies`` and ``len`` are then free, and the headers are made
+    only if something needs the events. Such a batch is not ``raw``: every header-aware fast path treats it as
+    events.
     """
 
-    __slots__ = ("_bodies", "_shared", "_events")
+    __slots__ = ("_bodies", "_shared", "_events", "_headers")
 
-    def __init__(self, bodies: list[bytes], shared: dict[str, str] | None = None):
+    def __init__(self, bodies: list[bytes], shared: dict[str, str] | None = None,
+                 headers: Callable[[], list[dict[str, str]]] | None = None):
         self._bodies: list[bytes] | None = bodies
         #: the headers of every event; never changed in place (several batches may share one dict)
         self._shared = shared or None
         self._events: list[Event] | None = None
+        self._headers = headers
 
     @property
     def raw(self) -> bool:
-        """True while the batch is still columns (no Event made)."""
-        return self._events is None
+        """True while the batch is still columns with one shared set of headers (no Event made)."""
+        return self._events is None and self._headers is None
 
     @property
     def bodies(self) -> list[bytes]:
@@ -123,7 +130,10 @@ class Batch(Sequence[Event]):
         events = self._events
         if events is None:
             shared = self._shared
-            if shared:
+            if self._headers is not None:
+                events = list(map(Event, self._bodies, self._headers()))  # type: ignore[arg-type]
+                self._headers = None
+            elif shared:
                 events = [Event(b, shared.copy()) for b in self._bodies]  # type: ignore[union-attr]
             else:
                 events = list(map(Event, self._bodies))  # type: ignore[arg-type]
@@ -139,7 +149,7 @@ class Batch(Sequence[Event]):
         return iter(self.events())
 
     def __getitem__(self, i):  # type: ignore[no-untyped-def]
-        if self._events is None and isinstance(i, slice):
+        if self._events is None and self._headers is None and isinstance(i, slice):
             return Batch(self._bodies[i], self._shared)  # type: ignore[index]
         return self.events()[i]
 
@@ -155,7 +165,7 @@ class Batch(Sequence[Event]):
 
     def __repr__(self) -> str:
         if self._events is None:
-            return f"Batch({len(self)} bodies, shared={self._shared!r})"
+            return f"Batch({len(self)} bodies, shared={self._shared!r}{', headers per event' if self._headers else ''})"
         return f"Batch({self._events!r})"
 
 

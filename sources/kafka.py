@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 
 from agent.avro_event import AvroEventError, decode_event
-from agent.core import POLL_BACKOFF, ChannelException, Event, PollableSource, Status
+from agent.core import POLL_BACKOFF, Batch, ChannelException, Event, PollableSource, Status
 from agent.kafka_clients import ConsumerWatch, commit, subscribed_consumer
 from agent.kafka_conf import check_client_config, client_config, consumer_defaults
 from agent.kafka_gssapi import identities
@@ -179,54 +180,58 @@ class KafkaSource(PollableSource):
     def _commit(self, consumer, offsets: dict[tuple[str, int], int]) -> None:  # noqa: ANN001
         commit(consumer, {tp: o + 1 for tp, o in offsets.items()}, self.log, f"Kafka source {self.name}")
 
-    def _collect(self, consumer) -> tuple[list[Event], dict[tuple[str, int], int]]:  # noqa: ANN001
+    def _collect(self, consumer) -> tuple[Sequence[Event], dict[tuple[str, int], int]]:  # noqa: ANN001
         """Up to batchSize records, or what arrived within batchDurationMillis, and the last offset read of each
         partition."""
+        plain = not (self.flume_format or self.header_map)
         events: list[Event] = []
+        records: list = []  # plain records: kept as they are until the batch is made
         offsets: dict[tuple[str, int], int] = {}
         deadline = time.monotonic() + self.duration
-        while len(events) < self.batch:
+        while len(records) + len(events) < self.batch:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            msgs = consumer.consume(self.batch - len(events), remaining)
+            msgs = consumer.consume(self.batch - len(records) - len(events), remaining)
             if not msgs:
                 break
-            if self.flume_format or self.header_map:
+            good = [m for m in msgs if m.error() is None]
+            if len(good) != len(msgs):
                 for m in msgs:
                     err = m.error()
-                    if err is not None:
-                        if err.code() != -191:  # _PARTITION_EOF is informational
-                            self.log.warning("Kafka source %s: %s", self.name, err.str())
-                        continue
-                    events.append(self._event(m))
-                    offsets[(m.topic(), m.partition())] = m.offset()
-            else:
-                self._plain_events(msgs, events, offsets)
-        return events, offsets
-
-    def _plain_events(self, msgs: list, events: list[Event], offsets: dict[tuple[str, int], int]) -> None:
-        """``_event`` for plain records (no useFlumeEventFormat, no header mapping), inlined: the hot loop of the
-        source, one dict and one Event per record and nothing else."""
-        append = events.append
-        topic_header = self.topic_header if self.set_topic else None
-        for m in msgs:
-            if m.error() is not None:
-                err = m.error()
-                if err.code() != -191:  # _PARTITION_EOF is informational
-                    self.log.warning("Kafka source %s: %s", self.name, err.str())
+                    if err is not None and err.code() != -191:  # _PARTITION_EOF is informational
+                        self.log.warning("Kafka source %s: %s", self.name, err.str())
+            if plain:
+                records += good
                 continue
-            topic, partition, offset = m.topic(), m.partition(), m.offset()
+            for m in good:
+                events.append(self._event(m))
+                offsets[(m.topic(), m.partition())] = m.offset()
+        if not plain:
+            return events, offsets
+        for m in records:
+            offsets[(m.topic(), m.partition())] = m.offset()
+        # The bodies now; Flume's per-record headers (timestamp, topic, partition, offset, key) only if a component
+        # needs the events (a null or text sink never does)
+        return Batch([m.value() or b"" for m in records], headers=lambda: self._plain_headers(records)), offsets
+
+    def _plain_headers(self, records: list) -> list[dict[str, str]]:
+        """Flume's headers of plain records (no useFlumeEventFormat, no header mapping), in ``_event``'s order."""
+        out = []
+        append = out.append
+        topic_header = self.topic_header if self.set_topic else None
+        for m in records:
+            partition = m.partition()
             if topic_header is None:
-                h = {"timestamp": str(m.timestamp()[1]), "partition": str(partition), "offset": str(offset)}
+                h = {"timestamp": str(m.timestamp()[1]), "partition": str(partition), "offset": str(m.offset())}
             else:
-                h = {"timestamp": str(m.timestamp()[1]), topic_header: topic, "partition": str(partition),
-                     "offset": str(offset)}
+                h = {"timestamp": str(m.timestamp()[1]), topic_header: m.topic(), "partition": str(partition),
+                     "offset": str(m.offset())}
             key = m.key()
             if key is not None:
                 h["key"] = key.decode(errors="replace")
-            append(Event(m.value() or b"", h))
-            offsets[(topic, partition)] = offset
+            append(h)
+        return out
 
     def _event(self, m) -> Event:  # noqa: ANN001
         """One record as an event with Flume's headers (see the module docstring)."""

@@ -189,3 +189,24 @@ def test_thrift_encoding_of_a_batch_is_byte_equal_to_its_events(protocol: str) -
         bodies = [rng.randbytes(rng.choice([0, 1, 127, 128, 200, 20000])) for _ in range(rng.randrange(0, 20))]
         assert thrift_events(protocol, Batch(bodies, headers)) == \
             thrift_events(protocol, [Event(b, dict(headers)) for b in bodies])
+
+
+def test_per_event_headers_are_made_only_when_the_events_are_needed() -> None:
+    made: list[int] = []
+
+    def headers() -> list[dict[str, str]]:
+        made.append(1)
+        return [{"offset": "7"}, {"offset": "8"}]
+
+    b = Batch([b"a", b"b"], headers=headers)
+    assert len(b) == 2 and b.bodies == [b"a", b"b"] and not b.raw and b.shared is None and made == []
+    ch = make_channel()
+    with ch.transaction() as t:  # the memory channel queues it as it is; a whole take gives it back
+        t.put_batch(b)
+        t.commit()
+    with ch.transaction() as t:
+        got = t.take_batch(2, raw=True)
+        t.commit()
+    assert got is b and made == []
+    assert b[1:] == [Event(b"b", {"offset": "8"})] and made == [1]  # a slice needs the events: made once
+    assert b.events() == [Event(b"a", {"offset": "7"}), Event(b"b", {"offset": "8"})] and made == [1]
