@@ -25,6 +25,7 @@ __all__ = [
     "Event",
     "Batch",
     "as_events",
+    "bodies_of",
     "concat",
     "Status",
     "ChannelException",
@@ -176,6 +177,11 @@ def as_events(events: Sequence[Event]) -> list[Event]:
     if isinstance(events, Batch):
         return events.events()
     return list(events)
+
+
+def bodies_of(events: Sequence[Event]) -> list[bytes]:
+    """The bodies of ``events``: a Batch's own list (no Event made; do not modify it), else each event's body."""
+    return events.bodies if type(events) is Batch else [e.body for e in events]
 
 
 def concat(chunks: Sequence[Sequence[Event]]) -> Sequence[Event]:

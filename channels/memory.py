@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from agent.core import Batch, Channel, ChannelException, ChannelFullException, Event, Transaction, concat
+from agent.core import Batch, Channel, ChannelException, ChannelFullException, Event, Transaction, bodies_of, concat
 from agent.spec import Conf, Prop, Spec
 
 __all__ = ["MemoryChannel"]
@@ -163,8 +163,7 @@ class MemoryChannel(Channel):
 
 
 def _slots(events: Sequence[Event]) -> int:
-    bodies = events.bodies if type(events) is Batch else [e.body for e in events]
-    return sum((len(b) + 99) // 100 or 1 for b in bodies)
+    return sum((len(b) + 99) // 100 or 1 for b in bodies_of(events))
 
 
 class _MemoryTransaction(Transaction):

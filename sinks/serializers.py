@@ -18,7 +18,7 @@ import os
 from collections.abc import Sequence
 from typing import Any, BinaryIO, ClassVar
 
-from agent.core import Batch, Component, Event, as_events
+from agent.core import Batch, Component, Event, bodies_of
 from agent.spec import Conf, ConfigError, Prop, Spec
 
 __all__ = [
@@ -118,7 +118,7 @@ class BodyTextEventSerializer(_TextSerializer):
     def encode(self, events: Sequence[Event]) -> bytes:
         # The hot path of file_roll: the bodies list (a Batch's own, no Event touched) and one join per batch,
         # written with one call.
-        bodies = events.bodies if type(events) is Batch else [e.body for e in events]
+        bodies = bodies_of(events)
         if self.append_newline:
             # the last body gets its newline too, without copying the joined buffer again
             return b"\n".join([*bodies, b""])

@@ -20,7 +20,7 @@ import subprocess
 import threading
 import time
 
-from agent.core import Batch, Event, EventDrivenSource
+from agent.core import Batch, EventDrivenSource
 from agent.spec import Conf, Prop, Spec
 
 __all__ = ["ExecSource"]

@@ -216,47 +216,34 @@ class KafkaSource(PollableSource):
         return Batch([m.value() or b"" for m in records], headers=lambda: self._plain_headers(records)), offsets
 
     def _plain_headers(self, records: list) -> list[dict[str, str]]:
-        """Flume's headers of plain records (no useFlumeEventFormat, no header mapping), in ``_event``'s order."""
-        out = []
-        append = out.append
-        topic_header = self.topic_header if self.set_topic else None
-        for m in records:
-            partition = m.partition()
-            if topic_header is None:
-                h = {"timestamp": str(m.timestamp()[1]), "partition": str(partition), "offset": str(m.offset())}
-            else:
-                h = {"timestamp": str(m.timestamp()[1]), topic_header: m.topic(), "partition": str(partition),
-                     "offset": str(m.offset())}
-            key = m.key()
-            if key is not None:
-                h["key"] = key.decode(errors="replace")
-            append(h)
-        return out
+        """Flume's headers of plain records (no useFlumeEventFormat, no header mapping), as ``_event`` makes them."""
+        return [_with_key(self._record_headers(m), m) for m in records]
+
+    def _record_headers(self, m) -> dict[str, str]:  # noqa: ANN001
+        """timestamp, the topic (topicHeader, when setTopicHeader), partition and offset, in Flume's order."""
+        h = {"timestamp": str(m.timestamp()[1])}
+        if self.set_topic:
+            h[self.topic_header] = m.topic()
+        h["partition"] = str(m.partition())
+        h["offset"] = str(m.offset())
+        return h
 
     def _event(self, m) -> Event:  # noqa: ANN001
         """One record as an event with Flume's headers (see the module docstring)."""
-        topic, partition, offset = m.topic(), m.partition(), m.offset()
         value = m.value() or b""
         if self.flume_format:
             try:
                 e = decode_event(value)
             except AvroEventError as exc:
                 self.log.error("Kafka source %s: record %s/%d@%d is not an AvroFlumeEvent (%s); check "
-                               "useFlumeEventFormat. It is passed on as a plain body.", self.name, topic,
-                               partition, offset, exc)
+                               "useFlumeEventFormat. It is passed on as a plain body.", self.name, m.topic(),
+                               m.partition(), m.offset(), exc)
                 e = Event(value, {})
             h = e.headers
-            h.setdefault("timestamp", str(m.timestamp()[1]))
-            if self.set_topic:
-                h.setdefault(self.topic_header, topic)
-            h.setdefault("partition", str(partition))
-            h.setdefault("offset", str(offset))
+            for k, v in self._record_headers(m).items():  # the event's own headers win
+                h.setdefault(k, v)
         else:
-            h = {"timestamp": str(m.timestamp()[1])}
-            if self.set_topic:
-                h[self.topic_header] = topic
-            h["partition"] = str(partition)
-            h["offset"] = str(offset)
+            h = self._record_headers(m)
             e = Event(value, h)
         if self.header_map:
             kh = m.headers()
@@ -265,7 +252,13 @@ class KafkaSource(PollableSource):
                     for k, v in kh:
                         if k == kafka_name and v is not None:
                             h[flume_name] = v.decode(errors="replace")
-        key = m.key()
-        if key is not None:
-            h["key"] = key.decode(errors="replace")
+        _with_key(h, m)
         return e
+
+
+def _with_key(h: dict[str, str], m) -> dict[str, str]:  # noqa: ANN001
+    """``h`` with the record's key, when it has one, as the last header (Flume's ``key``)."""
+    key = m.key()
+    if key is not None:
+        h["key"] = key.decode(errors="replace")
+    return h

@@ -6,7 +6,7 @@ import io
 import time
 from typing import TYPE_CHECKING
 
-from agent.core import Batch, Event, as_events
+from agent.core import Event, as_events, bodies_of
 from sinks.hdfs.fs import FileSystem
 from sinks.hdfs.parquet import staging_records
 from sinks.hdfs.sequencefile import SequenceFileFormat
@@ -82,7 +82,7 @@ class BucketWriter:
             self._serializer.flush()
             self._pending.append(self._take_buf())
         self.events += len(events)
-        self.body_bytes += sum(map(len, events.bodies)) if type(events) is Batch else sum(len(e.body) for e in events)
+        self.body_bytes += sum(map(len, bodies_of(events)))
         self.last_write = time.monotonic()
 
     def flush(self) -> None:

@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict, defaultdict
 
 from agent import kerberos, registry
-from agent.core import Batch, BatchSink, Event, EventDeliveryException
+from agent.core import Batch, BatchSink, Event, EventDeliveryException, bodies_of
 from agent.spec import Conf, ConfigError, Prop, Spec
 from sinks.escapes import EscapeError, PathTemplate
 from sinks.hdfs.bucket import BucketWriter
@@ -286,7 +286,7 @@ class HDFSEventSink(BatchSink):
         touched = []
         start = 0
         n = len(events)
-        bodies = (events.bodies if type(events) is Batch else [e.body for e in events]) if self.roll_size else []
+        bodies = bodies_of(events) if self.roll_size else []
         while start < n:
             w = self._writer(key)
             end = n

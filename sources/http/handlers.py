@@ -183,7 +183,7 @@ def _utf8_events(data: list[Any]) -> Sequence[Event] | None:
         return Batch(bodies, first) if _string_map(first) else None
     if not all(map(_string_map, heads)):
         return None
-    return [Event(b, h or {}) for b, h in zip(bodies, heads)]
+    return [Event(b, h or {}) for b, h in zip(bodies, heads, strict=True)]
 
 
 def _string_map(headers: Any) -> bool:
