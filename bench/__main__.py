@@ -436,8 +436,10 @@ rows. Cases measured in separate invocations are merged with `--merge` (bench/re
 Kafka cases run against one Apache Kafka 3.7.1 broker (KRaft, same machine, started by the harness), a fresh
 topic with one partition per run; Flume uses its own flume-kafka-source/sink 1.11 (kafka-clients 2.7.2), pyflume
 librdkafka; each with its default client settings. The Kafka source case pre-fills the topic (warm-up and measured
-records) and measures from the first count past the warm-up; the sink case also checks the topic's record count
-after every run.
+records) and measures from the first count past the warm-up; its client ceiling is confluent-kafka (the librdkafka
+client pyflume uses) reading the same pre-filled topic alone in the harness's process, as the source does (same
+settings, batches of 1000, every value taken, an asynchronous commit per batch), timed from its first batch to its
+last. The sink case also checks the topic's record count after every run.
 
 HBase cases run against one Apache HBase 2.6.1 (standalone master and Thrift server, same machine, started by the
 harness), a fresh one-region table per run. Flume uses its own flume-ng-hbase2-sink 1.11 with hbase-client 2.6.1

@@ -756,6 +756,39 @@ a1.sinks.k1.batchSize = 1000
     def ready(self, ctx: Ctx, alive) -> None:
         wait_port(ctx.mport, alive)
 
+    def ceiling(self, ctx: Ctx) -> float:
+        """Seconds librdkafka's own Python client (confluent-kafka, as the source uses it: same settings, batches of
+        1000, each record's value taken, an asynchronous commit per batch) takes from the first record to the last,
+        with nothing else in the process: the most the source could read on this machine."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        topic = ctx.extra["topic"]
+        c = Consumer({"bootstrap.servers": kafka_broker().bootstrap, "group.id": f"{topic}-ceiling",
+                      "auto.offset.reset": "earliest", "enable.auto.commit": "false",
+                      "enable.auto.offset.store": "false"})
+        try:
+            c.subscribe([topic])
+            # the clock starts when the first batch is in hand; its records are not counted
+            read, counted, t0, give_up = 0, 0, 0.0, time.monotonic() + 120
+            while read < ctx.n:
+                msgs = c.consume(1000, 1.0)
+                if not msgs:
+                    if time.monotonic() > give_up:
+                        raise AssertionError(f"{self.name} ceiling: read {read} of {ctx.n} records")
+                    continue
+                values = [m.value() for m in msgs if m.error() is None]
+                m = msgs[-1]
+                c.commit(offsets=[TopicPartition(m.topic(), m.partition(), m.offset() + 1)], asynchronous=True)
+                if read:
+                    counted += len(values)
+                else:
+                    t0 = time.monotonic()
+                read += len(values)
+            elapsed = time.monotonic() - t0
+        finally:
+            c.close()
+        return elapsed * ctx.n / counted  # the seconds n records take at the rate measured
+
 
 class HttpMemoryNull(TakeCounted, Case):
     """JSON batches of 1,000 events POSTed over one keep-alive connection to the http source → memory → null."""

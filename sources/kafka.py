@@ -103,6 +103,7 @@ class KafkaSource(PollableSource):
         self.settings = settings
         self.consumer = None
         self._pending: tuple[list[Event], dict[tuple[str, int], int]] | None = None
+        self._revocations = 0  # partitions revoked so far (a batch that saw one reads every offset)
         self._watch = ConsumerWatch()
 
     def _topics(self, conf: Conf) -> list[str]:
@@ -140,6 +141,7 @@ class KafkaSource(PollableSource):
 
 
     def _on_revoke(self, consumer, partitions) -> None:  # noqa: ANN001
+        self._revocations += 1
         # A batch the channel refused belongs to partitions that may now go to another member: drop it; the new
         # owner starts from the last committed offset, so those records are read again, not lost.
         if self._pending is not None:
@@ -188,6 +190,7 @@ class KafkaSource(PollableSource):
         records: list = []  # plain records: kept as they are until the batch is made
         offsets: dict[tuple[str, int], int] = {}
         deadline = time.monotonic() + self.duration
+        revocations = self._revocations
         while len(records) + len(events) < self.batch:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -209,8 +212,20 @@ class KafkaSource(PollableSource):
                 offsets[(m.topic(), m.partition())] = m.offset()
         if not plain:
             return events, offsets
-        for m in records:
-            offsets[(m.topic(), m.partition())] = m.offset()
+        # The last offset of each partition, read from the end. With no revocation during the batch its records
+        # all belong to partitions still assigned, so the scan stops once each of those is seen (one record per
+        # partition when every partition had records); after a revocation it reads every record.
+        assigned = set()
+        if self._revocations == revocations:
+            assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        early = bool(assigned)
+        for m in reversed(records):
+            key = (m.topic(), m.partition())
+            if key not in offsets:
+                offsets[key] = m.offset()
+                assigned.discard(key)
+                if early and not assigned:
+                    break
         # The bodies now; Flume's per-record headers (timestamp, topic, partition, offset, key) only if a component
         # needs the events (a null or text sink never does)
         return Batch([m.value() or b"" for m in records], headers=lambda: self._plain_headers(records)), offsets

@@ -38,6 +38,7 @@ class _Tail:
     last_seen: float = field(default_factory=time.monotonic)
     matched: bool = True
     pending: list[bytes] = field(default_factory=list)  # complete lines read but not yet delivered, from pos
+    pending_bytes: int = 0  # the bytes of those lines in the file, newlines included
     has_cr: bool = False
     last_partial: bool = False
 
@@ -259,16 +260,22 @@ class TaildirSource(PollableSource):
         and split once however many batches it holds."""
         if not t.pending and not self._read_lines(t):
             return 0
-        lines = t.pending[:self.batch]
-        consumed = sum(map(len, lines)) + len(lines)
-        if t.last_partial and len(lines) == len(t.pending):
-            consumed -= 1  # no newline after the rotated file's last line
+        pending = t.pending
+        if len(pending) <= self.batch:  # the rest of the chunk: its size is known
+            lines, consumed = pending, t.pending_bytes
+        else:
+            lines = pending[:self.batch]
+            consumed = len(b"".join(lines)) + len(lines)  # twice as fast as sum(map(len, lines))
         try:
             self.deliver(self._events(t, lines))
         except ChannelException:
             return None  # nothing advanced: the runner backs off and offers the same lines again
         n = len(lines)
-        del t.pending[:n]
+        if lines is pending:
+            t.pending = []  # a new list: the delivered batch may still hold the old one
+        else:
+            del pending[:n]
+        t.pending_bytes -= consumed
         t.pos += consumed
         t.last_seen = time.monotonic()
         return n
@@ -311,7 +318,10 @@ class TaildirSource(PollableSource):
                 return False  # a partial last line waits for its newline
             end = len(data)  # a rotated file will not grow: its last partial line is complete
             t.last_partial = True
-        t.pending = data[:end].split(b"\n")
+        t.pending = data.split(b"\n")
+        if not t.last_partial:
+            t.pending.pop()  # what follows the last newline (no copy of the chunk up to it)
+        t.pending_bytes = end if t.last_partial else end + 1  # no newline after a rotated file's last line
         t.has_cr = b"\r" in data
         return True
 

@@ -210,3 +210,20 @@ def test_per_event_headers_are_made_only_when_the_events_are_needed() -> None:
     assert got is b and made == []
     assert b[1:] == [Event(b"b", {"offset": "8"})] and made == [1]  # a slice needs the events: made once
     assert b.events() == [Event(b"a", {"offset": "7"}), Event(b"b", {"offset": "8"})] and made == [1]
+
+
+@pytest.mark.parametrize("shared", [None, {"host": "web-1", "topic": "logs"}])
+def test_uniform_decoding_of_every_body_length_and_every_truncation(shared) -> None:
+    """Bodies whose lengths take one, two and three varint bytes (0, 63, 64, 8191, 8192, 70000 bytes); every
+    prefix of the array is refused (ValueError or None), never decoded into a wrong batch."""
+    bodies = [b"a" * n for n in (0, 63, 64, 100, 8191, 8192, 70000, 5)]
+    data = encode_events(Batch(bodies, shared))
+    decoded = decode_uniform_events(data, 0)
+    assert decoded is not None and decoded[0].bodies == bodies and decoded[0].shared == shared
+    assert decoded[1] == len(data)
+    for cut in [*range(0, 200), *range(len(data) - 200, len(data))]:
+        try:
+            got = decode_uniform_events(data[:cut], 0)
+        except ValueError:
+            continue
+        assert got is None, cut

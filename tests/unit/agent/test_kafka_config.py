@@ -226,3 +226,66 @@ def test_kafka_counters_keep_the_fields_they_hide():
     source.add(channel_write_fail=1, event_read_fail=1)
     assert "EventWriteFail" not in sink.attributes() and "ChannelWriteFail" not in source.attributes()
     assert sink.attributes()["RollbackCount"] == "0" and source.attributes()["KafkaEmptyCount"] == "0"
+
+
+class _Record:
+    """What the source reads of a confluent_kafka.Message."""
+
+    def __init__(self, partition: int, offset: int):
+        self._p, self._o = partition, offset
+
+    def error(self):  # noqa: ANN201
+        return None
+
+    def topic(self) -> str:
+        return "a"
+
+    def partition(self) -> int:
+        return self._p
+
+    def offset(self) -> int:
+        return self._o
+
+    def value(self) -> bytes:
+        return b"%d@%d" % (self._p, self._o)
+
+
+class _Part:
+    def __init__(self, partition: int):
+        self.topic, self.partition = "a", partition
+
+
+class _Consumer:
+    def __init__(self, records: list[_Record], assigned: list[int]):
+        self.records, self.assigned = records, assigned
+
+    def consume(self, n: int, timeout: float) -> list[_Record]:
+        out, self.records = self.records[:n], self.records[n:]
+        return out
+
+    def assignment(self) -> list[_Part]:
+        return [_Part(p) for p in self.assigned]
+
+
+@pytest.mark.parametrize("assigned, revoked", [([0, 1, 2], False), ([0, 1, 2, 3], False), ([], False),
+                                               ([0], True), ([], True)])
+def test_a_batch_commits_the_last_offset_of_every_partition_it_holds(tmp_path, assigned, revoked):
+    """Interleaved partitions; the assignment may be larger than what the batch holds (partitions with nothing
+    in it), or smaller after a revocation during the batch: every partition read gets its last offset, and no
+    other."""
+    topo, errors = build(tmp_path, "a1.sources.r1.batchSize = 9\n")
+    assert not errors
+    src = topo.sources["r1"]
+    records = [_Record(p, 100 * p + i) for i in range(3) for p in (2, 0, 1)]
+    consumer = _Consumer(records, assigned)
+    if revoked:  # the rebalance callback runs inside consume()
+        consume = consumer.consume
+
+        def consume_and_revoke(n: int, timeout: float) -> list[_Record]:
+            src._on_revoke(consumer, [_Part(1), _Part(2)])
+            return consume(n, timeout)
+
+        consumer.consume = consume_and_revoke  # type: ignore[method-assign]
+    batch, offsets = src._collect(consumer)
+    assert batch.bodies == [r.value() for r in records]
+    assert offsets == {("a", 0): 2, ("a", 1): 102, ("a", 2): 202}
