@@ -12,10 +12,11 @@ speak (libthrift 0.14):
   ``LogEntry {1: string category, 2: string message}``; ``ResultCode {OK, TRY_LATER}``;
 - a method the server does not know is answered with a TApplicationException (UNKNOWN_METHOD).
 
-The codec is written here for these few structs (no generated code): decoding a batch builds the ``Event`` objects
-directly, and unknown fields are skipped as Thrift requires. :class:`ThriftClient` is a blocking client of a Flume
-Thrift source (pyflume's or Apache Flume's) that applications can use too. Limits keep a hostile or broken peer from
-making us allocate without bound.
+The codec is written here for these few structs (no generated code): decoding a batch whose events all carry the
+same headers (the usual case) makes one :class:`agent.core.Batch` (a bodies list and the headers once), any other
+batch the ``Event`` objects directly, and unknown fields are skipped as Thrift requires. :class:`ThriftClient` is a
+blocking client of a Flume Thrift source (pyflume's or Apache Flume's) that applications can use too. Limits keep a
+hostile or broken peer from making us allocate without bound.
 """
 
 from __future__ import annotations
@@ -84,11 +85,12 @@ class ThriftError(RpcError):
 
 class Call:
     """One decoded request: method ``name``, ``seqid``, and ``events`` (``append``, ``appendBatch``, ``Log``) or
-    None for a method this server does not serve."""
+    None for a method this server does not serve; an ``appendBatch`` whose events share their headers gives a
+    :class:`agent.core.Batch`, anything else a list."""
 
     __slots__ = ("name", "seqid", "events", "oneway")
 
-    def __init__(self, name: str, seqid: int, events: list[Event] | None, oneway: bool = False):
+    def __init__(self, name: str, seqid: int, events: Sequence[Event] | None, oneway: bool = False):
         self.name = name
         self.seqid = seqid
         self.events = events
@@ -137,16 +139,16 @@ class _Reader:
     def skip_field(self, t: int) -> None:
         self.skip(t)
 
-    def events(self, n: int) -> list[Event]:
+    def events(self, n: int) -> Batch | list[Event]:
         raise NotImplementedError
 
     def log_entry(self) -> Event:
         raise NotImplementedError
 
-    def args(self, element: str, single: bool) -> list[Event]:
+    def args(self, element: str, single: bool) -> Sequence[Event]:
         """The arguments struct: field 1 is one struct (``single``) or a list of structs; ``element`` names the
         method that reads one ("event", "log_entry")."""
-        events: list[Event] = []
+        events: Sequence[Event] = []
         last = 0
         while True:
             t, fid = self.field(last)
@@ -246,9 +248,13 @@ class _BinaryReader(_Reader):
         else:
             raise FrameError(f"unknown binary protocol type {t}")
 
-    def events(self, n: int) -> list[Event]:
-        """``n`` ThriftFlumeEvent structs: the hot path, inlined. Lengths are read unsigned, so a bad one can only
-        run past the end, which is checked once per event."""
+    def events(self, n: int) -> Batch | list[Event]:
+        """``n`` ThriftFlumeEvent structs: a :class:`Batch` when they all share their headers (:meth:`uniform`),
+        else one Event each, inlined. Lengths are read unsigned, so a bad one can only run past the end, which is
+        checked once per event."""
+        batch = self.uniform(n)
+        if batch is not None:
+            return batch
         buf = self.buf
         end = len(buf)
         pos = self.pos
@@ -293,6 +299,59 @@ class _BinaryReader(_Reader):
             add(Event(body, headers))
         self.pos = pos
         return out
+
+    def uniform(self, n: int) -> Batch | None:
+        """``n`` ThriftFlumeEvent structs laid out as Flume writes them (headers, then body, then the end of the
+        struct) whose headers are the same bytes in every event: one bodies list and the headers decoded once,
+        without an Event or a dict per event. None (the position unchanged) as soon as one event is anything
+        else, including anything malformed: the caller then decodes the list the general way, which says what
+        is wrong."""
+        if not n:
+            return Batch([])
+        buf = self.buf
+        start = pos = self.pos
+        u32 = _u32
+        try:
+            # the first event: its headers field (or none) and its body's field header are what every event starts
+            # with; a map that could not fit in what is left leaves it to the general way
+            shared: dict[str, str] | None = None
+            if buf.startswith(b"\x0d\x00\x01\x0b\x0b", pos):
+                (m,) = u32(buf, pos + 5)
+                pos += 9
+                if m * 8 > len(buf) - pos:
+                    return None
+                shared = {}
+                for _ in range(m):
+                    (ln,) = u32(buf, pos)
+                    k = buf[pos + 4:pos + 4 + ln]
+                    pos += 4 + ln
+                    (ln,) = u32(buf, pos)
+                    shared[k.decode("utf-8", "replace")] = buf[pos + 4:pos + 4 + ln].decode("utf-8", "replace")
+                    pos += 4 + ln
+            same = buf[start:pos] + b"\x0b\x00\x02"
+            starts = buf.startswith
+            if not starts(same, start):
+                return None
+            # each body is followed by the end of its struct and the next event's start: one check for both
+            after = b"\x00" + same
+            skip = len(after)
+            bodies: list[bytes] = []
+            add = bodies.append
+            pos = start + len(same)
+            for _ in range(n):
+                (ln,) = u32(buf, pos)
+                pos += 4
+                stop = pos + ln
+                add(buf[pos:stop])
+                if not starts(after, stop):
+                    break
+                pos = stop + skip
+            if len(bodies) != n or buf[stop] != _STOP:  # IndexError past the end
+                return None
+        except (IndexError, struct.error):
+            return None
+        self.pos = stop + 1
+        return Batch(bodies, shared or None)
 
     def event(self) -> Event:
         """A ThriftFlumeEvent struct."""
@@ -517,9 +576,15 @@ class _CompactReader(_Reader):
         else:
             raise FrameError(f"unknown compact protocol type {t}")
 
-    def events(self, n: int) -> list[Event]:
-        """``n`` ThriftFlumeEvent structs: the hot path, inlined for the layout Flume's encoders write (field 1,
-        then field 2, one-byte field headers); another layout goes through :meth:`event`."""
+    def events(self, n: int) -> Batch | list[Event]:
+        """``n`` ThriftFlumeEvent structs: a :class:`Batch` when they all share their headers (:meth:`uniform`),
+        else one Event each, inlined for the layout Flume's encoders write (field 1, then field 2, one-byte field
+        headers); another layout goes through :meth:`event`."""
+        start = self.pos
+        batch = self.uniform(n)
+        if batch is not None:
+            return batch
+        self.pos = start
         buf = self.buf
         end = len(buf)
         pos = self.pos
@@ -574,6 +639,68 @@ class _CompactReader(_Reader):
             raise FrameError("an event runs past the end of the message")
         self.pos = pos
         return out
+
+    def uniform(self, n: int) -> Batch | None:
+        """``n`` ThriftFlumeEvent structs laid out as Flume writes them (headers, then body, then the end of the
+        struct, one-byte field headers) whose headers are the same bytes in every event: one bodies list and the
+        headers decoded once, without an Event or a dict per event. None as soon as one event is anything else,
+        including anything malformed (the caller then decodes the list the general way from where it started,
+        which says what is wrong); the reader's position is then undefined."""
+        if not n:
+            return Batch([])
+        buf = self.buf
+        start = pos = self.pos
+        varint_at = self.varint_at
+        try:
+            # the first event: its headers field (or none) and its body's field header are what every event starts
+            # with; a map that could not fit in what is left leaves it to the general way
+            shared: dict[str, str] | None = None
+            if buf[pos] == 0x1B:
+                m, pos = varint_at(pos + 1)
+                if m:
+                    if buf[pos] != 0x88 or m * 2 > len(buf) - pos:
+                        return None
+                    pos += 1
+                    shared = {}
+                    for _ in range(m):
+                        ln, pos = varint_at(pos)
+                        k = buf[pos:pos + ln]
+                        ln, pos = varint_at(pos + ln)
+                        shared[k.decode("utf-8", "replace")] = buf[pos:pos + ln].decode("utf-8", "replace")
+                        pos += ln
+                same = buf[start:pos] + b"\x18"
+            else:  # no headers field: the body is field 2 right away
+                same = b"\x28"
+            starts = buf.startswith
+            if not starts(same, start):
+                return None
+            # each body is followed by the end of its struct and the next event's start: one check for both
+            after = b"\x00" + same
+            skip = len(after)
+            bodies: list[bytes] = []
+            add = bodies.append
+            pos = start + len(same)
+            for _ in range(n):
+                # a body's length is one or two varint bytes up to 16 KiB: read inline; longer ones the general way
+                ln = buf[pos]
+                if ln < 0x80:
+                    pos += 1
+                elif (b := buf[pos + 1]) < 0x80:
+                    ln = (ln & 0x7F) | (b << 7)
+                    pos += 2
+                else:
+                    ln, pos = varint_at(pos)
+                stop = pos + ln
+                add(buf[pos:stop])
+                if not starts(after, stop):
+                    break
+                pos = stop + skip
+            if len(bodies) != n or buf[stop] != 0:  # IndexError past the end
+                return None
+        except (IndexError, FrameError):
+            return None
+        self.pos = stop + 1
+        return Batch(bodies, shared or None)
 
     def event(self) -> Event:
         """A ThriftFlumeEvent struct. Flume's encoders write field 1 (headers) then field 2 (body), each a

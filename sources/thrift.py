@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from agent import thrift_rpc as wire
 from agent import thrift_sasl
-from agent.core import ChannelException, Event, _rate_limited
+from agent.core import ChannelException, _rate_limited
 from agent.listen import BIND_PROP, HANDSHAKE_TIMEOUT, ListeningSource, TcpListener, port_prop, tls_handshake
 from agent.spec import Conf, Prop, Spec
 from agent.tls import ServerTls, server_tls_props
@@ -176,7 +176,7 @@ class ThriftSource(ThriftServerSource):
         return conn
 
     def answer(self, call: wire.Call) -> int:
-        events: list[Event] = call.events or []
+        events = call.events or []  # a Batch when the events share their headers
         try:
             self.deliver(events, count="append" if call.name == "append" else "append_batch")
         except ChannelException as exc:

@@ -3,6 +3,7 @@ implementation, in both protocols and both directions; and malformed input refus
 
 from __future__ import annotations
 
+import random
 import struct
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from thriftpy2.thrift import TApplicationException, TMessageType
 from thriftpy2.transport import TMemoryBuffer
 
 from agent import thrift_rpc as wire
-from agent.core import Event
+from agent.core import Batch, Event
 
 IDL = Path(__file__).parents[2] / "peers" / "thrift"
 flume = thriftpy2.load(str(IDL / "flume.thrift"), module_name="flume_thrift")
@@ -169,3 +170,170 @@ def test_an_unknown_method_decodes_without_events() -> None:
     call = wire.decode_call(wire.encode_call("compact", "shutdown", 3, b"", single=False)[:-2] + b"\x00",
                             "compact", wire.FLUME_METHODS)
     assert (call.name, call.events) == ("shutdown", None)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# appendBatch whose events share their headers: one Batch, no Event per event; anything else exactly as before
+
+SHARED = {"host": "web-01", "ключ": "🚀"}
+BODY_SIZES = [0, 1, 100, 127, 128, 300, 16383, 16384, 70_000]  # one, two and three varint bytes in compact
+
+
+def _length(protocol: str, n: int) -> bytes:
+    return struct.pack(">I", n) if protocol == "binary" else wire._varint(n)
+
+
+def _event(protocol: str, headers: dict[str, str] | None, body: bytes | None, *, body_first: bool = False,
+           count: int | None = None, body_length: int | None = None) -> bytes:
+    """One ThriftFlumeEvent written by hand: ``None`` leaves a field out, ``body_first`` writes field 2 before
+    field 1; ``count`` and ``body_length`` override the map's size and the body's length."""
+    fields = []
+    if headers is not None:
+        m = len(headers) if count is None else count
+        pairs = b"".join(_length(protocol, len(x)) + x for kv in headers.items() for x in map(str.encode, kv))
+        if protocol == "binary":
+            fields.append(b"\x0d\x00\x01" + struct.pack(">BBI", 11, 11, m) + pairs)
+        else:  # field 1 after field 2 needs the long field header (type, then the id as a zigzag i16)
+            kv = b"\x88" if m else b""
+            fields.append((b"\x0b\x02" if body_first else b"\x1b") + wire._varint(m) + kv + pairs)
+    if body is not None:
+        n = len(body) if body_length is None else body_length
+        if protocol == "binary":
+            field = b"\x0b\x00\x02"
+        else:
+            field = b"\x18" if headers is not None and not body_first else b"\x28"
+        body_field = field + _length(protocol, n) + body
+        fields.insert(0 if body_first else len(fields), body_field)
+    return b"".join(fields) + b"\x00"
+
+
+def _batch_frame(protocol: str, events: list[bytes]) -> bytes:
+    n = len(events)
+    if protocol == "binary":
+        head = struct.pack(">BI", 12, n)
+    else:
+        head = bytes(((n << 4) | 12,)) if n < 15 else b"\xfc" + wire._varint(n)
+    return wire.encode_call(protocol, "appendBatch", 1, head + b"".join(events))
+
+
+def _decode(frame: bytes, protocol: str, general: bool = False) -> object:
+    """The call's events, or the FrameError's text; ``general``: without the uniform fast path."""
+    with pytest.MonkeyPatch.context() as mp:
+        if general:
+            mp.setattr(wire._BinaryReader, "uniform", lambda self, n: None)
+            mp.setattr(wire._CompactReader, "uniform", lambda self, n: None)
+        try:
+            return wire.decode_call(frame, protocol, wire.FLUME_METHODS).events
+        except wire.FrameError as exc:
+            return f"FrameError: {exc}"
+
+
+@PROTOCOLS
+@pytest.mark.parametrize("headers", [{}, SHARED], ids=["no headers", "shared headers"])
+@pytest.mark.parametrize("writer", ["ours", "theirs"])
+def test_an_append_batch_sharing_its_headers_decodes_to_one_batch(protocol: str, headers: dict[str, str],
+                                                                  writer: str) -> None:
+    bodies = [bytes([65 + i % 26]) * size for i, size in enumerate(BODY_SIZES * 3)]
+    if writer == "ours":
+        frame = wire.encode_call(protocol, "appendBatch", 1, wire.encode_events(protocol, Batch(bodies, headers)))
+    else:
+        args = flume.ThriftSourceProtocol.appendBatch_args(
+            events=[flume.ThriftFlumeEvent(headers=dict(headers), body=b) for b in bodies])
+        frame = _theirs(protocol, "appendBatch", TMessageType.CALL, 1, args)
+    events = wire.decode_call(frame, protocol, wire.FLUME_METHODS).events
+    assert type(events) is Batch and events.raw
+    assert events.bodies == bodies and events.shared == (headers or None)
+    assert events == _decode(frame, protocol, general=True) == [Event(b, dict(headers)) for b in bodies]
+
+
+@PROTOCOLS
+def test_events_without_a_headers_field_decode_to_one_batch(protocol: str) -> None:
+    frame = _batch_frame(protocol, [_event(protocol, None, b"b%d" % i) for i in range(20)])
+    events = _decode(frame, protocol)
+    assert type(events) is Batch and events.bodies == [b"b%d" % i for i in range(20)] and events.shared is None
+
+
+@PROTOCOLS
+def test_an_empty_append_batch(protocol: str) -> None:
+    for frame in (_batch_frame(protocol, []), _theirs(protocol, "appendBatch", TMessageType.CALL, 1,
+                                                      flume.ThriftSourceProtocol.appendBatch_args(events=[]))):
+        events = _decode(frame, protocol)
+        assert not isinstance(events, str) and len(events) == 0 and list(events) == []
+
+
+@PROTOCOLS
+@pytest.mark.parametrize("where", [0, 3, 6], ids=["first", "middle", "last"])
+@pytest.mark.parametrize("other", [{}, {"host": "web-02", "ключ": "🚀"}, {**SHARED, "x": "y"}],
+                         ids=["none", "another value", "one more"])
+def test_one_event_with_other_headers_decodes_as_before(protocol: str, where: int, other: dict[str, str]) -> None:
+    expected = [Event(b"body %d" % i, dict(other if i == where else SHARED)) for i in range(7)]
+    frame = wire.encode_call(protocol, "appendBatch", 1, wire.encode_events(protocol, expected))
+    events = _decode(frame, protocol)
+    assert type(events) is list
+    assert events == _decode(frame, protocol, general=True) == expected
+
+
+LAYOUTS = [  # name, the events as (headers or None for no field, body or None for no field, body first)
+    ("body before headers everywhere", [(SHARED, b"b%d" % i, True) for i in range(5)]),
+    ("body before headers in the middle", [(SHARED, b"b%d" % i, i == 2) for i in range(5)]),
+    ("body before headers first", [(SHARED, b"b%d" % i, i == 0) for i in range(5)]),
+    ("no headers field in one event", [(None if i == 3 else SHARED, b"b%d" % i, False) for i in range(5)]),
+    ("no headers field in the first event", [(None if i == 0 else SHARED, b"b%d" % i, False) for i in range(5)]),
+    ("an empty map among no headers fields", [({} if i == 1 else None, b"b%d" % i, False) for i in range(5)]),
+    ("no body field in one event", [(SHARED, None if i == 2 else b"b%d" % i, False) for i in range(5)]),
+    ("no body field in the last event", [(SHARED, None if i == 4 else b"b%d" % i, False) for i in range(5)]),
+    ("no fields at all", [(None, None, False) for _ in range(3)]),
+]
+
+
+@PROTOCOLS
+@pytest.mark.parametrize("events", [x[1] for x in LAYOUTS], ids=[x[0] for x in LAYOUTS])
+def test_other_field_layouts_decode_as_before(protocol: str, events: list) -> None:
+    frame = _batch_frame(protocol, [_event(protocol, h, b, body_first=first) for h, b, first in events])
+    expected = [Event(b or b"", dict(h or {})) for h, b, _ in events]
+    assert _decode(frame, protocol) == _decode(frame, protocol, general=True) == expected
+
+
+def _malformed(protocol: str) -> list[tuple[str, bytes]]:
+    def frame(where: int = -1, **bad: int) -> bytes:
+        """Four events sharing their headers; the one at ``where`` written with ``bad``."""
+        return _batch_frame(protocol, [_event(protocol, SHARED, b"x" * 200, **(bad if i == where else {}))
+                                       for i in range(4)])
+
+    huge = 0xFFFFFFFF if protocol == "binary" else 1 << 40
+    good = frame()
+    cases = [(f"cut at {cut}", good[:cut]) for cut in range(len(good))]
+    cases += [(f"body length past the end in event {i}", frame(i, body_length=huge)) for i in range(4)]
+    cases += [(f"body length one too long in event {i}", frame(i, body_length=201)) for i in range(4)]
+    cases += [(f"a map that cannot fit in event {i}", frame(i, count=huge)) for i in (0, 2)]
+    cases += [(f"a map one entry too long in event {i}", frame(i, count=3)) for i in (0, 3)]
+    if protocol == "binary":
+        cases.append(("headers not strings", good.replace(b"\x0d\x00\x01\x0b\x0b", b"\x0d\x00\x01\x0b\x08", 1)))
+    else:
+        cases.append(("headers not strings", good.replace(b"\x1b\x02\x88", b"\x1b\x02\x85", 1)))
+    return cases
+
+
+@PROTOCOLS
+def test_malformed_batches_fail_with_the_same_error_as_before(protocol: str) -> None:
+    for case, frame in _malformed(protocol):
+        got = _decode(frame, protocol)
+        assert isinstance(got, str) and got == _decode(frame, protocol, general=True), case
+
+
+@PROTOCOLS
+def test_random_batches_and_damage_decode_as_the_general_way(protocol: str) -> None:
+    rng = random.Random(protocol)
+    headers = [{}, {"a": "1"}, SHARED, {"ts": "1700000000000"}]
+    for _ in range(300):
+        shared = rng.choice(headers)
+        events = [Event(rng.randbytes(rng.choice([0, 5, 127, 128, 20_000])),
+                        dict(shared if rng.random() < 0.9 else rng.choice(headers)))
+                  for _ in range(rng.randrange(0, 20))]
+        frame = wire.encode_call(protocol, "appendBatch", 1, wire.encode_events(protocol, events))
+        assert _decode(frame, protocol) == events
+        damaged = bytearray(frame)
+        for _ in range(rng.randrange(1, 4)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        damaged = bytes(damaged[:rng.randrange(len(damaged) + 1)] if rng.random() < 0.3 else damaged)
+        assert _decode(damaged, protocol) == _decode(damaged, protocol, general=True)
