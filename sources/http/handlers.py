@@ -111,22 +111,24 @@ class JSONHandler(HTTPSourceHandler):
         charset = request.charset or "utf-8"
         if charset not in ("utf-8", "utf-16", "utf-32"):
             raise ValueError(f"JSON handler supports UTF-8, UTF-16 and UTF-32 only, not {charset!r}.")
-        text = _java_decode(request.body, charset)
-        if not text.strip(" \t\r\n"):
-            raise ValueError("the request body is empty (expected a JSON array of events)")
-        sanitize = "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None
-        if charset == "utf-8" and not sanitize:
-            # The common request through orjson (about 40% less time than json's C decoder). Only a result the fast
-            # path takes as it is (strings everywhere) is used: numbers (kept as their text), nulls, non-standard
-            # values and every error go through json below, which keeps Flume's semantics and messages.
+        body = request.body
+        if charset == "utf-8" and not (b"\\u" in body and _SURROGATE_ESCAPE_BYTES.search(body) is not None):
+            # The common request through orjson, straight from the bytes (about 40% less time than json's C
+            # decoder). Only a result the fast path takes as it is (strings everywhere) is used: numbers (kept as
+            # their text), nulls, non-standard values, a byte-order mark, bytes that are not UTF-8 and every error
+            # go through json below, which keeps Flume's semantics and messages.
             try:
-                quick = orjson.loads(text)
+                quick = orjson.loads(body)
             except orjson.JSONDecodeError:
                 quick = None
             if quick.__class__ is list:
                 fast = _utf8_events(quick)
                 if fast is not None:
                     return fast
+        text = _java_decode(body, charset)
+        if not text.strip(" \t\r\n"):
+            raise ValueError("the request body is empty (expected a JSON array of events)")
+        sanitize = "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None
         try:
             data = json.loads(text, parse_int=str, parse_float=str, parse_constant=str)
         except json.JSONDecodeError as exc:
@@ -167,6 +169,7 @@ class JSONHandler(HTTPSourceHandler):
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _utf8_events(data: list[Any]) -> Sequence[Event] | None:

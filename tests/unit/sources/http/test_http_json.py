@@ -41,6 +41,23 @@ def test_fast_and_general_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
         assert _events(body, monkeypatch, fast=True) == _events(body, monkeypatch, fast=False), body
 
 
+@pytest.mark.parametrize("body", [
+    b'\xef\xbb\xbf[{"body": "after a byte-order mark"}]',  # Java keeps the BOM as a character: not JSON
+    b'[{"body": "caf\xe9 in Latin-1"}]',  # not UTF-8: replaced as Java decodes it
+    b'[{"body": "\\ud83d\\ude00 a pair"}, {"body": "\\ud800 alone"}]',  # surrogate escapes
+    b'[{"body": "a \\\\ud800 that is no escape"}]',
+    b"  \r\n ", b"", b"[]"])
+def test_requests_the_fast_path_leaves_alone_get_what_the_general_path_gives(body: bytes,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def outcome(fast: bool):  # noqa: ANN202
+        try:
+            return [(e.body, e.headers) for e in _events(body, monkeypatch, fast)]
+        except Exception as exc:  # noqa: BLE001 - the error is the outcome
+            return type(exc), str(exc)
+
+    assert outcome(True) == outcome(False)
+
+
 def test_fast_path_is_taken_for_the_common_request(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     real = http._utf8_events
