@@ -762,10 +762,13 @@ a1.sinks.k1.batchSize = 1000
         with nothing else in the process: the most the source could read on this machine."""
         from confluent_kafka import Consumer, TopicPartition
 
+        from agent.kafka_conf import consumer_defaults
+
         topic = ctx.extra["topic"]
-        c = Consumer({"bootstrap.servers": kafka_broker().bootstrap, "group.id": f"{topic}-ceiling",
-                      "auto.offset.reset": "earliest", "enable.auto.commit": "false",
-                      "enable.auto.offset.store": "false"})
+        settings = {"bootstrap.servers": kafka_broker().bootstrap, "group.id": f"{topic}-ceiling",
+                    "auto.offset.reset": "earliest", "enable.auto.commit": "false", "enable.auto.offset.store": "false"}
+        consumer_defaults(settings)  # the source's prefetch settings (without them librdkafka idles between fetches)
+        c = Consumer(settings)
         try:
             c.subscribe([topic])
             # the clock starts when the first batch is in hand; its records are not counted
