@@ -102,7 +102,7 @@ class KafkaSource(PollableSource):
         self.kerberos_identities = identities(settings)  # GSSAPI keytab logins: one principal per agent
         self.settings = settings
         self.consumer = None
-        self._pending: tuple[list[Event], dict[tuple[str, int], int]] | None = None
+        self._pending: tuple[Sequence[Event], dict[tuple[str, int], int]] | None = None
         self._revocations = 0  # partitions revoked so far (a batch that saw one reads every offset)
         self._watch = ConsumerWatch()
 
@@ -185,17 +185,14 @@ class KafkaSource(PollableSource):
     def _collect(self, consumer) -> tuple[Sequence[Event], dict[tuple[str, int], int]]:  # noqa: ANN001
         """Up to batchSize records, or what arrived within batchDurationMillis, and the last offset read of each
         partition."""
-        plain = not (self.flume_format or self.header_map)
-        events: list[Event] = []
-        records: list = []  # plain records: kept as they are until the batch is made
-        offsets: dict[tuple[str, int], int] = {}
+        records: list = []  # kept as they are until the batch is made
         deadline = time.monotonic() + self.duration
         revocations = self._revocations
-        while len(records) + len(events) < self.batch:
+        while len(records) < self.batch:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            msgs = consumer.consume(self.batch - len(records) - len(events), remaining)
+            msgs = consumer.consume(self.batch - len(records), remaining)
             if not msgs:
                 break
             good = [m for m in msgs if m.error() is None]
@@ -204,19 +201,13 @@ class KafkaSource(PollableSource):
                     err = m.error()
                     if err is not None and err.code() != -191:  # _PARTITION_EOF is informational
                         self.log.warning("Kafka source %s: %s", self.name, err.str())
-            if plain:
-                records += good
-                continue
-            for m in good:
-                events.append(self._event(m))
-                offsets[(m.topic(), m.partition())] = m.offset()
-        if not plain:
-            return events, offsets
+            records += good
         # The last offset of each partition, read from the end. With no revocation during the batch its records
         # all belong to partitions still assigned, so the scan stops once each of those is seen (one record per
         # partition when every partition had records); after a revocation it reads every record.
+        offsets: dict[tuple[str, int], int] = {}
         assigned = set()
-        if self._revocations == revocations:
+        if records and self._revocations == revocations:
             assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
         early = bool(assigned)
         for m in reversed(records):
@@ -226,8 +217,10 @@ class KafkaSource(PollableSource):
                 assigned.discard(key)
                 if early and not assigned:
                     break
-        # The bodies now; Flume's per-record headers (timestamp, topic, partition, offset, key) only if a component
-        # needs the events (a null or text sink never does)
+        if self.flume_format or self.header_map:
+            return [self._event(m) for m in records], offsets
+        # Plain records: the bodies now; Flume's per-record headers (timestamp, topic, partition, offset, key) only
+        # if a component needs the events (a null or text sink never does)
         return Batch([m.value() or b"" for m in records], headers=lambda: self._plain_headers(records)), offsets
 
     def _plain_headers(self, records: list) -> list[dict[str, str]]:

@@ -249,6 +249,12 @@ class _Record:
     def value(self) -> bytes:
         return b"%d@%d" % (self._p, self._o)
 
+    def timestamp(self) -> tuple[int, int]:
+        return 1, 1_700_000_000_000
+
+    def key(self) -> None:
+        return None
+
 
 class _Part:
     def __init__(self, partition: int):
@@ -269,11 +275,12 @@ class _Consumer:
 
 @pytest.mark.parametrize("assigned, revoked", [([0, 1, 2], False), ([0, 1, 2, 3], False), ([], False),
                                                ([0], True), ([], True)])
-def test_a_batch_commits_the_last_offset_of_every_partition_it_holds(tmp_path, assigned, revoked):
+@pytest.mark.parametrize("extra", ["", "a1.sources.r1.useFlumeEventFormat = true\n"])
+def test_a_batch_commits_the_last_offset_of_every_partition_it_holds(tmp_path, assigned, revoked, extra):
     """Interleaved partitions; the assignment may be larger than what the batch holds (partitions with nothing
     in it), or smaller after a revocation during the batch: every partition read gets its last offset, and no
     other."""
-    topo, errors = build(tmp_path, "a1.sources.r1.batchSize = 9\n")
+    topo, errors = build(tmp_path, "a1.sources.r1.batchSize = 9\n" + extra)
     assert not errors
     src = topo.sources["r1"]
     records = [_Record(p, 100 * p + i) for i in range(3) for p in (2, 0, 1)]
@@ -287,5 +294,5 @@ def test_a_batch_commits_the_last_offset_of_every_partition_it_holds(tmp_path, a
 
         consumer.consume = consume_and_revoke  # type: ignore[method-assign]
     batch, offsets = src._collect(consumer)
-    assert batch.bodies == [r.value() for r in records]
+    assert [e.body for e in batch] == [r.value() for r in records]
     assert offsets == {("a", 0): 2, ("a", 1): 102, ("a", 2): 202}
