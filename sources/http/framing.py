@@ -11,6 +11,9 @@ from __future__ import annotations
 import html
 import re
 import socket
+import time
+from http import HTTPStatus
+from http.client import HTTPMessage
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +28,10 @@ __all__ = ["serve_connection"]
 
 _READ = 1 << 20
 _MAX_LINE = 8192
+_MAX_HEADER_LINE = 65536  # http.client's limits: a longer line, or more lines, is answered 431
+_MAX_HEADERS = 100
+_VERSION = re.compile(r"HTTP/([0-9]{1,10})\.([0-9]{1,10})")
+_TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")  # a header name (RFC 9110 token)
 
 
 def serve_connection(conn: socket.socket, addr: Any, source: HTTPSource) -> None:
@@ -58,6 +65,71 @@ class _Connection(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.timeout = self.source.idle_timeout
         super().setup()
+
+    def parse_request(self) -> bool:
+        """BaseHTTPRequestHandler.parse_request's checks of the request line, and the same ``HTTPMessage`` for
+        handlers, but a header reader of its own (the email parser it replaces took a fifth of a 1000-event
+        request's time) and every refusal answered in the source's own shape, with its status line."""
+        self.command = None  # type: ignore[assignment]
+        self.request_version = self.default_request_version
+        self.close_connection = True
+        requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        self.requestline = requestline
+        words = requestline.split()
+        if not words:
+            return False
+        self.path = words[1] if len(words) > 1 else ""
+        if len(words) >= 3:
+            version = words[-1]
+            number = _VERSION.fullmatch(version)
+            if number is None:
+                return self._refuse_request(HTTPStatus.BAD_REQUEST, f"Bad request version ({version!r})")
+            if int(number[1]) >= 2:
+                return self._refuse_request(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED,
+                                            f"Invalid HTTP version ({version[5:]})")
+            if (int(number[1]), int(number[2])) >= (1, 1):
+                self.close_connection = False
+            self.request_version = version
+        if not 2 <= len(words) <= 3:
+            return self._refuse_request(HTTPStatus.BAD_REQUEST, f"Bad request syntax ({requestline!r})")
+        command, path = words[:2]
+        if len(words) == 2:
+            self.close_connection = True
+            if command != "GET":
+                return self._refuse_request(HTTPStatus.BAD_REQUEST, f"Bad HTTP/0.9 request type ({command!r})")
+        self.command = command
+        if path.startswith("//"):
+            self.path = "/" + path.lstrip("/")
+        try:
+            self.headers, self._fields = _read_headers(self.rfile)
+        except _BadFraming as exc:
+            return self._refuse_request(exc.status, str(exc))
+        fields = self._fields
+        connection = fields.get("connection", "").lower()
+        if connection == "close":
+            self.close_connection = True
+        elif connection == "keep-alive":
+            self.close_connection = False
+        if fields.get("expect", "").lower() == "100-continue" and self.request_version >= "HTTP/1.1":
+            return self.handle_expect_100()
+        return True
+
+    def _refuse_request(self, status: int, message: str) -> bool:
+        """Answer a request whose line or headers cannot be read, and close the connection."""
+        self.close_connection = True
+        self._respond(status, message)
+        return False
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header's value, formatted once a second."""
+        now = int(time.time()) if timestamp is None else int(timestamp)
+        cached = self._date
+        if cached[0] != now:
+            cached = self._date = (now, super().date_time_string(now))
+        return cached[1]
+
+    _date: tuple[int, str] = (-1, "")
+    _fields: dict[str, str] = {}  # noqa: RUF012 - replaced (never changed) per request
 
     def do_POST(self) -> None:
         self._handle(head=False)
@@ -104,7 +176,7 @@ class _Connection(BaseHTTPRequestHandler):
         self._respond(status, message, head)
 
     def _read_body(self) -> bytes:
-        te = self.headers.get("Transfer-Encoding")
+        te = self._fields.get("transfer-encoding")
         if te is not None:
             codings = [c.strip().lower() for c in te.split(",") if c.strip()]
             if codings == ["identity"]:
@@ -113,9 +185,9 @@ class _Connection(BaseHTTPRequestHandler):
                 raise _BadFraming(501, f"Transfer-Encoding {te!r} is not supported (only chunked)")
             else:
                 return self._read_chunked()
-        lengths = self.headers.get_all("Content-Length") or []
-        if not lengths:
+        if "content-length" not in self._fields:
             return b""
+        lengths = self.headers.get_all("Content-Length") or []
         if len(set(v.strip() for v in lengths)) != 1 or not lengths[0].strip().isdigit():
             raise _BadFraming(400, f"bad Content-Length {', '.join(lengths)!r}")
         return self._read_exact(int(lengths[0].strip()))
@@ -182,6 +254,39 @@ class _Connection(BaseHTTPRequestHandler):
             self.wfile.write(head_bytes if head else head_bytes + body)
         except OSError:
             self.close_connection = True
+
+
+def _read_headers(rfile: Any) -> tuple[HTTPMessage, dict[str, str]]:
+    """The header fields up to the empty line: the message handlers see (as http.client would build it) and the
+    first value of each field by lower-case name, for the framing's own lookups. An obsolete folded line continues
+    the field before it; a line that is not ``name: value`` is answered 400."""
+    message = HTTPMessage()
+    fields: dict[str, str] = {}
+    readline = rfile.readline
+    name = value = ""
+    for _ in range(_MAX_HEADERS + 1):
+        line = readline(_MAX_HEADER_LINE + 1)
+        if len(line) > _MAX_HEADER_LINE:
+            raise _BadFraming(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Line too long")
+        if line == b"\r\n" or line == b"\n" or not line:
+            if name:
+                message[name] = value
+                fields.setdefault(name.lower(), value)
+            return message, fields
+        text = line.decode("iso-8859-1")
+        if text[0] in " \t":
+            if not name:
+                raise _BadFraming(HTTPStatus.BAD_REQUEST, "Bad header: a folded line with no field before it")
+            value = f"{value} {text.strip()}" if value else text.strip()
+            continue
+        if name:
+            message[name] = value
+            fields.setdefault(name.lower(), value)
+        name, colon, rest = text.partition(":")
+        if not colon or _TOKEN.fullmatch(name) is None:
+            raise _BadFraming(HTTPStatus.BAD_REQUEST, f"Bad header line {text.rstrip()[:80]!r}")
+        value = rest.strip(" \t\r\n")
+    raise _BadFraming(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers")
 
 
 def _error_page(status: int, message: str, path: str) -> str:

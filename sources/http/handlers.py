@@ -17,7 +17,7 @@ from email.message import Message
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
+import msgspec
 
 from agent.core import Batch, Component, Event, _rate_limited
 from agent.spec import Conf, Prop, Spec
@@ -56,6 +56,9 @@ class HTTPRequest:
     @property
     def charset(self) -> str | None:
         """The ``charset`` parameter of the Content-Type (lower case), or None (Servlet getCharacterEncoding)."""
+        ctype = self.headers.get("Content-Type")
+        if ctype is None or ";" not in ctype:  # no parameters: no charset (and no email parsing)
+            return None
         return self.headers.get_content_charset()
 
     def is_form(self) -> bool:
@@ -112,19 +115,19 @@ class JSONHandler(HTTPSourceHandler):
         if charset not in ("utf-8", "utf-16", "utf-32"):
             raise ValueError(f"JSON handler supports UTF-8, UTF-16 and UTF-32 only, not {charset!r}.")
         body = request.body
-        if charset == "utf-8" and not (b"\\u" in body and _SURROGATE_ESCAPE_BYTES.search(body) is not None):
-            # The common request through orjson, straight from the bytes (about 40% less time than json's C
-            # decoder). Only a result the fast path takes as it is (strings everywhere) is used: numbers (kept as
-            # their text), nulls, non-standard values, a byte-order mark, bytes that are not UTF-8 and every error
-            # go through json below, which keeps Flume's semantics and messages.
+        # (a one-byte search is a memchr, about a hundred times faster than looking for the two bytes \u)
+        if charset == "utf-8" and not (b"\\" in body and _SURROGATE_ESCAPE_BYTES.search(body) is not None):
+            # The common request, decoded straight from the bytes into typed objects by msgspec (no dict per
+            # event): 190 µs for 1000 100-byte events with their bodies encoded, where orjson took 250 and json's C
+            # decoder 330. Only the plain shape decodes: every item an object whose body (if any) is a string and
+            # whose headers (if any) are strings. Numbers (kept as their text), nulls, a byte-order mark, bytes that
+            # are not UTF-8 and every error go through json below, which keeps Flume's semantics and messages.
             try:
-                quick = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                quick = None
-            if quick.__class__ is list:
-                fast = _utf8_events(quick)
-                if fast is not None:
-                    return fast
+                items = _PLAIN_EVENTS.decode(body)
+            except msgspec.DecodeError:
+                pass
+            else:
+                return _plain_events(items)
         text = _java_decode(body, charset)
         if not text.strip(" \t\r\n"):
             raise ValueError("the request body is empty (expected a JSON array of events)")
@@ -172,26 +175,25 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def _utf8_events(data: list[Any]) -> Sequence[Event] | None:
-    """The common request, made fast: UTF-8, every item an object whose headers (if any) are all strings and whose
-    body is a string. None as soon as an item is anything else; the general loop then checks and reports it.
-    When every item has the same headers (often none) the result is a Batch: no Event made per item."""
-    try:  # a non-object item, a missing body or one that is not a string all end the fast path
-        bodies = [item["body"].encode() for item in data]
-    except (KeyError, TypeError, AttributeError):
-        return None
-    heads = [item.get("headers") for item in data]
+class _PlainEvent(msgspec.Struct):
+    """One item of the common request: its other fields are ignored, as Flume's Gson mapping does."""
+
+    body: str = ""
+    headers: dict[str, str] | None = None
+
+
+_PLAIN_EVENTS = msgspec.json.Decoder(list[_PlainEvent])
+
+
+def _plain_events(items: list[_PlainEvent]) -> Sequence[Event]:
+    """The events of a plain request: a Batch (no Event made per item) when every item has the same headers
+    (often none), else one Event each."""
+    bodies = [item.body.encode() for item in items]
+    heads = [item.headers for item in items]
     first = heads[0] if heads else None
-    if heads.count(first) == len(heads):  # the same headers on every item: one check, one shared dict
-        return Batch(bodies, first) if _string_map(first) else None
-    if not all(map(_string_map, heads)):
-        return None
+    if heads.count(first) == len(heads):
+        return Batch(bodies, first)
     return [Event(b, h or {}) for b, h in zip(bodies, heads, strict=True)]
-
-
-def _string_map(headers: Any) -> bool:
-    """None (no headers) or an object of strings."""
-    return headers is None or (headers.__class__ is dict and all(v.__class__ is str for v in headers.values()))
 
 
 def _json_kind(value: Any) -> str:

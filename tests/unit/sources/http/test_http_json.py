@@ -7,15 +7,23 @@ import json
 import random
 from email.message import Message
 
+import msgspec
 import pytest
 
 import sources.http.handlers as http
 from sources.http.handlers import HTTPRequest, JSONHandler
 
 
+class _NoFastPath:
+    """Stands in for the fast path's decoder: every request goes to the general path."""
+
+    def decode(self, body: bytes) -> None:
+        raise msgspec.DecodeError("fast path turned off")
+
+
 def _events(body: bytes, monkeypatch: pytest.MonkeyPatch, fast: bool):  # noqa: ANN202
     if not fast:
-        monkeypatch.setattr(http, "_utf8_events", lambda data: None)
+        monkeypatch.setattr(http, "_PLAIN_EVENTS", _NoFastPath())
     h = Message()
     h["Content-Type"] = "application/json; charset=UTF-8"
     try:
@@ -46,6 +54,8 @@ def test_fast_and_general_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     b'[{"body": "caf\xe9 in Latin-1"}]',  # not UTF-8: replaced as Java decodes it
     b'[{"body": "\\ud83d\\ude00 a pair"}, {"body": "\\ud800 alone"}]',  # surrogate escapes
     b'[{"body": "a \\\\ud800 that is no escape"}]',
+    b'[{"body": "a", "body": "b", "x": [1], "headers": {"h": "1", "h": "2"}}]',  # repeated and unknown fields
+    b'[{"headers": null}, {"headers": {}, "body": ""}]', b'[{"body": "x"}] trailing', b'[{"body": "\xed\xa0\x80"}]',
     b"  \r\n ", b"", b"[]"])
 def test_requests_the_fast_path_leaves_alone_get_what_the_general_path_gives(body: bytes,
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,8 +70,8 @@ def test_requests_the_fast_path_leaves_alone_get_what_the_general_path_gives(bod
 
 def test_fast_path_is_taken_for_the_common_request(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real = http._utf8_events
-    monkeypatch.setattr(http, "_utf8_events", lambda data: calls.append(len(data)) or real(data))
+    real = http._plain_events
+    monkeypatch.setattr(http, "_plain_events", lambda items: calls.append(len(items)) or real(items))
     h = Message()
     body = json.dumps([{"headers": {"h": "v"}, "body": "one"}, {"body": "two"}]).encode()
     events = JSONHandler.__new__(JSONHandler).get_events(HTTPRequest("POST", "/", "", h, body, ("127.0.0.1", 1)))
