@@ -433,6 +433,12 @@ with its flume-hdfs-sink module and hadoop-client 3.3.6 on the classpath and tal
 (hflush per batch); pyflume's talks HDFS RPC through hdfs-native (hsync per batch), or WebHDFS in the "via WebHDFS"
 rows. Cases measured in separate invocations are merged with `--merge` (bench/results.json keeps every run).
 
+The http case's client POSTs requests it built before the agents started (head and 1000-event JSON body), one
+after the other on one keep-alive connection, with one `sendall` each, and reads each answer's status line,
+headers and body (Content-Length or chunked, as Jetty answers Flume's servlet) before sending the next; a 503 is
+sent again 10 ms later. Until 2026-11-30 it used `http.client`, whose own ~130 µs of CPU per request sat in series
+with either agent's time.
+
 Kafka cases run against one Apache Kafka 3.7.1 broker (KRaft, same machine, started by the harness), a fresh
 topic with one partition per run; Flume uses its own flume-kafka-source/sink 1.11 (kafka-clients 2.7.2), pyflume
 librdkafka; each with its default client settings. The Kafka source case pre-fills the topic (warm-up and measured
