@@ -217,7 +217,8 @@ def run_once(system: str, case: Case, n: int, warm: int = 0, profile: Profiler |
         figures = rates(samples, t0, base, total, case.self_generating)
         return {"system": system, "case": case.name, "n": n, "warm": warm, **figures,
                 "mbps": figures["eps"] * case.line_size / 1e6, "cpu": cpu, "rss": rss, "check": case.check,
-                "samples": len(samples), "poll": counter.poll, "slowest_read_ms": counter.slowest * 1000}
+                "samples": len(samples), "poll": counter.poll, "slowest_read_ms": counter.slowest * 1000,
+                **({"peak_queued": ctx.extra["peak_queued"]} if "peak_queued" in ctx.extra else {})}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -380,14 +381,16 @@ def write_results(path: Path, args: argparse.Namespace, results: list[dict], lat
                    if len(per_scale) == 1 else "`--warmup` events in the case's command line, times its scale")
     raw = ["| system | case | warm-up events | events | steady events/s (precise samples in the flow, slow ones "
            "left out) | end-to-end seconds "
-           "| end-to-end events/s | end-to-end MB/s | CPU s | peak RSS MB | slowest count read ms |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| end-to-end events/s | end-to-end MB/s | CPU s | peak RSS MB | channel's largest size seen "
+           "| slowest count read ms |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         counts = f" ({r['flow_samples']}, {r['slow_samples']} slow)" if "slow_samples" in r else ""
         steady = (f"{r['steady']:,.0f}" if r.get("steady") else "–") + counts
+        queued = f"{r['peak_queued']:,}" if "peak_queued" in r else "–"
         raw.append(f"| {r['system']} | {r['case']} | {r.get('warm', 0):,} | {r['n']:,} | {steady} "
                    f"| {r['seconds']:.2f} | {r['eps']:,.0f} | {r['mbps']:.1f} | {r['cpu']:.2f} | {r['rss']:.0f} "
-                   f"| {fmt(r.get('slowest_read_ms', float('nan')), '.1f')} |")
+                   f"| {queued} | {fmt(r.get('slowest_read_ms', float('nan')), '.1f')} |")
     text = f"""# Benchmark results: pyflume against Apache Flume 1.11
 
 Measured {datetime.date.today().isoformat()} by `python -m bench{' --quick' if args.quick else ''}` on {machine()}
@@ -452,6 +455,10 @@ harness), a fresh one-region table per run. Flume uses its own flume-ng-hbase2-s
 (HBase's native RPC); pyflume goes through the Thrift server. The client ceiling is happybase writing the same
 rows in batches of the same size, single-threaded, in the same session (first in odd rounds, last in even ones, after
 its own warm-up run); every run's row count is checked.
+
+The WebHDFS rows' client ceiling is a bare `requests` session appending the same lines, a batch per request, to
+one new file on the same mini cluster, straight at the datanode the namenode named for the first append (as
+pyflume's sink does), timed from the first append to the last; the file's length is checked.
 
 {table(results, latencies, SYSTEMS)}
 
@@ -557,7 +564,8 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(r)
                     steady = f"{r['steady']:,.0f}" if r.get("steady") else "–"
                     print(f"{case.name} n={n:,} run {i + 1} {system}: steady {steady} events/s, end-to-end "
-                          f"{r['eps']:,.0f} events/s, CPU {r['cpu']:.2f} s, peak RSS {r['rss']:.0f} MB",
+                          f"{r['eps']:,.0f} events/s, CPU {r['cpu']:.2f} s, peak RSS {r['rss']:.0f} MB"
+                          + (f", channel held up to {r['peak_queued']:,} events" if "peak_queued" in r else ""),
                           file=sys.stderr)
         for _ in range((1 if args.quick else 3) if case.has_latency else 0):
             for system in systems:

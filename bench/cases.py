@@ -118,11 +118,16 @@ def read_lines(out: Path) -> list[bytes]:
 
 
 def channel_taken(ctx: Ctx) -> int:
-    """Events the sinks took from channel c1, read from the agent's /metrics (0 while it is not up yet)."""
+    """Events the sinks took from channel c1, read from the agent's /metrics (0 while it is not up yet); the
+    largest ChannelSize seen is kept as ``ctx.extra["peak_queued"]`` (the backlog a run held in memory)."""
     try:
-        return int(metrics(ctx.mport).get("CHANNEL.c1", {}).get("EventTakeSuccessCount", 0))
+        channel = metrics(ctx.mport).get("CHANNEL.c1", {})
     except OSError:
         return 0
+    queued = int(channel.get("ChannelSize", 0))
+    if queued > ctx.extra.get("peak_queued", 0):
+        ctx.extra["peak_queued"] = queued
+    return int(channel.get("EventTakeSuccessCount", 0))
 
 
 class Case:
@@ -614,7 +619,7 @@ a1.sources.r1.ack-every-event = false
 a1.sources.r1.max-line-length = 2048
 a1.sources.r1.channels = c1
 a1.channels.c1.type = memory
-a1.channels.c1.capacity = 100000
+a1.channels.c1.capacity = {capacity}
 a1.channels.c1.transactionCapacity = {batch}
 a1.sinks.k1.type = hdfs
 a1.sinks.k1.channel = c1
@@ -627,13 +632,17 @@ a1.sinks.k1.hdfs.rollSize = 134217728
 {extra}
 """
 
-    def __init__(self, target: str, batch: int):
+    def __init__(self, target: str, batch: int, capacity: int = 100_000):
         self.target = target
         self.batch = batch
+        self.capacity = capacity
         self.name = f"netcat-memory-hdfs-{target}-batch{batch}"
         where = {"minidfs": "mini HDFS cluster over RPC", "webhdfs": "mini HDFS cluster via WebHDFS",
                  "file": "file://"}[target]
         self.title = f"netcat → memory → hdfs sink ({where}, 1 KB lines, batch {self.batch})"
+        if capacity != 100_000:  # the same case with a channel that holds less of the input at once
+            self.name += f"-capacity{capacity}"
+            self.title = self.title[:-1] + f", channel capacity {capacity:,})"
 
     def render(self, ctx: Ctx) -> str:
         if self.target in ("minidfs", "webhdfs"):
@@ -645,7 +654,7 @@ a1.sinks.k1.hdfs.rollSize = 134217728
                          f"a1.sinks.k1.hdfs.webhdfs.address = 127.0.0.1:{dfs.http_port}")
         else:
             path, extra = f"file://{ctx.out}", ""
-        return self.conf.format(port=ctx.port, batch=self.batch, path=path, extra=extra)
+        return self.conf.format(port=ctx.port, batch=self.batch, path=path, extra=extra, capacity=self.capacity)
 
 
 _KAFKA = None
@@ -791,6 +800,49 @@ a1.sinks.k1.batchSize = 1000
         finally:
             c.close()
         return elapsed * ctx.n / counted  # the seconds n records take at the rate measured
+
+
+class NetcatMemoryWebHdfs(NetcatMemoryHdfs):
+    """The WebHDFS rows, with their client ceiling: each batch is one WebHDFS APPEND, so the datanode's own cost
+    per append bounds the rate whatever the agent does."""
+
+    def __init__(self, batch: int):
+        super().__init__("webhdfs", batch)
+
+    def ceiling(self, ctx: Ctx) -> float:
+        """Seconds a bare requests session takes to APPEND the same lines, ``batch`` per request, to one new file
+        straight at the datanode the namenode named (as pyflume's sink does: no namenode hop per batch), from the
+        first append to the last; the file's length is checked."""
+        import getpass
+
+        import requests
+
+        dfs = minidfs()
+        user = getpass.getuser()
+        url = f"http://127.0.0.1:{dfs.http_port}/webhdfs/v1/bench/{ctx.tmp.name}-ceiling/data"
+        data = ctx.extra["data"].read_bytes()
+        step = self.batch * self.line_size
+        with requests.Session() as http:
+            def located(method: str, op: str) -> str:
+                r = http.request(method, url, params={"op": op, "noredirect": "true", "user.name": user}, timeout=60)
+                r.raise_for_status()
+                return r.json()["Location"]
+
+            http.put(located("PUT", "CREATE"), data=b"", timeout=60).raise_for_status()
+            at = located("POST", "APPEND")
+            t0 = time.monotonic()
+            for i in range(0, len(data), step):
+                r = http.post(at, data=data[i:i + step], timeout=60,
+                              headers={"Content-Type": "application/octet-stream"})
+                if r.status_code != 200:
+                    raise AssertionError(f"{self.name} ceiling: APPEND answered {r.status_code}: {r.text[:300]}")
+            elapsed = time.monotonic() - t0
+            r = http.get(url, params={"op": "GETFILESTATUS", "user.name": user}, timeout=60)
+            length = r.json()["FileStatus"]["length"]
+            http.delete(url, params={"op": "DELETE", "user.name": user}, timeout=60)
+        if length != len(data):
+            raise AssertionError(f"{self.name} ceiling: the file holds {length} bytes, expected {len(data)}")
+        return elapsed
 
 
 class HttpMemoryNull(TakeCounted, Case):
@@ -1206,8 +1258,10 @@ EXTRA_CASES: dict[str, Case] = {c.name: c for c in (
     NetcatFileChannelFileRoll(), SpoolFileChannelFileRoll(100, 100), SpoolFileChannelFileRoll(1024, 100),
     SpoolSpillableFileRoll(100, 1000),
     # HDFS: both systems (Flume with its hdfs module and hadoop-client); the mini cluster takes a minute to start
-    NetcatMemoryHdfs("minidfs", 100), NetcatMemoryHdfs("minidfs", 1000), NetcatMemoryHdfs("webhdfs", 100),
-    NetcatMemoryHdfs("webhdfs", 1000), NetcatMemoryHdfs("file", 100), NetcatMemoryHdfs("file", 1000),
+    NetcatMemoryHdfs("minidfs", 100), NetcatMemoryHdfs("minidfs", 1000), NetcatMemoryWebHdfs(100),
+    NetcatMemoryWebHdfs(1000), NetcatMemoryHdfs("file", 100), NetcatMemoryHdfs("file", 1000),
+    # the same with a channel of 10,000 events: the input the channel holds at once is bounded by its capacity
+    NetcatMemoryHdfs("minidfs", 100, 10_000), NetcatMemoryHdfs("file", 100, 10_000),
     # HBase: both systems (Flume with its hbase2 module and hbase-client 2.6.1) plus happybase's own batch puts;
     # HBase writes about 10k rows/s here, so run these with --burst 50000 --sustained 200000
     NetcatMemoryHBase(100), NetcatMemoryHBase(1000),
