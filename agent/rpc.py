@@ -312,6 +312,9 @@ class ZlibTlsSocket:
 # Server side
 
 
+_APPEND_BATCH_HEAD = b"\x00\x16appendBatch"  # empty meta, then the message name
+
+
 class ServerState:
     """Handshake state of one server connection."""
 
@@ -323,6 +326,13 @@ def decode_request(state: ServerState, payload: bytes) -> tuple[bytes, str | Non
     """Parse one request. Returns (handshake response bytes, message name or None when the handshake failed
     (NONE: send only the handshake bytes), events, kind) where kind is "append", "appendBatch", "ping" or
     "unknown"."""
+    if state.connected and payload.startswith(_APPEND_BATCH_HEAD):  # the usual request: no reader for its head
+        try:
+            uniform = decode_uniform_events(payload, len(_APPEND_BATCH_HEAD))
+        except Exception as exc:  # noqa: BLE001 - any decoding failure means the bytes are not a valid request
+            raise FrameError(f"cannot decode the request: {type(exc).__name__}: {exc}") from None
+        if uniform is not None:
+            return b"", "appendBatch", uniform[0], "appendBatch"
     stream = io.BytesIO(payload)
     prefix = b""
     try:
@@ -375,6 +385,11 @@ def encode_response(prefix: bytes, status: str | None = None, error: str | None 
 
 # --------------------------------------------------------------------------------------------------------------
 # Client side
+
+
+#: the first bytes of a call after the handshake, by message name
+_CALL_HEADS: dict[str, bytes] = {}
+_OK_REPLY = b"\x00\x00\x00"
 
 
 class RpcClient:
@@ -435,7 +450,10 @@ class RpcClient:
         if self.conn is None:
             self.connect()
         assert self.conn is not None
-        body = b"\x00" + _encode(STRING, name) + params
+        head = _CALL_HEADS.get(name)
+        if head is None:
+            head = _CALL_HEADS[name] = b"\x00" + _encode(STRING, name)  # empty meta, then the message name
+        body = head + params
         for _ in range(2):  # a NONE handshake answer means: send again with our protocol text
             self._serial = (self._serial + 1) & 0x7FFFFFFF
             payload = body if self._handshaken else self._handshake() + body
@@ -450,6 +468,8 @@ class RpcClient:
             if serial != self._serial:
                 self.close()
                 raise RpcError(f"reply for call {serial} while waiting for {self._serial}")
+            if reply == _OK_REPLY and self._handshaken:
+                return "OK"  # the usual answer, without a reader: empty meta, no error, Status OK
             stream = io.BytesIO(reply)
             if not self._handshaken:
                 hs = schemaless_reader(stream, HANDSHAKE_RESPONSE)
