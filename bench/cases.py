@@ -907,7 +907,7 @@ a1.sinks.k1.batchSize = 1000
 
 
 def _http_answer(answers) -> int:  # noqa: ANN001 - a socket's binary reader
-    """Read one HTTP/1.1 answer (status line, headers, a Content-Length body) and return its status."""
+    """Read one HTTP/1.1 answer (status line, headers, a Content-Length or chunked body) and return its status."""
     line = answers.readline(65537)
     parts = line.split(None, 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
@@ -929,6 +929,9 @@ def _http_answer(answers) -> int:  # noqa: ANN001 - a socket's binary reader
     elif length and len(answers.read(length)) != length:
         raise RuntimeError("the http source closed the connection mid-answer")
     return int(parts[1])
+
+
+_HBASE = None
 
 
 def hbase_peer():
