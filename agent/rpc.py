@@ -326,16 +326,11 @@ def decode_request(state: ServerState, payload: bytes) -> tuple[bytes, str | Non
     """Parse one request. Returns (handshake response bytes, message name or None when the handshake failed
     (NONE: send only the handshake bytes), events, kind) where kind is "append", "appendBatch", "ping" or
     "unknown"."""
-    if state.connected and payload.startswith(_APPEND_BATCH_HEAD):  # the usual request: no reader for its head
-        try:
-            uniform = decode_uniform_events(payload, len(_APPEND_BATCH_HEAD))
-        except Exception as exc:  # noqa: BLE001 - any decoding failure means the bytes are not a valid request
-            raise FrameError(f"cannot decode the request: {type(exc).__name__}: {exc}") from None
-        if uniform is not None:
-            return b"", "appendBatch", uniform[0], "appendBatch"
-    stream = io.BytesIO(payload)
     prefix = b""
     try:
+        if state.connected and payload.startswith(_APPEND_BATCH_HEAD):  # the usual request: no reader for its head
+            return prefix, "appendBatch", _batch_events(payload, len(_APPEND_BATCH_HEAD)), "appendBatch"
+        stream = io.BytesIO(payload)
         if not state.connected:
             req = schemaless_reader(stream, HANDSHAKE_REQUEST)
             known = req["clientHash"] in KNOWN_HASHES
@@ -362,18 +357,23 @@ def decode_request(state: ServerState, payload: bytes) -> tuple[bytes, str | Non
             e = schemaless_reader(stream, EVENT)
             return prefix, name, [Event(e["body"], e["headers"])], "append"
         if name == "appendBatch":
-            start = stream.tell()
-            uniform = decode_uniform_events(payload, start)  # the usual batch: one header set, no Event made
-            if uniform is not None:
-                return prefix, name, uniform[0], "appendBatch"
-            stream.seek(start)
-            items = schemaless_reader(stream, EVENTS)
-            return prefix, name, [Event(e["body"], e["headers"]) for e in items], "appendBatch"
+            return prefix, name, _batch_events(payload, stream.tell()), "appendBatch"
         return prefix, name, None, "unknown"
     except FrameError:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoding failure means the bytes are not a valid request
         raise FrameError(f"cannot decode the request: {type(exc).__name__}: {exc}") from None
+
+
+def _batch_events(payload: bytes, start: int) -> Sequence[Event]:
+    """The events of an appendBatch whose array starts at ``start``: one Batch when they all carry the same headers
+    (the usual batch: no Event made), else one Event each."""
+    uniform = decode_uniform_events(payload, start)
+    if uniform is not None:
+        return uniform[0]
+    stream = io.BytesIO(payload)
+    stream.seek(start)
+    return [Event(e["body"], e["headers"]) for e in schemaless_reader(stream, EVENTS)]
 
 
 def encode_response(prefix: bytes, status: str | None = None, error: str | None = None) -> bytes:
