@@ -417,6 +417,9 @@ class Channel(Component):
     durable: bool = False  # whether committed events outlive stop() (then a reload need not move them)
     #: whether ``put_batch`` may be handed a :class:`Batch` as it is (else it gets the list of events)
     accepts_batch: bool = False
+    #: whether one thread may hold a second take transaction while its first is still open, and take without
+    #: waiting through ``ready_transaction()`` (a sink that waits on a peer takes its next batch meanwhile)
+    take_ahead: bool = False
     #: set by agent/tap.py while ``agent tap`` watches this channel: called with each batch put (before commit)
     tap: Callable[[Sequence[Event]], None] | None = None
 
@@ -425,6 +428,10 @@ class Channel(Component):
         self.counter = ChannelCounter()
 
     def transaction(self) -> Transaction:
+        raise NotImplementedError
+
+    def ready_transaction(self) -> Transaction:
+        """A transaction whose take returns at once with what is queued, never waiting (only if ``take_ahead``)."""
         raise NotImplementedError
 
     def size(self) -> int:

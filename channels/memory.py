@@ -28,6 +28,7 @@ class MemoryChannel(Channel):
     alias = "memory"
     flume_class = "org.apache.flume.channel.MemoryChannel"
     accepts_batch = True  # batches are queued as they come (a Batch stays columns) and usually taken back whole
+    take_ahead = True  # transactions are independent of each other, and a take can skip the wait
     spec = Spec(
         Prop("capacity", "int", 100, "The most events the channel holds.", min=1),
         Prop("transactionCapacity", "int", 100,
@@ -71,6 +72,11 @@ class MemoryChannel(Channel):
     def transaction(self) -> Transaction:
         return _MemoryTransaction(self)
 
+    def ready_transaction(self) -> Transaction:
+        tx = _MemoryTransaction(self)
+        tx._wait = False
+        return tx
+
     def size(self) -> int:
         return self._size
 
@@ -87,12 +93,12 @@ class MemoryChannel(Channel):
         self.log.info("Channel %s stopped with %d events queued", self.name, self._size)
 
     # Called by transactions ---------------------------------------------------------------------------------
-    def _take(self, max_events: int) -> Sequence[Event]:
+    def _take(self, max_events: int, wait: bool = True) -> Sequence[Event]:
         cond = self._cond
         with cond:
             q = self._queue
             if not q:
-                if self.keep_alive <= 0 or self._stopped:
+                if not wait or self.keep_alive <= 0 or self._stopped:
                     return []
                 self._waiting_takers += 1
                 try:
@@ -169,7 +175,7 @@ def _slots(events: Sequence[Event]) -> int:
 class _MemoryTransaction(Transaction):
     """Keeps the batches put and taken as they are (one list entry per put_batch or take_batch call)."""
 
-    __slots__ = ("_puts", "_takes", "_put_n", "_take_n")
+    __slots__ = ("_puts", "_takes", "_put_n", "_take_n", "_wait")
 
     def __init__(self, channel: MemoryChannel):
         super().__init__(channel)
@@ -177,6 +183,7 @@ class _MemoryTransaction(Transaction):
         self._takes: list[Sequence[Event]] = []
         self._put_n = 0
         self._take_n = 0
+        self._wait = True  # False for ready_transaction(): a take on an empty channel returns at once
 
     def _put(self, events: Sequence[Event]) -> None:
         if events:
@@ -185,7 +192,7 @@ class _MemoryTransaction(Transaction):
             self._put_n += len(events)
 
     def _take(self, max_events: int) -> Sequence[Event]:
-        events = self.channel._take(max_events)  # type: ignore[attr-defined]
+        events = self.channel._take(max_events, self._wait)  # type: ignore[attr-defined]
         if events:
             self._takes.append(events)
             self._take_n += len(events)

@@ -109,6 +109,29 @@ def test_take_on_empty_waits_keep_alive_then_returns_nothing_and_wakes_on_put() 
     assert time.monotonic() - t0 < 0.9
 
 
+def test_a_ready_transaction_never_waits_and_two_open_takes_roll_back_in_order() -> None:
+    """What a sink taking ahead relies on (Channel.take_ahead): a second take transaction of the same thread while
+    the first is open, a take that returns at once on an empty channel, and rollbacks (newest first) that give
+    the channel back both batches in their order."""
+    ch = make(keep_alive="3")
+    assert ch.take_ahead
+    put(ch, [b"a", b"b", b"c", b"d"])
+    first = ch.transaction().begin()
+    assert [e.body for e in first.take_batch(2)] == [b"a", b"b"]
+    second = ch.ready_transaction().begin()
+    assert [e.body for e in second.take_batch(2)] == [b"c", b"d"]
+    third = ch.ready_transaction().begin()
+    t0 = time.monotonic()
+    assert third.take_batch(2) == []  # empty: no keep-alive wait
+    assert time.monotonic() - t0 < 1.0
+    third.commit()
+    second.rollback()
+    first.rollback()
+    for tx in (first, second, third):
+        tx.close()
+    assert take(ch, 10) == [b"a", b"b", b"c", b"d"]
+
+
 def test_byte_capacity_counts_bodies_in_100_byte_slots() -> None:
     # 1000 bytes less 20% = 800 bytes = 8 slots
     ch = make(byteCapacity="1000")
