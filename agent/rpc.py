@@ -24,6 +24,7 @@ import socket
 import ssl
 import struct
 import zlib
+from collections import deque
 from collections.abc import Sequence
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
@@ -61,6 +62,14 @@ PROTOCOL_TEXT = ('{"protocol":"AvroSourceProtocol","namespace":"org.apache.flume
 PROTOCOL_MD5 = hashlib.md5(PROTOCOL_TEXT.encode()).digest()
 #: Client protocol hashes known to be Flume's protocol: releases 1.6–1.11, and builds from main (Avro 1.11.1 IDL).
 KNOWN_HASHES = {PROTOCOL_MD5, bytes.fromhex("8076c53714e01f6e2c1deb9544e7b1fe")}
+
+#: Handshake meta key of pyflume's ordered pipelining. A client that sends it in its HandshakeRequest's meta asks
+#: to have a second call in flight before the first is answered; a server that agrees echoes it in its
+#: HandshakeResponse's meta and then, once a call on that connection was answered anything but OK, answers every
+#: later call on it FAILED without delivering it, so calls sent behind a refused one cannot overtake it. The
+#: client closes the connection after such an answer. Apache Flume ignores unknown handshake meta in both
+#: directions, so either side alone keeps Flume's one call at a time.
+PIPELINE_META = "pyflume.pipeline"
 
 MAX_BUFFERS = 100_000
 MAX_FRAME = 512 * 1024 * 1024  # bytes in one pack, all buffers together
@@ -320,6 +329,8 @@ class ServerState:
 
     def __init__(self) -> None:
         self.connected = False
+        self.pipeline = False  # the client asked for PIPELINE_META and got it
+        self.refusing = False  # pipelined, and a call was answered other than OK: refuse every later one
 
 
 def decode_request(state: ServerState, payload: bytes) -> tuple[bytes, str | None, list[Event] | None, str]:
@@ -343,12 +354,15 @@ def decode_request(state: ServerState, payload: bytes) -> tuple[bytes, str | Non
                 match = "BOTH" if known else "NONE"
             else:
                 match = "CLIENT" if known else "NONE"
+            pipeline = match != "NONE" and PIPELINE_META in (req["meta"] or ())
             resp = {"match": match, "serverProtocol": None if match == "BOTH" else PROTOCOL_TEXT,
-                    "serverHash": None if match == "BOTH" else PROTOCOL_MD5, "meta": None}
+                    "serverHash": None if match == "BOTH" else PROTOCOL_MD5,
+                    "meta": {PIPELINE_META: b"1"} if pipeline else None}
             prefix = _encode(HANDSHAKE_RESPONSE, resp)
             if match == "NONE":
                 return prefix, None, None, "none"
             state.connected = True
+            state.pipeline = pipeline
         schemaless_reader(stream, META)
         name = schemaless_reader(stream, STRING)
         if name == "":
@@ -394,9 +408,11 @@ _OK_REPLY = b"\x00\x00\x00"
 
 class RpcClient:
     """A connection to a Flume Avro source (pyflume's or Apache Flume's): ``append_batch(events)`` returns only
-    when the server answered OK; anything else raises RpcError and closes the connection."""
+    when the server answered OK; anything else raises RpcError. A broken, timed-out or confused connection is
+    closed (the next call opens a new one), and so is a pipelined one after any refusal."""
 
     _remote_hashes: dict[tuple[str, int], bytes] = {}
+    asks_pipeline = True  # offer PIPELINE_META in the handshake (``pipelined`` says whether the server agreed)
 
     def __init__(self, host: str, port: int, *, connect_timeout: float = 20.0, request_timeout: float = 20.0,
                  deflate: bool = False, level: int = 6, ssl_context: ssl.SSLContext | None = None):
@@ -411,6 +427,9 @@ class RpcClient:
         self._serial = 0
         self._handshaken = False
         self._send_protocol = False
+        # the calls written and not yet answered, oldest first: serial, message name, body (for a resend)
+        self._pending: deque[tuple[int, str, bytes]] = deque()
+        self.pipelined = False  # the server agreed to PIPELINE_META on this connection
 
     def connect(self) -> None:
         try:
@@ -429,8 +448,12 @@ class RpcClient:
         self.conn = Connection(sock, deflate=self.deflate and self.ssl_context is None,  # type: ignore[arg-type]
                                level=self.level)
         self._handshaken = False
+        self.pipelined = False
+        self._pending.clear()
 
     def close(self) -> None:
+        self._pending.clear()
+        self.pipelined = False
         if self.conn is not None:
             self.conn.close()
             self.conn = None
@@ -443,10 +466,11 @@ class RpcClient:
         server_hash = self._remote_hashes.get((self.host, self.port), PROTOCOL_MD5)
         return _encode(HANDSHAKE_REQUEST, {
             "clientHash": PROTOCOL_MD5, "clientProtocol": PROTOCOL_TEXT if self._send_protocol else None,
-            "serverHash": server_hash, "meta": {},
+            "serverHash": server_hash, "meta": {PIPELINE_META: b"1"} if self.asks_pipeline else {},
         })
 
-    def _call(self, name: str, params: bytes) -> str:
+    def _send(self, name: str, params: bytes) -> None:
+        """Write one call; its answer is read by ``_answer`` (calls are answered in the order they were sent)."""
         if self.conn is None:
             self.connect()
         assert self.conn is not None
@@ -454,20 +478,51 @@ class RpcClient:
         if head is None:
             head = _CALL_HEADS[name] = b"\x00" + _encode(STRING, name)  # empty meta, then the message name
         body = head + params
-        for _ in range(2):  # a NONE handshake answer means: send again with our protocol text
-            self._serial = (self._serial + 1) & 0x7FFFFFFF
-            payload = body if self._handshaken else self._handshake() + body
+        self._pending.append((self._write(name, body if self._handshaken else self._handshake() + body), name, body))
+
+    def _write(self, name: str, payload: bytes) -> int:
+        assert self.conn is not None
+        serial = self._serial = (self._serial + 1) & 0x7FFFFFFF
+        try:
+            self.conn.write_pack(serial, payload)
+        except (OSError, FrameError) as exc:
+            raise self._failed(name, exc) from exc
+        return serial
+
+    def _failed(self, name: str, exc: BaseException) -> RpcError:
+        self.close()
+        why = "the connection was closed by the peer" if isinstance(exc, EOFError) else (
+            str(exc) or type(exc).__name__)
+        return RpcError(f"{name} to {self.host}:{self.port} failed: {why}")
+
+    def _answer(self) -> str:
+        """Read the answer to the oldest call ``_send`` wrote: its status, or RpcError. On a pipelined connection
+        anything but OK also closes it, since the server refuses every later call on it (PIPELINE_META)."""
+        try:
+            status = self._read_answer()
+        except RpcError:
+            if self.pipelined:
+                self.close()
+            raise
+        if status != "OK" and self.pipelined:
+            self.close()
+        return status
+
+    def _read_answer(self) -> str:
+        """``_answer`` without the closing. A NONE handshake answer means the server does not know our protocol:
+        the call is sent once more with the protocol text."""
+        expected, name, body = self._pending.popleft()
+        for attempt in range(2):
+            if attempt:
+                expected = self._write(name, self._handshake() + body)
+            assert self.conn is not None
             try:
-                self.conn.write_pack(self._serial, payload)
                 serial, reply = self.conn.read_pack()
             except (OSError, EOFError, FrameError) as exc:
+                raise self._failed(name, exc) from exc
+            if serial != expected:
                 self.close()
-                why = "the connection was closed by the peer" if isinstance(exc, EOFError) else (
-                    str(exc) or type(exc).__name__)
-                raise RpcError(f"{name} to {self.host}:{self.port} failed: {why}") from exc
-            if serial != self._serial:
-                self.close()
-                raise RpcError(f"reply for call {serial} while waiting for {self._serial}")
+                raise RpcError(f"reply for call {serial} while waiting for {expected}")
             if reply == _OK_REPLY and self._handshaken:
                 return "OK"  # the usual answer, without a reader: empty meta, no error, Status OK
             stream = io.BytesIO(reply)
@@ -479,6 +534,7 @@ class RpcClient:
                     self._send_protocol = True
                     continue
                 self._handshaken = True
+                self.pipelined = PIPELINE_META in (hs["meta"] or ())
             schemaless_reader(stream, META)
             flag = stream.read(1)
             if flag == b"\x01":
@@ -489,10 +545,27 @@ class RpcClient:
         self.close()
         raise RpcError(f"{self.host}:{self.port} did not accept our protocol")
 
-    def append_batch(self, events: Sequence[Event]) -> None:
-        status = self._call("appendBatch", encode_events(events))
+    def _call(self, name: str, params: bytes) -> str:
+        self._send(name, params)
+        return self._answer()
+
+    #: the ``appendBatch`` parameter of a batch, for ``send_batch``
+    encode_batch = staticmethod(encode_events)
+
+    def send_batch(self, params: bytes) -> None:
+        """Write an ``appendBatch`` call (``encode_batch``'s bytes) without waiting for its answer. Before its
+        answer (``batch_answer``) the caller may only prepare its next batch, or, when ``pipelined``, send it."""
+        self._send("appendBatch", params)
+
+    def batch_answer(self, n: int) -> None:
+        """Wait for the answer to the oldest ``send_batch`` call, of ``n`` events; RpcError unless it is OK."""
+        status = self._answer()
         if status != "OK":
-            raise RpcError(f"appendBatch of {len(events)} events to {self.host}:{self.port} returned {status}")
+            raise RpcError(f"appendBatch of {n} events to {self.host}:{self.port} returned {status}")
+
+    def append_batch(self, events: Sequence[Event]) -> None:
+        self.send_batch(encode_events(events))
+        self.batch_answer(len(events))
 
     def append(self, event: Event) -> None:
         status = self._call("append", _encode(EVENT, {"headers": event.headers, "body": event.body}))

@@ -23,6 +23,7 @@ class AvroSink(RpcSink):
     label = "Avro"
     client_error = RpcError
     accepts_batch = True  # rpc.encode_events writes a Batch's shared headers once
+    takes_ahead = True  # RpcClient.send_batch / batch_answer
     spec = Spec(
         *RPC_SINK_PROPS,
         Prop("compression-type", "enum", "none", "deflate: zlib-compress both directions (the source must match).",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from agent.core import BatchSink, Event, EventDeliveryException
+from agent.core import BatchSink, ChannelException, Event, EventDeliveryException, Status, Transaction
 from agent.spec import Conf, Prop
 
 __all__ = ["RpcSink", "RPC_SINK_PROPS"]
@@ -25,6 +25,11 @@ RPC_SINK_PROPS = (
 )
 
 
+#: How long one ``process()`` keeps sending batches it took ahead before it returns to the runner (which must see
+#: a stop request soon).
+_AHEAD_SECONDS = 0.05
+
+
 class _Client(Protocol):
     connected: bool
 
@@ -35,6 +40,18 @@ class _Client(Protocol):
     def append_batch(self, events: list[Event]) -> None: ...
 
 
+class _AheadClient(_Client, Protocol):
+    """A client that can write a batch's call and read its answer separately (``RpcSink.takes_ahead``)."""
+
+    def encode_batch(self, events: list[Event]) -> bytes: ...
+
+    pipelined: bool
+
+    def send_batch(self, params: bytes) -> None: ...
+
+    def batch_answer(self, n: int) -> None: ...
+
+
 class RpcSink(BatchSink):
     """A sink that forwards each batch with one ``append_batch`` call and commits after the peer's OK."""
 
@@ -42,6 +59,11 @@ class RpcSink(BatchSink):
     label = "RPC"  # the name in log lines: "Avro", "Thrift"
     client: _Client
     client_error: type[Exception] = Exception
+    #: the client is an _AheadClient: on a channel with ``take_ahead``, while the peer works on a full batch the
+    #: sink takes and encodes the next one. It sends it at once on a pipelined connection (a pyflume peer that
+    #: refuses every call behind a refused one: agent/rpc.py PIPELINE_META), else as soon as the first is answered
+    #: OK; either way batches arrive in the order they were taken
+    takes_ahead = False
 
     def __init__(self, name: str, conf: Conf):
         super().__init__(name, conf)
@@ -78,15 +100,103 @@ class RpcSink(BatchSink):
             self.client.close()
             self.counter.add(connection_closed=1)
 
-    def deliver(self, events: list[Event]) -> None:
+    def _ready(self) -> None:
+        """Connected, after a reconnect when ``reset-connection-interval`` is due."""
         client = self.client
         if client.connected and self.reset_interval and time.monotonic() - self._opened > self.reset_interval:
             self._disconnect()
         if not client.connected:
             self._connect()
+
+    def _failure(self, exc: Exception) -> EventDeliveryException:
+        if not self.client.connected:
+            self.counter.add(connection_closed=1)
+        return EventDeliveryException(f"{self.label} sink {self.name}: {exc}")
+
+    def deliver(self, events: list[Event]) -> None:
+        self._ready()
         try:
-            client.append_batch(events)
+            self.client.append_batch(events)
         except self.client_error as exc:
-            if not client.connected:
-                self.counter.add(connection_closed=1)
-            raise EventDeliveryException(f"{self.label} sink {self.name}: {exc}") from exc
+            raise self._failure(exc) from exc
+
+    def process(self) -> Status:
+        channel = self.channel
+        assert channel is not None
+        if not (self.takes_ahead and channel.take_ahead):
+            return super().process()
+        # BatchSink.process, with the next batch taken while the peer works on this one, and sent at once when
+        # the connection is pipelined (else as soon as the first is answered OK). ``txs`` holds every open
+        # transaction, oldest first, and ``sent`` the batches of its first ones that are on the wire; a failure
+        # rolls back the newest first, so the channel gets every batch back in its order.
+        client: _AheadClient = self.client  # type: ignore[assignment]
+        counter = self.counter
+        size = self.batch_size() or 100
+        txs: list[Transaction] = []
+        sent: list[list[Event]] = []
+        try:
+            events = self._take(channel.transaction(), size, txs)
+            if not events:
+                counter.add(batch_empty=1)
+                txs[0].commit()
+                self.idle()
+                return Status.BACKOFF
+            try:
+                self._ready()
+                try:
+                    client.send_batch(client.encode_batch(events))
+                    sent.append(events)
+                    until = time.monotonic() + _AHEAD_SECONDS
+                    following: list[Event] = []
+                    while True:
+                        if (not following and len(sent) < 2 and len(events) == size and channel.size() >= size
+                                and time.monotonic() < until):
+                            following = self._take(channel.ready_transaction(), size, txs)
+                            if following:
+                                params = client.encode_batch(following)
+                                if client.pipelined:
+                                    client.send_batch(params)
+                                    sent.append(events := following)
+                                    following = []
+                            else:  # taken by another sink meanwhile
+                                txs[-1].commit()
+                                txs.pop().close()
+                        client.batch_answer(len(sent[0]))
+                        txs[0].commit()
+                        txs.pop(0).close()
+                        counter.drained(len(sent.pop(0)))
+                        if following:
+                            client.send_batch(params)
+                            sent.append(events := following)
+                            following = []
+                        if not sent:
+                            return Status.READY
+                except self.client_error as exc:
+                    raise self._failure(exc) from exc
+            except Exception:
+                counter.add(write_fail=1)
+                raise
+        except BaseException as exc:
+            for tx in reversed(txs):
+                tx.rollback()
+            if isinstance(exc, (EventDeliveryException, ChannelException)) or not isinstance(exc, Exception):
+                raise
+            raise EventDeliveryException(f"Failed to deliver batch from sink {self.name}: {exc}") from exc
+        finally:
+            for tx in txs:  # each one committed or rolled back above
+                tx.close()
+
+    def _take(self, tx: Transaction, size: int, txs: list[Transaction]) -> list[Event]:
+        """Begin ``tx``, add it to ``txs`` and take up to ``size`` events with it (BatchSink.process's counters)."""
+        tx.begin()
+        txs.append(tx)
+        try:
+            events = tx.take_batch(size, self.accepts_batch)
+        except ChannelException:
+            self.counter.add(channel_read_fail=1)
+            raise
+        if events:
+            self.counter.taken(len(events), size)
+            if self.tap is not None:
+                self.tap(events)
+        return events

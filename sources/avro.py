@@ -132,8 +132,14 @@ class AvroSource(ListeningSource):
                 elif kind == "unknown" or events is None:
                     conn.write_pack(serial, rpc.encode_response(
                         prefix, error=f"org.apache.avro.AvroRuntimeException: No such remote message: {name}"))
+                elif state.refusing:  # pipelined calls behind a refused one (rpc.PIPELINE_META)
+                    self.counter.delivered(len(events), 0, "append" if kind == "append" else "append_batch")
+                    conn.write_pack(serial, rpc.encode_response(prefix, "FAILED"))
                 else:
-                    conn.write_pack(serial, rpc.encode_response(prefix, self._commit(events, kind)))
+                    status = self._commit(events, kind)
+                    conn.write_pack(serial, rpc.encode_response(prefix, status))
+                    if status != "OK" and state.pipeline:
+                        state.refusing = True
         except OSError as exc:
             if not self.stopping.is_set():
                 self.log.info("Avro source %s: connection from %s ended: %s", self.name, peer, exc)

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from agent.core import Event
+from agent.rpc import RpcClient
 from conftest import agent_command, assert_exactly_once, free_port, rolled_lines, self_signed, wait_for_events
 from peers.flume import FlumeAgent, avro_client
 
@@ -132,6 +134,11 @@ def test_pyflume_avro_sink_into_flume_avro_source(compression, tmp_path, flume_c
         wait_for_events(want, lambda: rolled_lines(out), logs=[flume, ours])
         assert ours.terminate() == 0
         assert_exactly_once(want, rolled_lines(out), logs=[flume, ours])
+        if compression == "none":  # Flume ignores pyflume's pipelining offer: one call at a time, as before
+            client = RpcClient("127.0.0.1", port)
+            client.append_batch([Event(b"after")])
+            assert client.connected and not client.pipelined
+            client.close()
 
 
 def test_flume_avro_client_into_pyflume(tmp_path, flume_classpath, run_agent) -> None:
