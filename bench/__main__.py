@@ -442,6 +442,12 @@ headers and body (Content-Length or chunked, as Jetty answers Flume's servlet) b
 sent again 10 ms later. Until 2026-11-30 it used `http.client`, whose own ~130 µs of CPU per request sat in series
 with either agent's time.
 
+In the two-agent Avro chains both agents are the same system. Flume's avro sink has one appendBatch call in flight.
+pyflume's avro sink takes and encodes its next batch while the aggregator works on the current one. It also sends
+that batch at once, because a pyflume avro source agrees to two calls in flight in the Avro handshake, and refuses
+every call behind a refused one so the order holds (docs/avro.md). Until 2026-11-30 (git ae8906d) pyflume too had
+one call in flight; batch 100 then ran at 1.51× Flume.
+
 Kafka cases run against one Apache Kafka 3.7.1 broker (KRaft, same machine, started by the harness), a fresh
 topic with one partition per run; Flume uses its own flume-kafka-source/sink 1.11 (kafka-clients 2.7.2), pyflume
 librdkafka; each with its default client settings. The Kafka source case pre-fills the topic (warm-up and measured
