@@ -56,6 +56,7 @@ def test_a_call_pipelined_behind_a_refused_one_is_refused_and_not_delivered(tmp_
                        ["-Dflume.monitoring.type=http", f"-Dflume.monitoring.port={mport}"]).start()
     try:
         agg.wait_for_port(port)
+        agg.wait_for_port(mport)  # the metrics server starts after the sources
         client = RpcClient("127.0.0.1", port)
         client.append_batch(_bodies(b"a", 100))  # 100 of the channel's 150
         assert client.pipelined, "a pyflume Avro source agrees to pipelining"
@@ -65,6 +66,9 @@ def test_a_call_pipelined_behind_a_refused_one_is_refused_and_not_delivered(tmp_
         with pytest.raises(RpcError, match="returned FAILED"):
             client.batch_answer(100)
         assert not client.connected, "the client drops the connection whose later calls are refused"
+        # the source handles the call behind the refused one after it answered the refusal: wait until it did
+        wait_for(lambda: _metrics(mport)["AppendBatchReceivedCount"] == "3", timeout=10,
+                 what="the source to handle the third call")
         m = _metrics(mport)
         assert (m["AppendBatchReceivedCount"], m["AppendBatchAcceptedCount"], m["EventAcceptedCount"],
                 m["ChannelWriteFail"]) == ("3", "1", "100", "1"), m
@@ -140,6 +144,7 @@ def test_a_pipelined_chain_keeps_the_order_through_refusals(tmp_path: Path) -> N
     col = AgentProcess(COLLECTOR.format(port=col_port, agg=agg_port), tmp_path / "col", "col").start()
     try:
         agg.wait_for_port(agg_port)
+        agg.wait_for_port(mport)  # the metrics server starts after the sources
         col.wait_for_port(col_port)
         lines = [b"line-%05d" % i for i in range(50_000)]
         with socket.create_connection(("127.0.0.1", col_port)) as s:
