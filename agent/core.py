@@ -771,20 +771,13 @@ class BatchSink(Sink):
         tx = channel.transaction()
         tx.begin()
         try:
-            try:
-                events = tx.take_batch(size, self.accepts_batch)
-            except ChannelException:
-                counter.add(channel_read_fail=1)
-                raise
+            events = self._take(tx, size)
             n = len(events)
             if n == 0:
                 counter.add(batch_empty=1)
                 tx.commit()
                 self.idle()
                 return Status.BACKOFF
-            counter.taken(n, size)
-            if self.tap is not None:
-                self.tap(events)
             try:
                 drained = self.deliver(events)
             except Exception:
@@ -800,6 +793,21 @@ class BatchSink(Sink):
             raise EventDeliveryException(f"Failed to deliver batch from sink {self.name}: {exc}") from exc
         finally:
             tx.close()
+
+
+    def _take(self, tx: "Transaction", size: int) -> list[Event]:
+        """Take up to ``size`` events with the open ``tx``, counting a channel failure, and a batch that is not
+        empty as taken (and showing it to ``agent tap``)."""
+        try:
+            events = tx.take_batch(size, self.accepts_batch)
+        except ChannelException:
+            self.counter.add(channel_read_fail=1)
+            raise
+        if events:
+            self.counter.taken(len(events), size)
+            if self.tap is not None:
+                self.tap(events)
+        return events
 
 
 class SinkProcessor(Component):

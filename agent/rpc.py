@@ -321,7 +321,9 @@ class ZlibTlsSocket:
 # Server side
 
 
-_APPEND_BATCH_HEAD = b"\x00\x16appendBatch"  # empty meta, then the message name
+#: the first bytes of a call after the handshake, by message name: empty meta, then the name
+_CALL_HEADS = {name: b"\x00" + _encode(STRING, name) for name in ("append", "appendBatch")}
+_APPEND_BATCH_HEAD = _CALL_HEADS["appendBatch"]
 
 
 class ServerState:
@@ -401,8 +403,6 @@ def encode_response(prefix: bytes, status: str | None = None, error: str | None 
 # Client side
 
 
-#: the first bytes of a call after the handshake, by message name
-_CALL_HEADS: dict[str, bytes] = {}
 _OK_REPLY = b"\x00\x00\x00"
 
 
@@ -474,10 +474,7 @@ class RpcClient:
         if self.conn is None:
             self.connect()
         assert self.conn is not None
-        head = _CALL_HEADS.get(name)
-        if head is None:
-            head = _CALL_HEADS[name] = b"\x00" + _encode(STRING, name)  # empty meta, then the message name
-        body = head + params
+        body = _CALL_HEADS[name] + params
         self._pending.append((self._write(name, body if self._handshaken else self._handshake() + body), name, body))
 
     def _write(self, name: str, payload: bytes) -> int:

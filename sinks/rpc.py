@@ -135,7 +135,7 @@ class RpcSink(BatchSink):
         txs: list[Transaction] = []
         sent: list[list[Event]] = []
         try:
-            events = self._take(channel.transaction(), size, txs)
+            events = self._take_into(channel.transaction(), size, txs)
             if not events:
                 counter.add(batch_empty=1)
                 txs[0].commit()
@@ -149,14 +149,14 @@ class RpcSink(BatchSink):
                     until = time.monotonic() + _AHEAD_SECONDS
                     following: list[Event] = []
                     while True:
-                        if (not following and len(sent) < 2 and len(events) == size and channel.size() >= size
+                        if (not following and len(sent) < 2 and len(sent[-1]) == size and channel.size() >= size
                                 and time.monotonic() < until):
-                            following = self._take(channel.ready_transaction(), size, txs)
+                            following = self._take_into(channel.ready_transaction(), size, txs)
                             if following:
                                 params = client.encode_batch(following)
                                 if client.pipelined:
                                     client.send_batch(params)
-                                    sent.append(events := following)
+                                    sent.append(following)
                                     following = []
                             else:  # taken by another sink meanwhile
                                 txs[-1].commit()
@@ -167,7 +167,7 @@ class RpcSink(BatchSink):
                         counter.drained(len(sent.pop(0)))
                         if following:
                             client.send_batch(params)
-                            sent.append(events := following)
+                            sent.append(following)
                             following = []
                         if not sent:
                             return Status.READY
@@ -186,17 +186,8 @@ class RpcSink(BatchSink):
             for tx in txs:  # each one committed or rolled back above
                 tx.close()
 
-    def _take(self, tx: Transaction, size: int, txs: list[Transaction]) -> list[Event]:
-        """Begin ``tx``, add it to ``txs`` and take up to ``size`` events with it (BatchSink.process's counters)."""
+    def _take_into(self, tx: Transaction, size: int, txs: list[Transaction]) -> list[Event]:
+        """Begin ``tx``, add it to ``txs`` (so a failure rolls it back) and take up to ``size`` events with it."""
         tx.begin()
         txs.append(tx)
-        try:
-            events = tx.take_batch(size, self.accepts_batch)
-        except ChannelException:
-            self.counter.add(channel_read_fail=1)
-            raise
-        if events:
-            self.counter.taken(len(events), size)
-            if self.tap is not None:
-                self.tap(events)
-        return events
+        return self._take(tx, size)

@@ -132,11 +132,13 @@ class AvroSource(ListeningSource):
                 elif kind == "unknown" or events is None:
                     conn.write_pack(serial, rpc.encode_response(
                         prefix, error=f"org.apache.avro.AvroRuntimeException: No such remote message: {name}"))
-                elif state.refusing:  # pipelined calls behind a refused one (rpc.PIPELINE_META)
-                    self.counter.delivered(len(events), 0, "append" if kind == "append" else "append_batch")
-                    conn.write_pack(serial, rpc.encode_response(prefix, "FAILED"))
                 else:
-                    status = self._commit(events, kind)
+                    pair = "append" if kind == "append" else "append_batch"  # the counters it goes to
+                    if state.refusing:  # pipelined behind a refused call (rpc.PIPELINE_META): received, not tried
+                        self.counter.delivered(len(events), 0, pair)
+                        status = "FAILED"
+                    else:
+                        status = self._commit(events, pair)
                     conn.write_pack(serial, rpc.encode_response(prefix, status))
                     if status != "OK" and state.pipeline:
                         state.refusing = True
@@ -146,9 +148,9 @@ class AvroSource(ListeningSource):
         finally:
             conn.close()
 
-    def _commit(self, events: list, kind: str) -> str:
+    def _commit(self, events: list, pair: str) -> str:
         try:
-            self.deliver(events, count="append" if kind == "append" else "append_batch")
+            self.deliver(events, count=pair)
         except ChannelException as exc:
             self.log.warning("Avro source %s: the channel refused %d events (%s); answering FAILED so the sender "
                              "retries", self.name, len(events), exc)

@@ -20,8 +20,6 @@ def counter_bodies(start: int, end: int) -> list[bytes]:
     ``join`` of the shared prefix with the precomputed last three digits and one ``split`` (about 28 ns an event
     instead of 76 for formatting each number).
     """
-    if end <= 1000:
-        return [b"%d" % i for i in range(start, end)]
     bodies: list[bytes] = []
     while start < end:
         thousand, low = divmod(start, 1000)

@@ -260,32 +260,30 @@ def _read_headers(rfile: Any) -> tuple[HTTPMessage, dict[str, str]]:
     """The header fields up to the empty line: the message handlers see (as http.client would build it) and the
     first value of each field by lower-case name, for the framing's own lookups. An obsolete folded line continues
     the field before it; a line that is not ``name: value`` is answered 400."""
-    message = HTTPMessage()
-    fields: dict[str, str] = {}
+    pairs: list[list[str]] = []  # [name, value] in order; a folded line extends the last value
     readline = rfile.readline
-    name = value = ""
     for _ in range(_MAX_HEADERS + 1):
         line = readline(_MAX_HEADER_LINE + 1)
         if len(line) > _MAX_HEADER_LINE:
             raise _BadFraming(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Line too long")
         if line == b"\r\n" or line == b"\n" or not line:
-            if name:
+            message = HTTPMessage()
+            fields: dict[str, str] = {}
+            for name, value in pairs:
                 message[name] = value
                 fields.setdefault(name.lower(), value)
             return message, fields
         text = line.decode("iso-8859-1")
         if text[0] in " \t":
-            if not name:
+            if not pairs:
                 raise _BadFraming(HTTPStatus.BAD_REQUEST, "Bad header: a folded line with no field before it")
-            value = f"{value} {text.strip()}" if value else text.strip()
+            last = pairs[-1]
+            last[1] = f"{last[1]} {text.strip()}" if last[1] else text.strip()
             continue
-        if name:
-            message[name] = value
-            fields.setdefault(name.lower(), value)
         name, colon, rest = text.partition(":")
         if not colon or _TOKEN.fullmatch(name) is None:
             raise _BadFraming(HTTPStatus.BAD_REQUEST, f"Bad header line {text.rstrip()[:80]!r}")
-        value = rest.strip(" \t\r\n")
+        pairs.append([name, rest.strip(" \t\r\n")])
     raise _BadFraming(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers")
 
 
