@@ -20,7 +20,7 @@ for _p in (ROOT, ROOT / "tests"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from peers import maven  # noqa: E402
+from peers import listening, maven  # noqa: E402,F401  (tests import listening from here)
 from peers.certs import self_signed  # noqa: E402,F401  (tests import it from here)
 
 pytest_plugins = ["peers.kerberos_fixtures"]  # the KDC and the kerberized peers (session fixtures)
@@ -222,11 +222,9 @@ class AgentProcess:
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(f"agent exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
+            if listening(port):
+                return
+            time.sleep(0.05)
         raise AssertionError(f"port {port} not open within {timeout} s:\n{self.log()}")
 
     def terminate(self, timeout: float = 15.0) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, agent_command, free_port, send_lines, wait_for
+from tests.conftest import ROOT, AgentProcess, agent_command, free_port, send_lines, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +59,8 @@ a1.sinks.k1.channel = c1
 class Tap:
     """An ``agent tap`` process; its stdout lines are collected as they come."""
 
-    def __init__(self, mport: int, *args: str):
+    def __init__(self, mport: int, *args: str, agent: AgentProcess | None = None):
+        self.agent = agent  # whose state and log a failure shows
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
         self.proc = subprocess.Popen(agent_command() + ["tap", "--port", str(mport), *args], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, env=env)
@@ -80,7 +81,13 @@ class Tap:
 
     def wait_attached(self) -> None:
         wait_for(lambda: "watching" in self.err or self.proc.poll() is not None, 20, "agent tap to attach")
-        assert "watching" in self.err, self.err
+        if "watching" not in self.err:
+            state = ""
+            if self.agent is not None:
+                code = self.agent.proc.poll() if self.agent.proc else None
+                state = f"\nthe agent is {'running' if code is None else f'gone (exit {code})'}; its log:\n"
+                state += self.agent.log()[-3000:]
+            raise AssertionError(f"agent tap did not attach: {self.err}{state}")
 
     def finish(self, timeout: float = 20) -> int:
         try:
@@ -104,13 +111,14 @@ def _start(run_agent, conf: str, *sysprops: str):  # noqa: ANN001, ANN202
                       args=["-Dflume.monitoring.type=http", f"-Dflume.monitoring.port={mport}", *sysprops])
     agent.wait_for_port(port)
     agent.wait_for_port(mport)
+    agent.wait_for_log(f"Metrics served on http://0.0.0.0:{mport}/metrics")  # the agent's own server, nobody else
     return agent, port, mport
 
 
 def test_tap_shows_events_after_interceptors_at_channel_and_sink_with_several_taps(run_agent):
     agent, port, mport = _start(run_agent, NETCAT)
-    source_tap = Tap(mport, "r1", "--count", "3")
-    both = Tap(mport, "channel:c1", "sink:*", "--body", "hex", "--count", "6")
+    source_tap = Tap(mport, "r1", "--count", "3", agent=agent)
+    both = Tap(mport, "channel:c1", "sink:*", "--body", "hex", "--count", "6", agent=agent)
     source_tap.wait_attached()
     both.wait_attached()
     send_lines(port, [b"hello", b"w\x00rld", b"x" * 300])
@@ -123,7 +131,7 @@ def test_tap_shows_events_after_interceptors_at_channel_and_sink_with_several_ta
     assert [line.split(" ")[1] for line in both.lines] == ["channel:c1"] * 3 + ["sink:k1"] * 3, both.lines
     assert both.lines[0].endswith(" {dc=eu} 68 65 6c 6c 6f")
     assert "agent tap: 3 events shown" in source_tap.err
-    unknown = Tap(mport, "sink:nope")
+    unknown = Tap(mport, "sink:nope", agent=agent)
     assert unknown.finish() == 1
     assert "tap point 'sink:nope' matches nothing; this agent has source:r1, channel:c1, sink:k1" in unknown.err
     assert agent.terminate() == 0
@@ -131,8 +139,8 @@ def test_tap_shows_events_after_interceptors_at_channel_and_sink_with_several_ta
 
 def test_rate_limit_and_header_filter(run_agent):
     agent, port, mport = _start(run_agent, HTTP)
-    limited = Tap(mport, "source:r1", "--rate", "5", "--duration", "3")
-    filtered = Tap(mport, "sink:k1", "--header", "tenant=b*", "--header", "zone", "--json", "--count", "2")
+    limited = Tap(mport, "source:r1", "--rate", "5", "--duration", "3", agent=agent)
+    filtered = Tap(mport, "sink:k1", "--header", "tenant=b*", "--header", "zone", "--json", "--count", "2", agent=agent)
     limited.wait_attached()
     filtered.wait_attached()
     events = [{"headers": {"tenant": ["alpha", "beta", "bravo"][i % 3], "n": str(i),
@@ -158,7 +166,7 @@ def test_rate_limit_and_header_filter(run_agent):
 
 def test_tap_follows_a_hot_reload(run_agent, tmp_path: Path):
     agent, port, mport = _start(run_agent, NETCAT)
-    tap = Tap(mport, "source:r1", "--count", "2")
+    tap = Tap(mport, "source:r1", "--count", "2", agent=agent)
     tap.wait_attached()
     send_lines(port, [b"before"])
     wait_for(lambda: len(tap.lines) == 1, 20, "the first event at the tap")
@@ -173,7 +181,7 @@ def test_tap_follows_a_hot_reload(run_agent, tmp_path: Path):
 
 def test_tap_is_for_loopback_unless_allowed_and_never_takes_events(run_agent):
     agent, port, mport = _start(run_agent, NETCAT, "-Dpyflume.tap.allow=10.0.0.0/8")
-    refused = Tap(mport, "r1")
+    refused = Tap(mport, "r1", agent=agent)
     assert refused.finish() == 1
     assert "agent tap is not open to 127.0.0.1: taps are served to loopback clients only, unless the agent runs " \
            "with -Dpyflume.tap.allow=CIDR[,CIDR...]" in refused.err

@@ -19,6 +19,7 @@ import pytest
 from conftest import (
     assert_exactly_once,
     free_port,
+    listening,
     require_java_peers,
     rolled_lines,
     self_signed,
@@ -168,20 +169,12 @@ def flume_thrift(tmp_path_factory: pytest.TempPathFactory, flume_classpath: str)
         for k, link in links.items():  # netcat sources log no name: their ports tell (no TLS port is probed)
             agent.wait_for_log(f"Component type: SOURCE, name: t_{k} started", timeout=90)
             port = link["netcat_port"]
-            wait_for(lambda p=port: _open(p), timeout=90, what=f"Flume's netcat port for {k}")
+            wait_for(lambda p=port: listening(p), timeout=90, what=f"Flume's netcat port for {k}")
         agent.wait_for_log("Component type: SOURCE, name: scribe started", timeout=90)
         links["scribe"] = {"port": scribe_port}
         yield agent, links, out, tmp
     finally:
         agent.stop()
-
-
-def _open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
 
 
 def _send_lines(port: int, tag: str) -> list[bytes]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -16,6 +15,7 @@ from conftest import (
     assert_exactly_once,
     delivery_report,
     free_port,
+    listening,
     rolled_lines,
     send_lines,
     wait_for,
@@ -86,14 +86,6 @@ def bodies(out: Path) -> list[bytes]:
 def names() -> tuple[str, str, str]:
     u = uuid.uuid4().hex[:8]
     return f"t-{u}", f"chan-{u}", f"g-{u}"
-
-
-def _connectable(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
 
 
 def consume_all(servers: str, topic: str, expect: int, timeout: float = 60.0) -> list:
@@ -342,7 +334,7 @@ def test_flume_and_pyflume_share_topics_in_flume_event_format(kafka_broker, flum
                                   out=pout, port=pport))
     with FlumeAgent(fconf, name="f1") as flume:
         flume.wait_for_log("Component type: SOURCE, name: r1 started", timeout=120)
-        wait_for(lambda: _connectable(fport), what="Flume's netcat source")
+        wait_for(lambda: listening(fport), what="Flume's netcat source")
         py.wait_for_port(pport)
         py_lines = [b"py-%05d" % i for i in range(5000)]
         flume_lines = [b"fl-%05d" % i for i in range(5000)]

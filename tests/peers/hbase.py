@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from . import maven, stop_group
+from . import listening, maven, stop_group
 
 __all__ = ["HBASE_VERSION", "HBase", "classpath"]
 
@@ -40,14 +40,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 class HBase:
@@ -125,7 +117,7 @@ class HBase:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.master = self._spawn("master", self._java("1g", "org.apache.hadoop.hbase.master.HMaster", "start"))
         deadline = time.monotonic() + timeout
-        while not _port_open(self.zk_port):
+        while not listening(self.zk_port):
             self._check_alive(self.master, "master", deadline)
             time.sleep(0.3)
         self.thrift_proc = self._spawn("thrift", self._java(
@@ -133,7 +125,7 @@ class HBase:
         while True:
             self._check_alive(self.master, "master", deadline)
             self._check_alive(self.thrift_proc, "thrift", deadline)
-            if _port_open(self.thrift_port) and self.ready():
+            if listening(self.thrift_port) and self.ready():
                 return self
             time.sleep(1)
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tarfile
 import time
 import zipfile
 from pathlib import Path
 
-from . import maven, stop_group
+from . import listening, maven, stop_group
 
 __all__ = ["HIVE_VERSION", "OPENS", "STREAMING", "HiveMetastore", "HiveQuery", "home", "streaming_home"]
 
@@ -237,11 +236,9 @@ class HiveMetastore:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"Hive metastore exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.5)
+            if listening(self.port, timeout=1):
+                return self
+            time.sleep(0.5)
         self.stop()
         raise TimeoutError(f"Hive metastore not listening on {self.port} within {timeout} s")
 

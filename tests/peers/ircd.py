@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import stop_group
+from . import listening, stop_group
 
 __all__ = ["NGIRCD", "PASSWORD", "Ircd", "IrcClient"]
 
@@ -60,15 +60,11 @@ class Ircd:
         self.proc = subprocess.Popen([NGIRCD, "--nodaemon", "--config", str(conf)], stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"ngircd did not start: {self.log()}") from None
-                time.sleep(0.05)
+        while not listening(port, timeout=1):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"ngircd did not start: {self.log()}")
+            time.sleep(0.05)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]

@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import stop_group
+from . import listening, stop_group
 
 __all__ = ["KDC", "missing_kdc_reason"]
 
@@ -113,11 +113,9 @@ class KDC:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"krb5kdc exited with {self.proc.returncode}: {self.log()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.05)
+            if listening(self.port):
+                return self
+            time.sleep(0.05)
         self.stop()
         raise TimeoutError(f"krb5kdc not listening on 127.0.0.1:{self.port} within {timeout} s")
 

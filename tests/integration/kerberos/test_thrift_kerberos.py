@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import listening
+
 pytestmark = pytest.mark.peer
 
 SERVICE = "thriftsrc/localhost"  # the secure source's principal (its own keytab)
@@ -390,7 +392,7 @@ def test_flume_and_pyflume_thrift_with_kerberos_both_ways(thrift_realm, krb5_env
                        sysprops={"java.security.krb5.conf": str(realm.kdc.krb5_conf)}).start()
     try:
         flume.wait_for_log("Component type: SOURCE, name: t started", timeout=120)
-        wait_for(lambda: _open(ports["netcat_port"]), timeout=90, what="Flume's netcat port")
+        wait_for(lambda: listening(ports["netcat_port"]), timeout=90, what="Flume's netcat port")
         py_nc = free_port()
         ours = agents(BOTH_WAYS.format(a="py", source_port=ports["our_port"], netcat_port=py_nc,
                                        sink_port=ports["flume_port"], principal=realm.flume,
@@ -409,14 +411,6 @@ def test_flume_and_pyflume_thrift_with_kerberos_both_ways(thrift_realm, krb5_env
         assert_exactly_once(to_fl, _lines(fl_out), logs=[flume, ours])
     finally:
         flume.stop()
-
-
-def _open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
 
 
 # --------------------------------------------------------------------------------------------------------------
