@@ -20,7 +20,7 @@ for _p in (ROOT, ROOT / "tests"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from peers import listening, maven  # noqa: E402,F401  (tests import listening from here)
+from peers import free_port, listening, maven  # noqa: E402,F401  (tests import these from here)
 from peers.certs import self_signed  # noqa: E402,F401  (tests import it from here)
 
 pytest_plugins = ["peers.kerberos_fixtures"]  # the KDC and the kerberized peers (session fixtures)
@@ -43,12 +43,6 @@ def flume_classpath() -> str:
     from peers import flume
 
     return flume.classpath()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(cond, timeout: float = 60.0, what: str = "condition", every: float = 0.05) -> None:  # noqa: ANN001

@@ -7,13 +7,12 @@ is what "HBase stopped and restarted mid-stream loses nothing" needs.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from . import listening, maven, stop_group
+from . import free_port, listening, maven, stop_group
 
 __all__ = ["HBASE_VERSION", "HBase", "classpath"]
 
@@ -36,12 +35,6 @@ def classpath() -> str:
     return str(maven.resolve(f"hbase-{HBASE_VERSION}", ARTIFACTS) / "lib" / "*")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class HBase:
     """HBase standalone on loopback: ``zk_quorum`` is ``127.0.0.1:<port>``, ``thrift`` the Thrift server's
     ``host:port``."""
@@ -50,8 +43,8 @@ class HBase:
         self.workdir = Path(workdir)
         self.extra_conf = dict(conf or {})  # added to (and overriding) hbase-site.xml's properties
         self.extra_jvm = list(jvm or [])
-        self.zk_port = _free_port()
-        self.thrift_port = _free_port()
+        self.zk_port = free_port()
+        self.thrift_port = free_port()
         self.master: subprocess.Popen[bytes] | None = None
         self.thrift_proc: subprocess.Popen[bytes] | None = None
 

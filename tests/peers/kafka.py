@@ -9,13 +9,12 @@ from __future__ import annotations
 import base64
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
-from . import maven, stop_group
+from . import free_port, maven, stop_group
 
 __all__ = ["KAFKA_VERSION", "KafkaBroker", "classpath"]
 
@@ -25,12 +24,6 @@ ARTIFACTS = [f"org.apache.kafka:kafka_2.13:{KAFKA_VERSION}", "org.slf4j:slf4j-re
 
 def classpath() -> str:
     return str(maven.resolve(f"kafka-{KAFKA_VERSION}", ARTIFACTS) / "lib" / "*")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class KafkaBroker:
@@ -44,11 +37,11 @@ class KafkaBroker:
         self.extra_props = dict(extra_props or {})
         self.jvm = list(jvm or [])
         self.workdir = Path(workdir)
-        self.port = port or _free_port()
+        self.port = port or free_port()
         # an SSL listener too, with this keytool key store (tests/peers/keytool.py: its passwords)
         self.ssl_keystore = ssl_keystore
-        self.ssl_port = _free_port() if ssl_keystore else None
-        self.controller_port = _free_port()
+        self.ssl_port = free_port() if ssl_keystore else None
+        self.controller_port = free_port()
         self.partitions = partitions
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.workdir / "kafka.log"

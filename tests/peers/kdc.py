@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
-from . import listening, stop_group
+from . import free_port, listening, stop_group
 
 __all__ = ["KDC", "missing_kdc_reason"]
 
@@ -37,21 +36,6 @@ def missing_kdc_reason() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket() as t:
-            t.bind(("127.0.0.1", 0))
-            port = t.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise OSError("no port free for both TCP and UDP")
-
-
 class KDC:
     """One MIT KDC for realm ``realm`` on ``127.0.0.1:port``; ``add(principal)`` makes a principal with a random key
     and returns its own keytab."""
@@ -60,7 +44,7 @@ class KDC:
         self.workdir = Path(workdir)
         self.realm = realm
         self.max_life = max_life
-        self.port = _free_port()
+        self.port = free_port(udp=True)
         self.krb5_conf = self.workdir / "krb5.conf"
         self.kdc_conf = self.workdir / "kdc.conf"
         self.log_path = self.workdir / "krb5kdc.log"

@@ -8,21 +8,15 @@ listener on 127.0.0.1 stays for the broker's own use and the tests' topic admini
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import free_port
 from .kafka import KafkaBroker
 
 __all__ = ["SecureKafka", "start"]
 
 SERVICE = "kafka"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -57,7 +51,7 @@ def start(workdir: Path, kdc, ssl_keystore: Path | None = None) -> SecureKafka: 
     jaas = workdir / "kafka_server_jaas.conf"
     jaas.write_text("KafkaServer {\n  com.sun.security.auth.module.Krb5LoginModule required\n  useKeyTab=true\n"
                     f'  storeKey=true\n  keyTab="{keytab}"\n  principal="{principal}";\n}};\n')
-    port = _free_port()
+    port = free_port()
     props = {
         "listeners": f"SASL_PLAINTEXT://127.0.0.1:{port}",
         "advertised.listeners": f"SASL_PLAINTEXT://localhost:{port}",
@@ -69,7 +63,7 @@ def start(workdir: Path, kdc, ssl_keystore: Path | None = None) -> SecureKafka: 
     if ssl_keystore is not None:
         from .keytool import STOREPASS
 
-        ssl_port = _free_port()
+        ssl_port = free_port()
         props["listeners"] += f",SASL_SSL://127.0.0.1:{ssl_port}"
         props["advertised.listeners"] += f",SASL_SSL://localhost:{ssl_port}"
         props["listener.security.protocol.map"] += ",SASL_SSL:SASL_SSL"
