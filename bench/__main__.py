@@ -343,6 +343,7 @@ def table(results: list[dict], latencies: list[dict], systems: tuple[str, ...]) 
             theirs = med([r for r in rows if r["system"] == "flume"], "eps")
             lines.append(f"| {ALL[case].title} | {n:,} | {fmt_int(mine)} | {fmt_int(top)} "
                          f"| {fmt(ratio_of(mine, top) * 100, '.0f', '%')} | {fmt_int(theirs)} |")
+    lines += held_table(results, keys)
     if latencies:
         lines += ["", "| Case | paced rate (events/s) | pyflume p50 ms | pyflume p99 ms | Flume p50 ms "
                   "| Flume p99 ms |", "|---|---:|---:|---:|---:|---:|"]
@@ -357,6 +358,39 @@ def table(results: list[dict], latencies: list[dict], systems: tuple[str, ...]) 
         lines += ["", "Each case's rows (both sizes, both systems) come from one command line:", ""]
         lines += [f"- `{c}`" for c in commands]
     return "\n".join(lines)
+
+
+def held_table(results: list[dict], keys: list[tuple[str, int]]) -> list[str]:
+    """The rows whose peak RSS is over a quarter of Flume's, beside what their memory channel held at its fullest
+    (the harness's largest ChannelSize seen): the bodies of those events are in either process's memory whatever
+    the implementation, so they are set apart from what the agent uses beyond them."""
+    rows = []
+    for case, n in keys:
+        mine = [r for r in results if r["case"] == case and r["n"] == n and r["system"] == "pyflume"]
+        theirs = [r for r in results if r["case"] == case and r["n"] == n and r["system"] == "flume"]
+        if not mine or not theirs or ratio_of(med(mine, "rss"), med(theirs, "rss")) <= 0.25:
+            continue
+        rss, flume_rss = med(mine, "rss"), med(theirs, "rss")
+        held = [r["peak_queued"] for r in mine if "peak_queued" in r]
+        flume_held = [r["peak_queued"] for r in theirs if "peak_queued" in r]
+        if not held or not flume_held:
+            rows.append(f"| {ALL[case].title} | {n:,} | – | – | – | {flume_rss / 4:.0f} | – | – |")
+            continue
+        body_mb = statistics.median(held) * ALL[case].line_size / 1e6
+        rows.append(f"| {ALL[case].title} | {n:,} | {statistics.median(held):,.0f} "
+                    f"| {statistics.median(flume_held):,.0f} | {body_mb:.0f} | {flume_rss / 4:.0f} "
+                    f"| {rss - body_mb:.0f} | {(rss - body_mb) / flume_rss:.2f} |")
+    if not rows:
+        return []
+    return ["", "Rows whose peak RSS is over a quarter of Flume's, and what their memory channel held: the largest "
+            "channel size the harness saw (median of the runs), the bytes of those events' bodies, and pyflume's "
+            "peak RSS less those bytes (both figures are peaks, perhaps not at the same moment). Where both "
+            "channels held most of the input at once, the bodies alone come near a quarter of Flume's peak RSS, "
+            "and a memory channel cannot hold them in less; \"–\" where the runs predate the channel-size "
+            "reading.", "",
+            "| Case | Events | pyflume channel's largest size | Flume channel's largest size | bodies held by "
+            "pyflume's channel MB | a quarter of Flume's peak RSS MB | pyflume peak RSS less those bodies MB "
+            "| that over Flume's peak RSS |", "|---|---:|---:|---:|---:|---:|---:|---:|", *rows]
 
 
 def machine() -> str:
@@ -485,6 +519,22 @@ def _soak_section(path: Path) -> str:
     return m.group(0).rstrip("\n") + "\n\n" if m else ""
 
 
+def merged(old: list[dict], new: list[dict]) -> list[dict]:
+    """``old`` runs with every case run again replaced by its ``new`` runs, in the place of its old ones (so
+    RESULTS.md keeps its order of cases); a case not run before goes last."""
+    fresh: dict[str, list[dict]] = {}
+    for r in new:
+        fresh.setdefault(r["case"], []).append(r)
+    out: list[dict] = []
+    for r in old:
+        if r["case"] not in fresh:
+            out.append(r)
+        elif fresh[r["case"]]:  # the first old run of a case run again: its new runs go here, once
+            out += fresh[r["case"]]
+            fresh[r["case"]] = []
+    return out + [r for runs in fresh.values() for r in runs]
+
+
 def render_saved(output: Path = HERE / "RESULTS.md") -> None:
     """Rewrite RESULTS.md from bench/results.json (after merging runs made at different times)."""
     import json
@@ -585,9 +635,7 @@ def main(argv: list[str] | None = None) -> int:
         import json
 
         old = json.loads(raw_path.read_text())
-        ran = {c.name for c in cases}
-        results = [r for r in old["runs"] if r["case"] not in ran] + results
-        latencies = [r for r in old["latencies"] if r["case"] not in ran] + latencies
+        results, latencies = merged(old["runs"], results), merged(old["latencies"], latencies)
     print(table(results, latencies, systems))
     if not args.no_write:
         import json
