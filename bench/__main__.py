@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bench.cases import CASES, EXTRA_CASES, Case, Ctx, free_port, wait_port
 from bench.procstat import cpu_seconds, peak_rss_mb
-from bench.systems import Running, versions
+from bench.systems import Running, measured_at, versions
 
 HERE = Path(__file__).resolve().parent
 ALL = {**CASES, **EXTRA_CASES}
@@ -353,10 +353,11 @@ def table(results: list[dict], latencies: list[dict], systems: tuple[str, ...]) 
             rate = latencies[0]["rate"]
             lines.append(f"| {ALL[case].title} | {rate:,} | {med(mine, 'p50'):.1f} | {med(mine, 'p99'):.1f} "
                          f"| {med(theirs, 'p50'):.1f} | {med(theirs, 'p99'):.1f} |")
-    commands = list(dict.fromkeys(r["command"] for r in results if r.get("command")))
+    commands = {r["command"]: r.get("git") for r in results if r.get("command")}
     if commands:
-        lines += ["", "Each case's rows (both sizes, both systems) come from one command line:", ""]
-        lines += [f"- `{c}`" for c in commands]
+        lines += ["", "Each case's rows (both sizes, both systems) come from one command line, run on the pyflume "
+                  "commit named after it:", ""]
+        lines += [f"- `{c}`" + (f" ({at})" if at else "") for c, at in commands.items()]
     return "\n".join(lines)
 
 
@@ -429,7 +430,8 @@ def write_results(path: Path, args: argparse.Namespace, results: list[dict], lat
 
 Measured {datetime.date.today().isoformat()} by `python -m bench{' --quick' if args.quick else ''}` on {machine()}
 (each case's exact command line is under the table).
-Versions: pyflume {v['pyflume']} on Python {v['python']}; {v['flume']} on {v['java']}.
+Versions: pyflume at the commit named beside each case's command line (under the table) on Python {v['python']};
+{v['flume']} on {v['java']}.
 
 Method: each case runs the same properties file on both systems (only the agent binary differs) with the same
 generated input, alternating pyflume and Flume, {args.runs} runs each; figures are medians. Every run warms its own
@@ -598,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = [known[c] for c in args.cases.split(",") if c]
     results: list[dict] = []
     latencies: list[dict] = []
+    at = measured_at()
     for case in cases:
         # the command line that reproduces this case's rows (both sizes, both systems, with its latency probe)
         command = (f"python -m bench --cases {case.name} --systems {','.join(systems)} --runs {args.runs} "
@@ -617,6 +620,7 @@ def main(argv: list[str] | None = None) -> int:
                     r = ceiling_once(case, n) if system == "ceiling" else \
                         run_once(system, case, n, warmup * case.scale)
                     r["command"] = command
+                    r["git"] = at
                     results.append(r)
                     steady = f"{r['steady']:,.0f}" if r.get("steady") else "–"
                     print(f"{case.name} n={n:,} run {i + 1} {system}: steady {steady} events/s, end-to-end "

@@ -66,6 +66,16 @@ class Running:
         self._log.close()
 
 
+def measured_at() -> str:
+    """The pyflume commit being measured: ``git <short hash>``, with " and uncommitted changes" when files other
+    than the benchmark's own results differ from it."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                            capture_output=True, text=True).stdout.splitlines()
+    changed = [line for line in status if line[3:] not in ("bench/results.json", "bench/RESULTS.md")]
+    return f"git {commit.stdout.strip() or '?'}" + (" and uncommitted changes" if changed else "")
+
+
 def versions() -> dict[str, str]:
     java = subprocess.run(["java", "-version"], capture_output=True, text=True)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)

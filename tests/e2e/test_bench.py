@@ -58,3 +58,27 @@ def test_rates_count_the_flow_and_interpolate_the_last_event() -> None:
     # a self-generating source: the clock's own sample (past the warm-up) is in the flow
     r = rates([(0.0, 120, 0.002), (0.1, 220, 0.002), (0.2, 300, 0.002)], 0.0, 120, 300, self_generating=True)
     assert r["steady"] == pytest.approx(1000) and r["seconds"] == pytest.approx(0.18)
+
+
+def test_merge_keeps_the_order_of_cases_and_the_memory_table_sets_the_channel_apart() -> None:
+    """--merge puts a case's new runs in the place of its old ones; RESULTS.md lists the rows over a quarter of
+    Flume's RSS with their channel's bodies taken out, and each command line with the commit it ran on."""
+    from bench.__main__ import merged, table
+
+    def run(case: str, system: str, rss: float, queued: int | None, eps: float = 1000.0) -> dict:
+        r = {"case": case, "system": system, "n": 100_000, "rss": rss, "eps": eps, "cpu": 1.0, "check": "count",
+             "steady": eps, "bound": False, "command": f"python -m bench --cases {case}", "git": "git abc1234"}
+        return r if queued is None else {**r, "peak_queued": queued}
+
+    hdfs, seq, http = "netcat-memory-hdfs-file-batch100", "seq-memory-null", "http-memory-null"
+    old = [run(seq, "pyflume", 30, None), run(hdfs, "pyflume", 150, 90_000), run(http, "pyflume", 30, None)]
+    new = [run(hdfs, "pyflume", 140, 80_000), run(hdfs, "flume", 360, 90_000), run("avro-chain-batch100", "flume", 1, 0)]
+    runs = merged(old, new)
+    assert [(r["case"], r["rss"]) for r in runs] == [(seq, 30), (hdfs, 140), (hdfs, 360), (http, 30),
+                                                     ("avro-chain-batch100", 1)]
+    text = table([r for r in runs if r["case"] == hdfs] + [run(seq, "flume", 300, None)] + runs[:1], [],
+                 ("pyflume", "flume"))
+    # 140 MB against 360: over a quarter; 80,000 bodies of 1000 bytes are 80 MB, and 60 MB is 0.17 of Flume's
+    assert "| 100,000 | 80,000 | 90,000 | 80 | 90 | 60 | 0.17 |" in text, text
+    assert text.count("| 100,000 |") == 3  # seq (30 against 300) is in the main table only
+    assert "- `python -m bench --cases netcat-memory-hdfs-file-batch100` (git abc1234)" in text
