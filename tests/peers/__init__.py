@@ -56,10 +56,9 @@ def stop_group(proc, timeout: float = 30) -> None:  # noqa: ANN001 - a subproces
 def listening(port: int, timeout: float = 0.5, host: str = "127.0.0.1") -> bool:
     """Whether something listens on ``host:port``.
 
-    A connection to a loopback port nobody listens on can still succeed: when the kernel happens to pick that same
-    port as the connection's own source port, the SYN meets itself (a TCP "simultaneous open") and the socket is
-    connected to itself. Test ports come from the ephemeral range, so a poll loop that retries many times while a
-    peer starts can hit this; such a connection is not a listener, and is reported as not listening."""
+    A connection to a loopback port in the ephemeral range that nobody listens on can still succeed: when the
+    kernel picks that same port as the connection's own source port, the SYN meets itself (a TCP "simultaneous
+    open") and the socket is connected to itself. That is not a listener, and is reported as not listening."""
     import socket
 
     try:
