@@ -304,6 +304,11 @@ def ratio_cell(ratio: float, mine_bound: bool, theirs_bound: bool) -> str:
     return (mark if ratio == ratio else "") + fmt(ratio, ".2f", "×")
 
 
+def runs_of(results: list[dict], case: str, n: int, system: str) -> list[dict]:
+    """The runs of one row (``case`` with ``n`` events) by one system: pyflume, flume or ceiling."""
+    return [r for r in results if r["case"] == case and r["n"] == n and r["system"] == system]
+
+
 def table(results: list[dict], latencies: list[dict], systems: tuple[str, ...]) -> str:
     lines = [
         "| Case | Events | Exact set at the destination | pyflume steady events/s | Flume steady events/s "
@@ -316,8 +321,7 @@ def table(results: list[dict], latencies: list[dict], systems: tuple[str, ...]) 
         if r["system"] != "ceiling" and (r["case"], r["n"]) not in keys:
             keys.append((r["case"], r["n"]))
     for case, n in keys:
-        mine = [r for r in results if r["case"] == case and r["n"] == n and r["system"] == "pyflume"]
-        theirs = [r for r in results if r["case"] == case and r["n"] == n and r["system"] == "flume"]
+        mine, theirs = runs_of(results, case, n, "pyflume"), runs_of(results, case, n, "flume")
         first = (mine or theirs)[0]
         check = CHECKS[first["check"]] if "check" in first else "(earlier method: no warm-up, no steady rate)"
         steady_ratio = ratio_of(steady_med(mine)[0], steady_med(theirs)[0])
@@ -331,16 +335,12 @@ def table(results: list[dict], latencies: list[dict], systems: tuple[str, ...]) 
             f"| {fmt(med(theirs, 'cpu'), '.2f')} "
             f"| {fmt(med(mine, 'rss'), '.0f')} | {fmt(med(theirs, 'rss'), '.0f')} | {fmt(rss_ratio, '.2f')} |"
         )
-    ceilings = [k for k in keys if any(r["case"] == k[0] and r["n"] == k[1] and r["system"] == "ceiling"
-                                       for r in results)]
+    ceilings = [k for k in keys if runs_of(results, *k, "ceiling")]
     if ceilings:
         lines += ["", "| Case | Events | pyflume end-to-end events/s | client ceiling events/s | pyflume / ceiling "
                   "| Flume end-to-end events/s |", "|---|---:|---:|---:|---:|---:|"]
         for case, n in ceilings:
-            rows = [r for r in results if r["case"] == case and r["n"] == n]
-            mine = med([r for r in rows if r["system"] == "pyflume"], "eps")
-            top = med([r for r in rows if r["system"] == "ceiling"], "eps")
-            theirs = med([r for r in rows if r["system"] == "flume"], "eps")
+            mine, top, theirs = (med(runs_of(results, case, n, s), "eps") for s in ("pyflume", "ceiling", "flume"))
             lines.append(f"| {ALL[case].title} | {n:,} | {fmt_int(mine)} | {fmt_int(top)} "
                          f"| {fmt(ratio_of(mine, top) * 100, '.0f', '%')} | {fmt_int(theirs)} |")
     lines += held_table(results, keys)
@@ -367,11 +367,12 @@ def held_table(results: list[dict], keys: list[tuple[str, int]]) -> list[str]:
     the implementation, so they are set apart from what the agent uses beyond them."""
     rows = []
     for case, n in keys:
-        mine = [r for r in results if r["case"] == case and r["n"] == n and r["system"] == "pyflume"]
-        theirs = [r for r in results if r["case"] == case and r["n"] == n and r["system"] == "flume"]
-        if not mine or not theirs or ratio_of(med(mine, "rss"), med(theirs, "rss")) <= 0.25:
+        mine, theirs = runs_of(results, case, n, "pyflume"), runs_of(results, case, n, "flume")
+        if not mine or not theirs:
             continue
         rss, flume_rss = med(mine, "rss"), med(theirs, "rss")
+        if ratio_of(rss, flume_rss) <= 0.25:
+            continue
         held = [r["peak_queued"] for r in mine if "peak_queued" in r]
         flume_held = [r["peak_queued"] for r in theirs if "peak_queued" in r]
         if not held or not flume_held:

@@ -66,21 +66,25 @@ class Running:
         self._log.close()
 
 
-def measured_at() -> str:
-    """The pyflume commit being measured: ``git <short hash>``, with " and uncommitted changes" when files other
-    than the benchmark's own results differ from it."""
+def _head() -> str:
+    """``git <short hash>`` of the checked-out pyflume commit."""
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return f"git {commit.stdout.strip() or '?'}"
+
+
+def measured_at() -> str:
+    """The pyflume commit being measured: :func:`_head`, with " and uncommitted changes" when files other than the
+    benchmark's own results differ from it."""
     status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
                             capture_output=True, text=True).stdout.splitlines()
     changed = [line for line in status if line[3:] not in ("bench/results.json", "bench/RESULTS.md")]
-    return f"git {commit.stdout.strip() or '?'}" + (" and uncommitted changes" if changed else "")
+    return _head() + (" and uncommitted changes" if changed else "")
 
 
 def versions() -> dict[str, str]:
     java = subprocess.run(["java", "-version"], capture_output=True, text=True)
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     return {
-        "pyflume": f"git {commit.stdout.strip() or '?'}",
+        "pyflume": _head(),
         "python": sys.version.split()[0],
         "flume": f"Apache Flume {flume.FLUME_VERSION} (Maven Central), -Xmx{FLUME_HEAP}",
         "java": (java.stderr.splitlines() or ["?"])[0],

@@ -21,12 +21,12 @@ def free_port(udp: bool = False) -> int:
     import socket
 
     low, high = PORT_RANGE
+    kinds = (socket.SOCK_STREAM, socket.SOCK_DGRAM) if udp else (socket.SOCK_STREAM,)
     if not _next_port[0]:  # each process starts at its own place, so two test runs side by side rarely meet
         _next_port[0] = random.Random(os.getpid()).randrange(low, high)
     for _ in range(high - low):
         port = _next_port[0]
         _next_port[0] = port + 1 if port + 1 < high else low
-        kinds = (socket.SOCK_STREAM, socket.SOCK_DGRAM) if udp else (socket.SOCK_STREAM,)
         try:
             for kind in kinds:
                 with socket.socket(socket.AF_INET, kind) as s:
